@@ -1,0 +1,34 @@
+# Every target creates .venv and installs what it needs on first use, so a fresh clone just works.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test lint bench demo clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	$(PY) benchmarks/engine_bench.py
+	$(PY) benchmarks/correlation_bench.py
+	$(PY) benchmarks/routing_bench.py
+	$(PY) benchmarks/daemon_bench.py
+
+demo: $(STAMP)
+	$(PY) -m rsigma engine eval -r examples/rules --events examples/events.ndjson
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

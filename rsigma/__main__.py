@@ -1,0 +1,3 @@
+from rsigma.cli.app import main
+
+main()
