@@ -1,0 +1,181 @@
+"""Compile rules: conditions become closures over compiled selections, walked once at load time.
+
+Two evaluation paths share the compiled selections: `matches(view)` is the short-circuit boolean
+every candidate runs; `explain(view)` runs only for rules that matched and reports which
+selections and fields made them match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rsigma.engine.event import EventView
+from rsigma.engine.matchers import Predicate, all_of, any_of, compile_item
+from rsigma.errors import SigmaError
+from rsigma.fields import MISSING
+from rsigma.rules.condition import CondAnd, CondNode, CondNot, CondOr, CondRef, CondSelector, selector_names
+from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaFilter, SigmaRule
+
+
+@dataclass(slots=True)
+class CompiledGroup:
+    """A map (AND) or list of maps (OR) with the predicate of each entry, kept for `explain`."""
+
+    any_of: bool
+    children: list[tuple[DetectionItem | CompiledGroup, Predicate]]
+    matches: Predicate
+
+
+@dataclass(slots=True)
+class CompiledSelection:
+    name: str
+    group: CompiledGroup
+
+    @property
+    def matches(self) -> Predicate:
+        return self.group.matches
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    """A rule ready to evaluate; `index` is its position in load order (the output order)."""
+
+    index: int
+    rule: SigmaRule
+    selections: dict[str, CompiledSelection]
+    conditions: tuple[CondNode, ...]
+    matches: Predicate
+    filters: list[Predicate]
+
+    def explain(self, view: EventView) -> tuple[list[str], list[tuple[str, Any]]]:
+        """Selections that made the first true condition true, and the fields they matched."""
+        for cond in self.conditions:
+            names: list[str] = []
+            if _walk(cond, self.selections, view, names, positive=True):
+                return names, _matched_fields(self.selections, names, view)
+        return [], []
+
+
+def compile_group(group: DetectionGroup) -> CompiledGroup:
+    """AND of a map's entries, OR of a list's."""
+    children: list[tuple[DetectionItem | CompiledGroup, Predicate]] = []
+    for i in group.items:
+        if isinstance(i, DetectionItem):
+            children.append((i, compile_item(i)))
+        else:
+            sub = compile_group(i)
+            children.append((sub, sub.matches))
+    preds = [pred for _, pred in children]
+    return CompiledGroup(group.any_of, children, any_of(preds) if group.any_of else all_of(preds))
+
+
+def _at_least(n: int, preds: Sequence[Predicate]) -> Predicate:
+    ps = tuple(preds)
+    return lambda view: sum(1 for p in ps if p(view)) >= n
+
+
+def compile_condition(node: CondNode, selections: dict[str, Predicate]) -> Predicate:
+    match node:
+        case CondRef(name):
+            return selections[name]
+        case CondNot(item):
+            inner = compile_condition(item, selections)
+            return lambda view: not inner(view)
+        case CondAnd(items):
+            return all_of([compile_condition(i, selections) for i in items])
+        case CondOr(items):
+            return any_of([compile_condition(i, selections) for i in items])
+        case CondSelector(quantifier, _):
+            preds = [selections[n] for n in selector_names(node, selections)]
+            if quantifier == "all":
+                return all_of(preds)
+            if quantifier == "any":
+                return any_of(preds)
+            assert isinstance(quantifier, int)
+            return _at_least(quantifier, preds)
+    raise TypeError(f"unknown condition node {node!r}")
+
+
+def _walk(
+    node: CondNode, sels: dict[str, CompiledSelection], view: EventView, out: list[str], positive: bool
+) -> bool:
+    """Evaluate like the compiled condition, recording selections that count towards a match."""
+    match node:
+        case CondRef(name):
+            hit = sels[name].matches(view)
+            if hit and positive and name not in out:
+                out.append(name)
+            return hit
+        case CondNot(item):
+            return not _walk(item, sels, view, out, not positive)
+        case CondAnd(items):
+            mark = len(out)
+            for i in items:
+                if not _walk(i, sels, view, out, positive):
+                    del out[mark:]
+                    return False
+            return True
+        case CondOr(items):
+            return any(_walk(i, sels, view, out, positive) for i in items)
+        case CondSelector(quantifier, _):
+            names = selector_names(node, sels)
+            mark = len(out)
+            hits = sum(1 for n in names if _walk(CondRef(n), sels, view, out, positive))
+            need = len(names) if quantifier == "all" else 1 if quantifier == "any" else int(quantifier)
+            if hits < need:
+                del out[mark:]
+                return False
+            return True
+    raise TypeError(f"unknown condition node {node!r}")
+
+
+def _matched_fields(
+    sels: dict[str, CompiledSelection], names: list[str], view: EventView
+) -> list[tuple[str, Any]]:
+    out: dict[str, Any] = {}
+    for name in names:
+        _group_fields(sels[name].group, view, out)
+    return list(out.items())
+
+
+def _group_fields(group: CompiledGroup, view: EventView, out: dict[str, Any]) -> None:
+    """Fields with a positive match: every entry of a map, the first matching entry of a list."""
+    for node, pred in group.children:
+        if isinstance(node, CompiledGroup):
+            if pred(view):
+                _group_fields(node, view, out)
+                if group.any_of:
+                    return
+            continue
+        field = node.field
+        if field is None or field in out or node.negated or node.op == "exists" or not pred(view):
+            continue
+        value = view.get(field)
+        if value is not MISSING and value is not None:
+            out[field] = value
+        if group.any_of:
+            return
+
+
+def compile_filter(flt: SigmaFilter) -> Predicate:
+    try:
+        sels = {name: compile_group(g).matches for name, g in flt.detections.items()}
+        return compile_condition(flt.condition, sels)
+    except SigmaError as e:
+        raise e.located(flt.location, flt.title) from None
+
+
+def compile_rule(index: int, rule: SigmaRule, filters: list[Predicate] | None = None) -> CompiledRule:
+    """Compile a parsed rule; errors (bad regex, unresolved placeholder) carry the rule's location."""
+    try:
+        selections = {name: CompiledSelection(name, compile_group(g)) for name, g in rule.detections.items()}
+        preds = {name: s.matches for name, s in selections.items()}
+        matches = any_of([compile_condition(c, preds) for c in rule.conditions])
+    except SigmaError as e:
+        raise e.located(rule.location, rule.title) from None
+    filters = filters or []
+    if filters:
+        matches = all_of([matches, *filters])
+    return CompiledRule(index, rule, selections, rule.conditions, matches, filters)

@@ -1,0 +1,219 @@
+"""The detection engine: compiled rules plus the candidate index; pure and synchronous.
+
+`Engine.evaluate(event)` takes a decoded JSON object and returns the detections in rule load order.
+It knows nothing of files, streams or processes; `engine eval` and the daemon both drive it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from rsigma.engine.compiler import CompiledRule, compile_filter, compile_rule
+from rsigma.engine.event import EventView
+from rsigma.engine.index import CandidateIndex, rule_witness
+from rsigma.engine.matchers import Predicate
+from rsigma.errors import SigmaError
+from rsigma.gc_pause import gc_paused
+from rsigma.routing.router import LogsourceRouter, Placement, compatible
+from rsigma.rules.loader import RuleSet, parse_rules_text
+from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaFilter, SigmaRule
+from rsigma.rules.values import Placeholder, SigmaString
+
+log = logging.getLogger(__name__)
+
+#: Distinct event logsources whose rule subsets keep a compiled index (the least recent is dropped).
+MAX_ROUTED_INDEXES = 256
+
+
+class Detection:
+    """One rule matching one event; `to_dict()` is the output line's shape and key order."""
+
+    __slots__ = ("index", "rule", "matched_selections", "matched_fields", "event")
+
+    def __init__(
+        self,
+        index: int,
+        rule: SigmaRule,
+        matched_selections: list[str],
+        matched_fields: list[tuple[str, Any]],
+        event: dict[str, Any] | None = None,
+    ) -> None:
+        self.index = index  # the rule's position in load order
+        self.rule = rule
+        self.matched_selections = matched_selections
+        self.matched_fields = matched_fields
+        self.event = event
+
+    @property
+    def rule_title(self) -> str:
+        return self.rule.title
+
+    @property
+    def rule_id(self) -> str | None:
+        return self.rule.id
+
+    @property
+    def level(self) -> str | None:
+        return self.rule.level
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.rule.tags)
+
+    def to_dict(self, include_event: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rule_title": self.rule.title,
+            "rule_id": self.rule.id,
+            "level": self.rule.level,
+            "tags": list(self.rule.tags),
+            "matched_selections": self.matched_selections,
+            "matched_fields": [{"field": f, "value": v} for f, v in self.matched_fields],
+        }
+        if include_event and self.event is not None:
+            out["event"] = self.event
+        return out
+
+    def __repr__(self) -> str:
+        return f"Detection({self.rule.title!r}, {self.matched_selections!r})"
+
+
+def filter_applies(flt: SigmaFilter, rule: SigmaRule) -> bool:
+    """Targets by id or name (every rule when none is given) with a compatible logsource."""
+    if (
+        flt.rules is not None
+        and rule.id not in flt.rules
+        and (rule.name is None or rule.name not in flt.rules)
+    ):
+        return False
+    fls, rls = flt.logsource, rule.logsource
+    return all(
+        want is None or want == have
+        for want, have in (
+            (fls.category, rls.category),
+            (fls.product, rls.product),
+            (fls.service, rls.service),
+        )
+    )
+
+
+def _items(group: DetectionGroup) -> Iterator[DetectionItem]:
+    for item in group.items:
+        if isinstance(item, DetectionGroup):
+            yield from _items(item)
+        else:
+            yield item
+
+
+def unresolved_placeholders(rule: SigmaRule) -> list[str]:
+    """Warnings for `expand` placeholders no pipeline resolved: such a value matches nothing."""
+    out = []
+    for name, group in rule.detections.items():
+        for item in _items(group):
+            names = {
+                p.name
+                for v in item.values
+                if isinstance(v, SigmaString)
+                for p in v.parts
+                if isinstance(p, Placeholder)
+            }
+            if names:
+                key = "|".join([item.field or "", *item.modifiers])
+                out.append(
+                    f"{rule.location} (rule {rule.title!r}): {name}.{key}: placeholder"
+                    f" {', '.join('%' + n + '%' for n in sorted(names))} has no value"
+                    " (define it in a pipeline's vars); until then that value matches nothing"
+                )
+    return out
+
+
+class Engine:
+    """Compiled rules and their candidate index. Rules that fail to compile are kept in `errors`."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet | Iterable[SigmaRule],
+        *,
+        strict: bool = False,
+        router: LogsourceRouter | None = None,
+    ) -> None:
+        if not isinstance(ruleset, RuleSet):
+            ruleset = RuleSet(rules=list(ruleset))
+        self.ruleset = ruleset
+        self.router = router
+        self.unplaced = 0  # events the router could not place (evaluated against every rule)
+        self._routed: dict[Placement, CandidateIndex] = {}
+        with gc_paused():
+            self._build(ruleset, strict)
+
+    def _build(self, ruleset: RuleSet, strict: bool) -> None:
+        self.errors: list[SigmaError] = []
+        self.warnings: list[str] = [w for rule in ruleset.rules for w in unresolved_placeholders(rule)]
+        filters: list[tuple[SigmaFilter, Predicate]] = []
+        for flt in ruleset.filters:
+            try:
+                filters.append((flt, compile_filter(flt)))
+            except SigmaError as e:
+                self._fail(e, strict)
+        self.rules: list[CompiledRule] = []
+        for rule in ruleset.rules:
+            preds = [pred for flt, pred in filters if filter_applies(flt, rule)]
+            try:
+                self.rules.append(compile_rule(len(self.rules), rule, preds))
+            except SigmaError as e:
+                self._fail(e, strict)
+        self._witnesses = [rule_witness(r.rule) for r in self.rules]
+        self.index = CandidateIndex.build(enumerate(self._witnesses))
+
+    def _index_for(self, placement: Placement) -> CandidateIndex:
+        """The index over the rules compatible with a logsource, built on first use and kept."""
+        index = self._routed.get(placement)
+        if index is None:
+            if len(self._routed) >= MAX_ROUTED_INDEXES:
+                del self._routed[next(iter(self._routed))]
+            with gc_paused():
+                index = CandidateIndex.build(
+                    (r.index, self._witnesses[r.index])
+                    for r in self.rules
+                    if compatible(r.rule.logsource, placement)
+                )
+            self._routed[placement] = index
+        return index
+
+    def _fail(self, error: SigmaError, strict: bool) -> None:
+        if strict:
+            raise error
+        self.errors.append(error)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Engine:
+        """An engine from YAML text; any invalid document raises its SigmaError."""
+        ruleset = parse_rules_text(text)
+        if ruleset.errors:
+            raise ruleset.errors[0]
+        return cls(ruleset, strict=True)
+
+    @property
+    def routed_indexes(self) -> int:
+        """How many per-logsource indexes routing has built so far."""
+        return len(self._routed)
+
+    def evaluate(self, event: dict[str, Any]) -> list[Detection]:
+        """Detections for one event, in rule load order."""
+        view = EventView(event)
+        rules = self.rules
+        index = self.index
+        if self.router is not None:
+            placement = self.router.place(event)
+            if placement is None:
+                self.unplaced += 1
+            else:
+                index = self._index_for(placement)
+        out: list[Detection] = []
+        for i in sorted(index.candidates(view)):
+            compiled = rules[i]
+            if compiled.matches(view):
+                names, fields = compiled.explain(view)
+                out.append(Detection(i, compiled.rule, names, fields, event))
+        return out

@@ -1,0 +1,57 @@
+"""Detections and correlations together: the results one event produces, in output order.
+
+Detections come first (in rule load order), then correlation results (children before parents).
+A detection rule that a correlation references is not output on its own unless a referencing
+correlation says `generate: true` (Sigma correlation specification, "Generate").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rsigma.correlation.engine import CorrelationConfig, CorrelationEngine, CorrelationResult
+from rsigma.engine import Detection, Engine
+from rsigma.errors import SigmaError
+from rsigma.routing import LogsourceRouter
+from rsigma.rules import RuleSet, parse_rules_text
+
+Result = Detection | CorrelationResult
+
+
+class Evaluator:
+    """One engine for an event stream: pure apart from the correlation windows it keeps."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        config: CorrelationConfig | None = None,
+        *,
+        strict: bool = False,
+        router: LogsourceRouter | None = None,
+    ) -> None:
+        self.engine = Engine(ruleset, strict=strict, router=router)
+        self.correlation = CorrelationEngine(
+            ruleset.correlations, [r.rule for r in self.engine.rules], config, strict=strict
+        )
+
+    @classmethod
+    def from_yaml(cls, text: str, config: CorrelationConfig | None = None) -> Evaluator:
+        """From YAML text; any invalid document raises its SigmaError."""
+        ruleset = parse_rules_text(text)
+        if ruleset.errors:
+            raise ruleset.errors[0]
+        return cls(ruleset, config, strict=True)
+
+    @property
+    def errors(self) -> list[SigmaError]:
+        return self.engine.errors + self.correlation.errors
+
+    def process(self, event: dict[str, Any]) -> list[Result]:
+        detections = self.engine.evaluate(event)
+        if not self.correlation.correlations:
+            return list(detections)
+        silent = self.correlation.silent_rules
+        correlated = self.correlation.process(event, [d.index for d in detections])
+        out: list[Result] = [d for d in detections if d.index not in silent]
+        out.extend(correlated)
+        return out

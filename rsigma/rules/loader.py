@@ -1,0 +1,146 @@
+"""Reading rule files: directories, multi-document YAML, legacy collection actions, collected errors.
+
+Loading never stops at the first bad rule: every failure is recorded with its file, line and reason,
+so `rule validate` can report a whole rule tree in one pass and the daemon can start on the good rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rsigma.correlation.model import CorrelationRule
+from rsigma.errors import Location, SigmaError, SigmaSyntaxError
+from rsigma.gc_pause import gc_paused
+from rsigma.rules.model import SigmaFilter, SigmaRule
+from rsigma.rules.parser import parse_document
+from rsigma.rules.yaml_documents import iter_documents
+
+log = logging.getLogger(__name__)
+
+RULE_SUFFIXES = (".yml", ".yaml")
+
+
+@dataclass(slots=True)
+class RuleSet:
+    """Everything loaded from one or more paths, plus what failed to load."""
+
+    rules: list[SigmaRule] = field(default_factory=list)
+    filters: list[SigmaFilter] = field(default_factory=list)
+    correlations: list[CorrelationRule] = field(default_factory=list)
+    errors: list[SigmaError] = field(default_factory=list)
+    files: int = 0
+
+    def extend(self, other: RuleSet) -> None:
+        self.rules += other.rules
+        self.filters += other.filters
+        self.correlations += other.correlations
+        self.errors += other.errors
+        self.files += other.files
+
+
+def rule_files(path: Path) -> list[Path]:
+    """A file itself, or every *.yml / *.yaml below a directory, in a stable order."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+    return [path]
+
+
+def load_rules(*paths: str | Path) -> RuleSet:
+    """Load rule files and directories; failures are collected in `RuleSet.errors`, not raised."""
+    ruleset = RuleSet()
+    with gc_paused():
+        for p in paths:
+            _load_path(Path(p), ruleset)
+    return ruleset
+
+
+def _load_path(path: Path, ruleset: RuleSet) -> None:
+    if not path.exists():
+        ruleset.errors.append(SigmaSyntaxError("no such file or directory", location=Location(path)))
+        return
+    for file in rule_files(path):
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            ruleset.errors.append(SigmaSyntaxError(f"cannot read file: {e}", location=Location(file)))
+            ruleset.files += 1
+            continue
+        ruleset.extend(parse_rules_text(text, file))
+
+
+def parse_rules_text(text: str, path: Path | None = None) -> RuleSet:
+    """Parse the YAML documents of one file (or string) into rules, filters and correlations."""
+    ruleset = RuleSet(files=1)
+    for item in _documents(text, path):
+        if isinstance(item, SigmaError):
+            ruleset.errors.append(item)
+            continue
+        doc, location = item
+        try:
+            parsed = parse_document(doc, location)
+        except SigmaError as e:
+            ruleset.errors.append(e)
+            continue
+        if isinstance(parsed, SigmaRule):
+            ruleset.rules.append(parsed)
+        elif isinstance(parsed, SigmaFilter):
+            ruleset.filters.append(parsed)
+        else:
+            ruleset.correlations.append(parsed)
+    return ruleset
+
+
+def _documents(text: str, path: Path | None) -> Iterator[tuple[Any, Location] | SigmaError]:
+    """Yield each document with its line, applying the legacy `action: global/reset/repeat` documents."""
+    template: dict[str, Any] = {}
+    previous: dict[str, Any] | None = None
+    try:
+        for line, doc in iter_documents(text):
+            if doc is None:
+                continue
+            location = Location(path, line)
+            action = doc.get("action") if isinstance(doc, dict) else None
+            if action is None:
+                if isinstance(doc, dict) and "correlation" not in doc and "filter" not in doc:
+                    doc = deep_merge(template, doc)
+                previous = doc
+                yield doc, location
+            elif action == "global":
+                template = {k: v for k, v in doc.items() if k != "action"}
+            elif action == "reset":
+                template = {}
+            elif action == "repeat":
+                if previous is None:
+                    yield SigmaSyntaxError("'action: repeat' without a previous document", location=location)
+                    continue
+                previous = deep_merge(previous, {k: v for k, v in doc.items() if k != "action"})
+                yield previous, location
+            else:
+                yield SigmaSyntaxError(
+                    f"unknown 'action: {action}' (expected global, reset or repeat)", location=location
+                )
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(e, "problem", None) or str(e)
+        column = f", column {mark.column + 1}" if mark is not None else ""
+        yield SigmaSyntaxError(f"invalid YAML{column}: {problem}", location=Location(path, line))
+
+
+def deep_merge(base: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge recursively; any other value in `doc` replaces the one in `base`."""
+    if not base:
+        return doc
+    out = dict(base)
+    for k, v in doc.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
