@@ -1,0 +1,83 @@
+"""Correlation state snapshots: versioned MessagePack, compact and independent of process layout.
+
+An entry is `[correlation key, group values, times, values, newest time, last alert]`; the
+correlation key is its id, else its name, else its title, so a snapshot survives rule reordering
+and reloads. A snapshot is checked whole before any entry is used: one of another format version,
+or with a malformed entry, is refused, never half-read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+import msgspec
+
+from rsigma.correlation.state import GroupState
+
+FORMAT: Final = "rsigma-correlation-state"
+VERSION: Final = 1
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
+
+Entry = tuple[str, list[Any], list[float], list[Any], float, float | None]
+
+
+class SnapshotError(ValueError):
+    """The bytes are not a correlation snapshot this version of rsigma can read."""
+
+
+def encode_snapshot(entries: Iterable[tuple[str, list[Any], GroupState]]) -> bytes:
+    return _encoder.encode(
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "entries": [
+                [key, group, state.times, state.values, state.newest, state.last_alert]
+                for key, group, state in entries
+            ],
+        }
+    )
+
+
+def decode_snapshot(data: bytes) -> list[Entry]:
+    """Every entry, validated before any is used."""
+    try:
+        doc = _decoder.decode(data)
+    except msgspec.DecodeError as e:
+        raise SnapshotError(f"not a correlation state snapshot: {e}") from e
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise SnapshotError("not a correlation state snapshot (missing format marker)")
+    if doc.get("version") != VERSION:
+        raise SnapshotError(
+            f"correlation state snapshot has version {doc.get('version')!r};"
+            f" this rsigma reads version {VERSION}"
+        )
+    entries = doc.get("entries")
+    if not isinstance(entries, list):
+        raise SnapshotError("correlation state snapshot has no entry list")
+    return [_entry(n, e) for n, e in enumerate(entries)]
+
+
+def _entry(n: int, entry: Any) -> Entry:
+    if not isinstance(entry, list) or len(entry) != 6:
+        raise SnapshotError(f"correlation state snapshot entry {n} is malformed")
+    key, group, times, values, newest, last_alert = entry
+    valid = (
+        isinstance(key, str)
+        and isinstance(group, list)
+        and isinstance(times, list)
+        and all(_is_number(t) for t in times)
+        and isinstance(values, list)
+        and len(values) == len(times)
+        and _is_number(newest)
+        and (last_alert is None or _is_number(last_alert))
+    )
+    if not valid:
+        raise SnapshotError(f"correlation state snapshot entry {n} is malformed")
+    return key, group, times, values, newest, last_alert
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
