@@ -1,0 +1,5 @@
+"""pySigma-compatible processing pipelines: field mappings and rule rewrites applied at load time."""
+
+from rsigma.pipelines.pipeline import Pipeline, apply_pipelines, builtin_pipelines, load_pipeline
+
+__all__ = ["Pipeline", "apply_pipelines", "builtin_pipelines", "load_pipeline"]
