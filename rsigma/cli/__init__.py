@@ -1,0 +1,1 @@
+"""The `rsigma` command line: thin typer commands over the engine and the daemon."""

@@ -1,0 +1,335 @@
+"""Command groups as RSigma has them: `rsigma engine eval`, `rsigma rule validate`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rsigma.cli.common import EXIT_RULE_ERROR, RuleLoadFailed, load_evaluator
+from rsigma.cli.daemon import start_daemon
+from rsigma.cli.eval import run_eval
+from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
+from rsigma.correlation.model import parse_timespan
+from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS
+from rsigma.daemon.config import DEFAULT_API_ADDR, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_EVENT_BYTES, DaemonConfig
+from rsigma.daemon.state import RestoreMode
+from rsigma.errors import SigmaError
+from rsigma.evaluator import Evaluator
+from rsigma.pipelines import builtin_pipelines
+from rsigma.routing.router import builtin_routers
+from rsigma.rules import RuleSet, load_rules
+
+app = typer.Typer(
+    name="rsigma",
+    help="Sigma detection engine: evaluate rules on events, validate rules.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+engine_app = typer.Typer(help="Evaluate rules on events.", no_args_is_help=True)
+rule_app = typer.Typer(help="Work with rule files.", no_args_is_help=True)
+app.add_typer(engine_app, name="engine")
+app.add_typer(rule_app, name="rule")
+
+RulesOption = Annotated[
+    list[Path],
+    typer.Option("-r", "--rules", help="Rule file or directory (recursive); repeatable.", show_default=False),
+]
+
+
+def _duration(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(parse_timespan(value))
+    except SigmaError as e:
+        raise typer.BadParameter(e.message) from None
+
+
+def correlation_config(
+    timestamp_fields: list[str] | None,
+    timestamp_fallback: str,
+    suppress: str | None,
+    action: str,
+    max_state_entries: int,
+) -> CorrelationConfig:
+    """One config from the correlation flags shared by `engine eval` and the daemon."""
+    if timestamp_fallback not in ("wallclock", "skip"):
+        raise typer.BadParameter("--timestamp-fallback must be wallclock or skip")
+    if action not in ("alert", "reset"):
+        raise typer.BadParameter("--action must be alert or reset")
+    if max_state_entries < 1:
+        raise typer.BadParameter("--max-state-entries must be at least 1")
+    fields = tuple(timestamp_fields or ()) + tuple(
+        f for f in DEFAULT_TIMESTAMP_FIELDS if f not in (timestamp_fields or ())
+    )
+    return CorrelationConfig(
+        timestamp_fields=fields,
+        timestamp_fallback=timestamp_fallback,
+        suppress=_duration(suppress),
+        action=action,
+        max_state_entries=max_state_entries,
+    )
+
+
+PipelineOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-p",
+        "--pipeline",
+        help=f"Processing pipeline: a builtin name ({', '.join(builtin_pipelines())}) or a pySigma pipeline"
+        " YAML file; repeatable, applied in priority order.",
+        show_default=False,
+    ),
+]
+RoutingOption = Annotated[
+    bool,
+    typer.Option(
+        "--logsource-routing",
+        help="Evaluate only the rules whose logsource fits the event"
+        f" (builtin maps: {', '.join(builtin_routers())}).",
+    ),
+]
+RoutingMapOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--logsource-map",
+        help="Routing map instead of the builtin ones: a builtin name or a YAML file; repeatable; implies"
+        " --logsource-routing.",
+        show_default=False,
+    ),
+]
+
+
+def routing_maps(enabled: bool, maps: list[str] | None) -> list[str] | None:
+    """The routing maps to load: the given ones, every builtin ([]) when only enabled, or none."""
+    return maps or ([] if enabled else None)
+
+
+TimestampFieldOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--timestamp-field",
+        help="Event field holding the event time; repeatable, tried before the defaults"
+        f" ({', '.join(DEFAULT_TIMESTAMP_FIELDS)}).",
+        show_default=False,
+    ),
+]
+FallbackOption = Annotated[
+    str,
+    typer.Option(
+        "--timestamp-fallback", help="For events without a time: wallclock (now) or skip correlation."
+    ),
+]
+SuppressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--suppress",
+        help="No repeat alert for the same correlation group within this (e.g. 5m).",
+        show_default=False,
+    ),
+]
+ActionOption = Annotated[
+    str, typer.Option("--action", help="After a correlation fires: alert (keep the window) or reset it.")
+]
+MaxStateOption = Annotated[
+    int,
+    typer.Option(
+        "--max-state-entries", help="Cap on live (correlation, group) windows; the oldest go first."
+    ),
+]
+
+
+@engine_app.command("eval")
+def engine_eval(
+    rules: RulesOption,
+    event: Annotated[
+        str | None, typer.Option("-e", "--event", help="One event as a JSON object.", show_default=False)
+    ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option("--events", help="NDJSON file of events (default: stdin).", dir_okay=False, exists=True),
+    ] = None,
+    include_event: Annotated[
+        bool, typer.Option("--include-event", help="Add the event to each detection.")
+    ] = False,
+    pipeline: PipelineOption = None,
+    logsource_routing: RoutingOption = False,
+    logsource_map: RoutingMapOption = None,
+    timestamp_field: TimestampFieldOption = None,
+    timestamp_fallback: FallbackOption = "wallclock",
+    suppress: SuppressOption = None,
+    action: ActionOption = "alert",
+    max_state_entries: MaxStateOption = DEFAULT_MAX_STATE_ENTRIES,
+) -> None:
+    """Evaluate events and print one JSON line per detection or correlation result."""
+    if event is not None and events is not None:
+        raise typer.BadParameter("give either --event or --events, not both")
+    config = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
+    try:
+        routing = routing_maps(logsource_routing, logsource_map)
+        evaluator = load_evaluator(rules, config, pipeline, routing)
+    except RuleLoadFailed as e:
+        print(e, file=sys.stderr)
+        raise typer.Exit(EXIT_RULE_ERROR) from None
+    raise typer.Exit(run_eval(evaluator, event=event, events_file=events, include_event=include_event))
+
+
+@engine_app.command("daemon")
+def engine_daemon(
+    rules: RulesOption,
+    pipeline: PipelineOption = None,
+    logsource_routing: RoutingOption = False,
+    logsource_map: RoutingMapOption = None,
+    input_: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            help="Event source: stdin (ends at EOF), http (POST /api/v1/events) or nats://host:port/subject.",
+        ),
+    ] = "stdin",
+    consumer_group: Annotated[
+        str | None,
+        typer.Option(
+            "--consumer-group",
+            envvar="RSIGMA_CONSUMER_GROUP",
+            help="NATS durable consumer shared by daemons that split one stream.",
+            show_default=False,
+        ),
+    ] = None,
+    nats_ack_wait: Annotated[
+        float, typer.Option("--nats-ack-wait", min=0.001, help="Seconds before JetStream redelivers.")
+    ] = 30.0,
+    nats_max_deliver: Annotated[
+        int, typer.Option("--nats-max-deliver", min=1, help="Deliveries of one message at most.")
+    ] = 5,
+    output: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output",
+            help="Sink: stdout or file:///path; repeatable (every sink gets every result).",
+            show_default=False,
+        ),
+    ] = None,
+    dlq: Annotated[
+        str | None,
+        typer.Option(
+            "--dlq",
+            help="Dead-letter queue: stdout, file:///path or nats://host:port/subject.",
+            show_default=False,
+        ),
+    ] = None,
+    include_event: Annotated[
+        bool, typer.Option("--include-event", help="Add the event to each detection.")
+    ] = False,
+    buffer_size: Annotated[
+        int, typer.Option("--buffer-size", min=1, help="Capacity of every queue.")
+    ] = DEFAULT_BUFFER_SIZE,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Events per engine step.")] = 1,
+    max_event_bytes: Annotated[
+        int, typer.Option("--max-event-bytes", min=1, help="Longer input lines go to the DLQ.")
+    ] = DEFAULT_MAX_EVENT_BYTES,
+    sink_retry_max: Annotated[
+        int, typer.Option("--sink-retry-max", min=0, help="Retries after a failed write.")
+    ] = 3,
+    sink_backoff_base_ms: Annotated[int, typer.Option("--sink-backoff-base-ms", min=1)] = 100,
+    sink_backoff_max_ms: Annotated[int, typer.Option("--sink-backoff-max-ms", min=1)] = 5000,
+    state_db: Annotated[
+        Path | None, typer.Option("--state-db", help="SQLite file for correlation state.", dir_okay=False)
+    ] = None,
+    state_save_interval: Annotated[
+        float, typer.Option("--state-save-interval", min=0.001, help="Seconds.")
+    ] = 30.0,
+    keep_state: Annotated[bool, typer.Option("--keep-state", help="Always restore saved state.")] = False,
+    clear_state: Annotated[bool, typer.Option("--clear-state", help="Never restore saved state.")] = False,
+    drain_timeout: Annotated[
+        float, typer.Option("--drain-timeout", min=0, help="Seconds to drain at shutdown.")
+    ] = 5.0,
+    api_addr: Annotated[
+        str, typer.Option("--api-addr", help="HTTP API address (IP:port).")
+    ] = DEFAULT_API_ADDR,
+    reload_poll: Annotated[
+        float, typer.Option("--reload-poll", min=0, help="Seconds between rule file checks (0: off).")
+    ] = 2.0,
+    log_format: Annotated[str, typer.Option("--log-format", help="json or text.")] = "json",
+    timestamp_field: TimestampFieldOption = None,
+    timestamp_fallback: FallbackOption = "wallclock",
+    suppress: SuppressOption = None,
+    action: ActionOption = "alert",
+    max_state_entries: MaxStateOption = DEFAULT_MAX_STATE_ENTRIES,
+) -> None:
+    """Evaluate a stream of events continuously and deliver results to sinks."""
+    if keep_state and clear_state:
+        raise typer.BadParameter("--keep-state and --clear-state cannot be used together")
+    if input_ not in ("stdin", "http") and not input_.startswith("nats://"):
+        raise typer.BadParameter(f"--input {input_!r}: expected stdin, http or nats://host:port/subject")
+    if log_format not in ("json", "text"):
+        raise typer.BadParameter("--log-format must be json or text")
+    correlation = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
+    routing = routing_maps(logsource_routing, logsource_map)
+    daemon_log = logging.getLogger("rsigma.daemon")
+
+    def build() -> Evaluator:
+        return load_evaluator(rules, correlation, pipeline, routing, report=daemon_log.warning)
+
+    pipeline_files = tuple(Path(p) for p in pipeline or () if Path(p).exists())
+    config = DaemonConfig(
+        rules=tuple(rules),
+        build_evaluator=build,
+        watch_paths=tuple(rules) + pipeline_files,
+        input=input_,
+        outputs=tuple(output or ("stdout",)),
+        dlq=dlq,
+        include_event=include_event,
+        buffer_size=buffer_size,
+        batch_size=batch_size,
+        max_event_bytes=max_event_bytes,
+        sink_retry_max=sink_retry_max,
+        sink_backoff_base_s=sink_backoff_base_ms / 1000,
+        sink_backoff_max_s=sink_backoff_max_ms / 1000,
+        state_db=state_db,
+        state_save_interval=state_save_interval,
+        restore_mode=RestoreMode.KEEP
+        if keep_state
+        else RestoreMode.CLEAR
+        if clear_state
+        else RestoreMode.AUTO,
+        drain_timeout=drain_timeout,
+        api_addr=api_addr,
+        reload_poll_s=reload_poll,
+        correlation=correlation,
+        consumer_group=consumer_group,
+        nats_ack_wait_s=nats_ack_wait,
+        nats_max_deliver=nats_max_deliver,
+    )
+    raise typer.Exit(start_daemon(config, log_format))
+
+
+@rule_app.command("validate")
+def rule_validate(
+    paths: Annotated[list[Path], typer.Argument(help="Rule files or directories.", show_default=False)],
+) -> None:
+    """Load and compile rules; print how many loaded and every failure with its reason."""
+    ruleset = RuleSet()
+    for p in paths:
+        ruleset.extend(load_rules(p))
+    evaluator = Evaluator(ruleset)
+    errors = ruleset.errors + evaluator.errors
+    for e in errors:
+        print(f"error: {e}")
+    for w in evaluator.engine.warnings:
+        print(f"warning: {w}")
+    print(
+        f"{len(evaluator.engine.rules)} rules, {len(ruleset.filters)} filters,"
+        f" {len(evaluator.correlation.correlations)} correlations"
+        f" loaded from {ruleset.files} files; {len(errors)} failed"
+    )
+    raise typer.Exit(1 if errors else 0)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,45 @@
+"""The daemon's settings: one frozen object built by the CLI from its flags."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from rsigma.correlation.engine import CorrelationConfig
+from rsigma.daemon.state import Replay, RestoreMode
+from rsigma.evaluator import Evaluator
+
+DEFAULT_BUFFER_SIZE: Final = 10_000
+DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
+DEFAULT_API_ADDR: Final = "127.0.0.1:9090"
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    rules: tuple[Path, ...]
+    build_evaluator: Callable[[], Evaluator] = field(compare=False)  # loads rules and pipelines afresh
+    watch_paths: tuple[Path, ...] = ()  # rule and pipeline files whose changes trigger a reload
+    input: str = "stdin"
+    outputs: tuple[str, ...] = ("stdout",)
+    dlq: str | None = None
+    include_event: bool = False
+    buffer_size: int = DEFAULT_BUFFER_SIZE
+    batch_size: int = 1
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    sink_retry_max: int = 3
+    sink_backoff_base_s: float = 0.1
+    sink_backoff_max_s: float = 5.0
+    sink_batch_max: int = 64
+    state_db: Path | None = None
+    state_save_interval: float = 30.0
+    restore_mode: RestoreMode = RestoreMode.AUTO
+    replay: Replay = Replay()
+    drain_timeout: float = 5.0
+    api_addr: str = DEFAULT_API_ADDR
+    reload_poll_s: float = 2.0
+    correlation: CorrelationConfig = CorrelationConfig()
+    consumer_group: str | None = None  # NATS: a durable consumer shared by several daemons
+    nats_ack_wait_s: float = 30.0
+    nats_max_deliver: int = 5

@@ -1,0 +1,69 @@
+"""The dead-letter queue: events and results that could not be processed or delivered, with why.
+
+An entry is one compact JSON line `{"original_event": <string>, "error": <reason>, "timestamp":
+<RFC 3339 UTC>}`. The entry's completion callback (usually an ack) runs only once the entry is
+written; without a configured DLQ the failure is logged at error level and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import orjson
+
+from rsigma.daemon.metrics import Metrics
+
+log = logging.getLogger("rsigma.daemon")
+
+#: Writes of a DLQ entry are retried this many times (with backoff) before the entry is given up on.
+DLQ_RETRY_MAX = 5
+
+
+class _Writer(Protocol):
+    name: str
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def dlq_entry(original: str, error: str) -> bytes:
+    timestamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return orjson.dumps({"original_event": original, "error": error, "timestamp": timestamp}) + b"\n"
+
+
+class DeadLetterQueue:
+    def __init__(self, sink: _Writer | None, *, buffer_size: int, metrics: Metrics) -> None:
+        self.sink = sink
+        self.metrics = metrics
+        self.queue: asyncio.Queue[tuple[bytes, Callable[[], None]]] = asyncio.Queue(maxsize=buffer_size)
+
+    async def put(self, original: str, error: str, done: Callable[[], None]) -> None:
+        self.metrics.dlq_events.inc()
+        if self.sink is None:
+            log.error("event failed and no --dlq is configured", extra={"error": error})
+            done()
+            return
+        await self.queue.put((dlq_entry(original, error), done))
+
+    async def run(self) -> None:
+        assert self.sink is not None
+        while True:
+            data, done = await self.queue.get()
+            for attempt in range(DLQ_RETRY_MAX + 1):
+                try:
+                    await self.sink.write(data)
+                    break
+                except OSError as e:
+                    log.error("DLQ write failed", extra={"attempt": attempt + 1, "error": str(e)})
+                    await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
+            else:
+                self.metrics.dlq_write_failures.inc()
+                self.queue.task_done()
+                continue  # not acknowledged: a redelivering source hands the event out again
+            done()
+            self.queue.task_done()

@@ -1,0 +1,73 @@
+"""Prometheus metrics of the daemon, on their own registry (names as RSigma exports them)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.started = time.monotonic()
+        self.events_processed = Counter(
+            "rsigma_events_processed", "Events decoded and evaluated.", registry=r
+        )
+        self.parse_errors = Counter(
+            "rsigma_events_parse_errors", "Input lines that could not be used.", registry=r
+        )
+        self.detection_matches = Counter("rsigma_detection_matches", "Detection results.", registry=r)
+        self.correlation_matches = Counter("rsigma_correlation_matches", "Correlation results.", registry=r)
+        self.detections_by_rule = Counter(
+            "rsigma_detection_matches_by_rule",
+            "Detection results per rule.",
+            ["rule_title", "level"],
+            registry=r,
+        )
+        self.correlations_by_rule = Counter(
+            "rsigma_correlation_matches_by_rule",
+            "Correlation results per rule.",
+            ["rule_title", "level", "correlation_type"],
+            registry=r,
+        )
+        self.detection_rules = Gauge("rsigma_detection_rules_loaded", "Detection rules loaded.", registry=r)
+        self.correlation_rules = Gauge(
+            "rsigma_correlation_rules_loaded", "Correlation rules loaded.", registry=r
+        )
+        self.state_entries = Gauge(
+            "rsigma_correlation_state_entries", "Live correlation windows.", registry=r
+        )
+        self.reloads = Counter("rsigma_reloads", "Rule reloads attempted.", registry=r)
+        self.reloads_failed = Counter("rsigma_reloads_failed", "Rule reloads that failed.", registry=r)
+        self.processing_seconds = Histogram(
+            "rsigma_event_processing_seconds",
+            "Evaluation time per event.",
+            buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 0.1),
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "rsigma_batch_size",
+            "Events per engine step.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
+        self.input_queue_depth = Gauge(
+            "rsigma_input_queue_depth", "Events waiting for the engine.", registry=r
+        )
+        self.back_pressure = Counter(
+            "rsigma_back_pressure_events", "Times a source found the input queue full.", registry=r
+        )
+        self.dlq_events = Counter("rsigma_dlq_events", "Entries handed to the dead-letter queue.", registry=r)
+        self.dlq_write_failures = Counter(
+            "rsigma_dlq_write_failures", "Dead-letter entries that could not be written.", registry=r
+        )
+        self.sink_retries = Counter("rsigma_sink_retries", "Sink write retries.", ["sink"], registry=r)
+        self.sink_failures = Counter(
+            "rsigma_sink_delivery_failures", "Deliveries a sink gave up on.", ["sink"], registry=r
+        )
+        self.uptime = Gauge("rsigma_uptime_seconds", "Seconds since the daemon started.", registry=r)
+
+    def render(self) -> bytes:
+        self.uptime.set(time.monotonic() - self.started)
+        return generate_latest(self.registry)

@@ -1,0 +1,509 @@
+"""The daemon's event loop: source -> input queue -> engine -> sink workers, with state, API and reload.
+
+```
+stdin / HTTP ──▶ input queue (bounded) ──▶ engine task ──▶ one queue + worker per sink ──▶ ack
+                      │ full: back-pressure      │ unusable line             │ gave up
+                      ▼                          ▼                           ▼
+                 source waits              dead-letter queue ◀──────────────┘
+```
+
+All tasks run on one asyncio loop (uvloop when available). The engine is synchronous and runs a
+batch at a time between awaits. Queues are bounded by `--buffer-size`, so a slow sink slows the
+engine, which slows the source: memory stays bounded and nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import stat
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rsigma.correlation.snapshot import SnapshotError
+from rsigma.daemon.ack import AckToken, Delivery, InFlight, RawEvent
+from rsigma.daemon.api import ApiServer
+from rsigma.daemon.config import DaemonConfig
+from rsigma.daemon.dlq import DeadLetterQueue
+from rsigma.daemon.metrics import Metrics
+from rsigma.daemon.sinks import Publisher, SinkWorker, ThreadedWriter, open_sink
+from rsigma.daemon.state import StateStore, decide_state_restore
+from rsigma.evaluator import Evaluator
+from rsigma.nats.publisher import NatsPublisher
+from rsigma.nats.source import NatsSource
+
+log = logging.getLogger("rsigma.daemon")
+
+READ_CHUNK_BYTES = 1 << 16
+#: A second SIGINT this long after the first forces the exit (sooner, it is the same keypress seen twice).
+FORCE_EXIT_AFTER_S = 0.5
+#: How much of an oversized line the dead-letter entry keeps.
+OVERSIZE_KEEP_BYTES = 4096
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, evaluator: Evaluator, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.evaluator = evaluator
+        self.metrics = metrics or Metrics()
+        self.inflight = InFlight()
+        self.input: asyncio.Queue[RawEvent | None] = asyncio.Queue(maxsize=config.buffer_size)
+        self.ready = False
+        self.input_state = "starting"
+        self.events_processed = 0
+        self.detections = 0
+        self.correlation_results = 0
+        self.started = time.time()
+        self._stop = asyncio.Event()
+        self._stopping_since = 0.0
+        self._source_done = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._by_rule: dict[tuple[str, str, str | None], Any] = {}  # bound label children, per rule
+        self.store: StateStore | None = None
+        self.sinks: list[SinkWorker] = []
+        self.dlq: DeadLetterQueue | None = None
+        self.api: ApiServer | None = None
+        self.nats_source: NatsSource | None = None
+
+    # ---- startup ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open everything that can fail at startup (ConfigError: exit 3) before any event is read."""
+        cfg = self.config
+        if cfg.state_db is not None:
+            self.store = StateStore(cfg.state_db)
+        dlq_sink = await open_publisher(cfg.dlq, "--dlq") if cfg.dlq else None
+        self.dlq = DeadLetterQueue(dlq_sink, buffer_size=cfg.buffer_size, metrics=self.metrics)
+        self.sinks = [
+            SinkWorker(
+                await open_publisher(url, "--output"),
+                buffer_size=cfg.buffer_size,
+                retry_max=cfg.sink_retry_max,
+                backoff_base_s=cfg.sink_backoff_base_s,
+                backoff_max_s=cfg.sink_backoff_max_s,
+                batch_max=cfg.sink_batch_max,
+                dlq=self.dlq,
+                metrics=self.metrics,
+            )
+            for url in cfg.outputs
+        ]
+        if cfg.input.startswith("nats://"):
+            self.nats_source = await NatsSource.open(
+                cfg.input,
+                group=cfg.consumer_group,
+                ack_wait_s=cfg.nats_ack_wait_s,
+                max_deliver=cfg.nats_max_deliver,
+            )
+        self.api = ApiServer(self)
+        await self.api.start(cfg.api_addr)
+        self._restore_state()
+        self._rules_loaded(self.evaluator)
+        self.ready = True
+
+    def _restore_state(self) -> None:
+        if self.store is None:
+            return
+        saved = self.store.load()
+        if saved is None:
+            log.info("no saved correlation state")
+            return
+        snapshot, position = saved
+        if not decide_state_restore(self.config.restore_mode, self.config.replay, position):
+            log.info("saved correlation state not restored", extra={"mode": self.config.restore_mode.value})
+            return
+        try:
+            kept = self.evaluator.correlation.import_state(snapshot)
+        except SnapshotError as e:
+            log.warning("saved correlation state ignored", extra={"error": str(e)})
+            return
+        log.info("correlation state restored", extra={"windows": kept})
+
+    def _rules_loaded(self, evaluator: Evaluator) -> None:
+        self.metrics.detection_rules.set(len(evaluator.engine.rules))
+        self.metrics.correlation_rules.set(len(evaluator.correlation.correlations))
+
+    # ---- running ---------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+        watching = bool(self.config.watch_paths) and self.config.reload_poll_s > 0
+        baseline = self._file_stamps() if watching else {}  # before "daemon started" is announced
+        await self.start()
+        log.info(
+            "daemon started",
+            extra={
+                "rules": len(self.evaluator.engine.rules),
+                "correlations": len(self.evaluator.correlation.correlations),
+                "input": self.config.input,
+                "outputs": list(self.config.outputs),
+                "api": self.api.address if self.api else None,
+            },
+        )
+        engine = asyncio.create_task(self._engine_loop(), name="engine")
+        self._tasks += [asyncio.create_task(w.run(), name=f"sink-{w.sink.name}") for w in self.sinks]
+        if self.dlq is not None and self.dlq.sink is not None:
+            self._tasks.append(asyncio.create_task(self.dlq.run(), name="dlq"))
+        if self.store is not None:
+            self._tasks.append(asyncio.create_task(self._save_periodically(), name="state"))
+        if watching:
+            self._tasks.append(asyncio.create_task(self._watch_files(baseline), name="watch"))
+        source = asyncio.create_task(self._source(), name="source")
+        stop = asyncio.create_task(self._stop.wait())
+        done_reading = asyncio.create_task(self._source_done.wait())
+        await asyncio.wait([stop, done_reading], return_when=asyncio.FIRST_COMPLETED)
+        source.cancel()
+        await asyncio.gather(source, return_exceptions=True)
+        await self._drain(engine)
+        stop.cancel()
+        done_reading.cancel()
+        return 0
+
+    def _request_stop(self, sig: signal.Signals) -> None:
+        """The first SIGTERM/SIGINT drains. A second SIGINT (Ctrl+C again, not a signal delivered
+        twice to the process group at once) exits without waiting."""
+        now = time.monotonic()
+        if not self._stop.is_set():
+            log.info("shutdown signal received, draining", extra={"signal": sig.name})
+            self._stopping_since = now
+            self._stop.set()
+        elif sig == signal.SIGINT and now - self._stopping_since > FORCE_EXIT_AFTER_S:
+            log.warning("second interrupt: exiting without waiting for the drain")
+            os._exit(1)
+
+    async def _source(self) -> None:
+        if self.config.input == "stdin":
+            await self._read_stdin()
+            self._source_done.set()
+        elif self.nats_source is not None:
+            await self._read_nats(self.nats_source)
+        else:  # http: events arrive through the API; run until stopped
+            self.input_state = "listening"
+            await self._stop.wait()
+
+    async def _read_nats(self, source: NatsSource) -> None:
+        self.input_state = "connected"
+        async for msg in source.messages(max(1, self.config.batch_size)):
+            await self.submit(msg.data, source.source_id(msg), lambda m=msg: self._ack(m))
+
+    def _ack(self, msg: Any) -> None:
+        task = asyncio.ensure_future(msg.ack())
+        task.add_done_callback(_log_ack_failure)
+
+    async def submit(
+        self, payload: bytes, source_id: str | None = None, ack: Callable[[], None] | None = None
+    ) -> None:
+        """Queue one raw line for the engine; waits (back-pressure) while the queue is full."""
+        raw = RawEvent(payload, AckToken(self.inflight, ack), source_id)
+        try:
+            self.input.put_nowait(raw)
+        except asyncio.QueueFull:
+            self.metrics.back_pressure.inc()
+            await self.input.put(raw)
+
+    async def _stdin_chunks(self) -> AsyncIterator[bytes]:
+        """Chunks of stdin: through the event loop for pipes, sockets and terminals; in a worker
+        thread for a regular file (event loops cannot poll files, and reading one never blocks long).
+        """
+        fd = sys.stdin.fileno()
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            while chunk := await asyncio.to_thread(os.read, fd, READ_CHUNK_BYTES):
+                yield chunk
+            return
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=READ_CHUNK_BYTES)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while chunk := await reader.read(READ_CHUNK_BYTES):
+            yield chunk
+
+    async def _read_stdin(self) -> None:
+        """Split stdin into lines; a line over --max-event-bytes is cut short and dead-lettered."""
+        self.input_state = "open"
+        limit = self.config.max_event_bytes
+        keep = min(OVERSIZE_KEEP_BYTES, limit)  # how much of an oversized line its DLQ entry shows
+        carry = b""
+        dropped = 0  # bytes of an oversized line not kept
+        async for chunk in self._stdin_chunks():
+            if dropped:
+                end = chunk.find(b"\n")
+                if end < 0:
+                    dropped += len(chunk)
+                    continue
+                await self._oversized(carry, dropped + end)
+                carry, dropped, chunk = b"", 0, chunk[end + 1 :]
+            lines = (carry + chunk if carry else chunk).split(b"\n")
+            carry = lines.pop()
+            for line in lines:
+                if len(line) > limit:
+                    await self._oversized(line[:keep], len(line) - keep)
+                else:
+                    await self.submit(line)
+            if len(carry) > limit:
+                dropped = len(carry) - keep
+                carry = carry[:keep]
+        if dropped:
+            await self._oversized(carry, dropped)
+        elif carry:
+            await self.submit(carry)
+        self.input_state = "closed"
+        await self.input.put(None)  # end of input
+
+    async def _oversized(self, kept: bytes, dropped: int) -> None:
+        self.metrics.parse_errors.inc()
+        await self._dead_letter(
+            payload_text(kept) + f"...[{dropped} more bytes]",
+            f"line of {len(kept) + dropped} bytes exceeds --max-event-bytes {self.config.max_event_bytes}",
+            AckToken(self.inflight),
+        )
+
+    async def _dead_letter(self, original: str, error: str, token: AckToken) -> None:
+        assert self.dlq is not None
+        await self.dlq.put(original, error, token.ack)
+
+    async def _engine_loop(self) -> None:
+        batch_size = max(1, self.config.batch_size)
+        metrics = self.metrics
+        while True:
+            first = await self.input.get()
+            batch = [first]
+            while len(batch) < batch_size and not self.input.empty():
+                batch.append(self.input.get_nowait())
+            metrics.input_queue_depth.set(self.input.qsize())
+            metrics.batch_size.observe(len(batch))
+            before = self.events_processed
+            started = time.perf_counter()
+            for raw in batch:
+                if raw is None:
+                    return
+                outcome = self._process(raw)
+                if outcome is None:
+                    continue
+                if isinstance(outcome, Delivery):
+                    for worker in self.sinks:
+                        try:
+                            worker.queue.put_nowait(outcome)
+                        except asyncio.QueueFull:
+                            await worker.queue.put(outcome)
+                else:
+                    await self._dead_letter(payload_text(raw.payload), outcome, raw.token)
+            evaluated = self.events_processed - before
+            if evaluated:
+                # One observation per step: the step's time per event (cheaper than one per event).
+                metrics.processing_seconds.observe((time.perf_counter() - started) / evaluated)
+                metrics.events_processed.inc(evaluated)
+            metrics.state_entries.set(len(self.evaluator.correlation.state))
+
+    def _process(self, raw: RawEvent) -> Delivery | str | None:
+        """Evaluate one line: a Delivery of its results, a dead-letter reason, or None (nothing to send)."""
+        payload = raw.payload
+        if not payload.strip():
+            self.metrics.parse_errors.inc()
+            return "empty line"
+        if len(payload) > self.config.max_event_bytes:
+            self.metrics.parse_errors.inc()
+            return f"event of {len(payload)} bytes exceeds --max-event-bytes {self.config.max_event_bytes}"
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError as e:
+            self.metrics.parse_errors.inc()
+            return f"invalid JSON: {e}"
+        if not isinstance(event, dict):
+            self.metrics.parse_errors.inc()
+            return f"expected a JSON object, got {type(event).__name__}"
+        try:
+            results = self.evaluator.process(event)
+        except RecursionError:
+            self.metrics.parse_errors.inc()
+            return "event nested too deeply to evaluate"
+        self.events_processed += 1
+        if not results:
+            raw.token.ack()
+            return None
+        include = self.config.include_event
+        dicts = [r.to_dict(include) for r in results]
+        self._count(dicts)
+        return Delivery(
+            lines=[orjson.dumps(d) + b"\n" for d in dicts],
+            token=raw.token,
+            pending=len(self.sinks),
+            source_id=raw.source_id,
+        )
+
+    def _count(self, dicts: list[dict[str, Any]]) -> None:
+        for d in dicts:
+            key = (d["rule_title"], d.get("level") or "unknown", d.get("correlation_type"))
+            child = self._by_rule.get(key)
+            if child is None:
+                if key[2] is None:
+                    child = self.metrics.detections_by_rule.labels(key[0], key[1])
+                else:
+                    child = self.metrics.correlations_by_rule.labels(*key)
+                self._by_rule[key] = child
+            child.inc()
+            if key[2] is None:
+                self.detections += 1
+                self.metrics.detection_matches.inc()
+            else:
+                self.correlation_results += 1
+                self.metrics.correlation_matches.inc()
+
+    # ---- shutdown --------------------------------------------------------------------------
+
+    async def _drain(self, engine: asyncio.Task[None]) -> None:
+        """Finish queued events and deliveries within --drain-timeout, then save state."""
+        self.ready = False  # intake stops: the ingest handler answers 503 from its next line on
+        deadline = time.monotonic() + self.config.drain_timeout
+        try:
+            await asyncio.wait_for(self._wait_drained(engine), timeout=self.config.drain_timeout)
+        except TimeoutError:
+            log.warning("drain timeout exceeded", extra={"unacknowledged_events": self.inflight.count})
+        remaining = max(0.0, deadline - time.monotonic())
+        if self.inflight.count:
+            log.warning(
+                "events not acknowledged at shutdown",
+                extra={
+                    "unacknowledged_events": self.inflight.count,
+                    "drain_seconds_left": round(remaining, 3),
+                },
+            )
+        engine.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(engine, *self._tasks, return_exceptions=True)
+        self.save_state()
+        for worker in self.sinks:
+            await worker.sink.aclose()
+        if self.dlq is not None and self.dlq.sink is not None:
+            await self.dlq.sink.aclose()
+        if self.api is not None:
+            await self.api.stop()
+        if self.nats_source is not None:
+            await self.nats_source.aclose()
+        if self.store is not None:
+            self.store.close()
+        log.info("daemon stopped", extra={"events_processed": self.events_processed})
+
+    async def _wait_drained(self, engine: asyncio.Task[None]) -> None:
+        if not engine.done():
+            await self.input.put(None)  # after everything already queued or waiting to be
+        await engine
+        for worker in self.sinks:
+            await worker.queue.join()
+        if self.dlq is not None and self.dlq.sink is not None:
+            await self.dlq.queue.join()
+
+    # ---- state and reload ------------------------------------------------------------------
+
+    def save_state(self) -> None:
+        if self.store is None:
+            return
+        self.store.save(self.evaluator.correlation.export_state())
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.state_save_interval)
+            try:
+                self.save_state()
+            except Exception:
+                log.exception("saving correlation state failed")
+
+    async def reload(self, trigger: str) -> bool:
+        """Compile the rules beside the running ones and swap them in; the old ones stay on failure."""
+        async with self._reload_lock:
+            self.metrics.reloads.inc()
+            try:
+                fresh = await asyncio.to_thread(self.config.build_evaluator)
+            except Exception as e:
+                self.metrics.reloads_failed.inc()
+                log.error(
+                    "reload failed; keeping the loaded rules", extra={"trigger": trigger, "error": str(e)}
+                )
+                return False
+            fresh.correlation.import_state(self.evaluator.correlation.export_state())
+            self.evaluator = fresh
+            self._rules_loaded(fresh)
+            log.info(
+                "rules reloaded",
+                extra={
+                    "trigger": trigger,
+                    "rules": len(fresh.engine.rules),
+                    "correlations": len(fresh.correlation.correlations),
+                },
+            )
+            return True
+
+    def _file_stamps(self) -> dict[Path, tuple[int, int]]:
+        stamps: dict[Path, tuple[int, int]] = {}
+        for root in self.config.watch_paths:
+            paths = (
+                [root] if root.is_file() else [p for p in root.rglob("*") if p.suffix in (".yml", ".yaml")]
+            )
+            for p in paths:
+                with contextlib.suppress(OSError):
+                    st = p.stat()
+                    stamps[p] = (st.st_mtime_ns, st.st_size)
+        return stamps
+
+    async def _watch_files(self, seen: dict[Path, tuple[int, int]]) -> None:
+        """Poll the rule and pipeline files; `seen` is their state when the daemon started."""
+        while True:
+            await asyncio.sleep(self.config.reload_poll_s)
+            now = await asyncio.to_thread(self._file_stamps)
+            if now != seen:
+                seen = now
+                await self.reload("file change")
+
+    # ---- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "status": "running" if self.ready else "loading",
+            "detection_rules": len(self.evaluator.engine.rules),
+            "correlation_rules": len(self.evaluator.correlation.correlations),
+            "correlation_state_entries": len(self.evaluator.correlation.state),
+            "events_processed": self.events_processed,
+            "detection_matches": self.detections,
+            "correlation_matches": self.correlation_results,
+            "events_in_flight": self.inflight.count,
+            "uptime_seconds": round(time.time() - self.started, 3),
+            "inputs": {self.config.input: self.input_state},
+        }
+
+
+def _log_ack_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning(
+            "JetStream ack failed; the message will be redelivered", extra={"error": str(task.exception())}
+        )
+
+
+async def open_publisher(url: str, flag: str) -> Publisher:
+    """A sink by URL scheme: `nats://` publishes to JetStream; stdout and files write lines."""
+    if url.startswith("nats://"):
+        return await NatsPublisher.open(url, flag)
+    return ThreadedWriter(open_sink(url, flag))
+
+
+def payload_text(payload: bytes) -> str:
+    """The raw line as a string for a dead-letter entry (invalid UTF-8 replaced, never dropped)."""
+    return payload.decode("utf-8", "replace")
+
+
+def run_daemon(config: DaemonConfig, evaluator: Evaluator) -> int:
+    """Run on uvloop when it is installed; returns the exit code."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run(Daemon(config, evaluator).run())
+    return uvloop.run(Daemon(config, evaluator).run())
