@@ -16,8 +16,8 @@ from typing import Any, Final
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from rsigma.nats.connection import connect, ensure_stream
 from rsigma.nats.names import consumer_name, parse_nats_url
-from rsigma.nats.publisher import connect, ensure_stream
 
 log = logging.getLogger("rsigma.daemon")
 
