@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from rsigma.cli.common import EXIT_RULE_ERROR, RuleLoadFailed, load_evaluator
-from rsigma.cli.daemon import start_daemon
+from rsigma.cli.daemon import nats_auth_flags, start_daemon
 from rsigma.cli.eval import run_eval
 from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
 from rsigma.correlation.model import parse_timespan
 from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS
 from rsigma.daemon.config import DEFAULT_API_ADDR, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_EVENT_BYTES, DaemonConfig
-from rsigma.daemon.state import RestoreMode
+from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.errors import SigmaError
 from rsigma.evaluator import Evaluator
 from rsigma.pipelines import builtin_pipelines
@@ -179,8 +180,37 @@ def engine_eval(
     raise typer.Exit(run_eval(evaluator, event=event, events_file=events, include_event=include_event))
 
 
+def replay_flags(sequence: int | None, time: str | None, latest: bool) -> Replay:
+    """The replay start; the three flags exclude each other. They also steer the state-restore
+    decision with any input, as RSigma's do."""
+    given = [
+        flag
+        for flag, value in (
+            ("--replay-from-sequence", sequence),
+            ("--replay-from-time", time),
+            ("--replay-from-latest", latest or None),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise typer.BadParameter(f"{given[0]} and {given[1]} cannot be used together")
+    if time is None:
+        return Replay(from_latest=latest, from_sequence=sequence)
+    try:
+        moment = datetime.fromisoformat(time)
+    except ValueError:
+        raise typer.BadParameter(
+            f"--replay-from-time {time!r}: expected RFC 3339, e.g. 2026-05-15T10:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"--replay-from-time {time!r}: needs a UTC offset or Z")
+    seconds = int(moment.timestamp())
+    return Replay(from_time_ns=seconds * 1_000_000_000 + moment.microsecond * 1000)
+
+
 @engine_app.command("daemon")
 def engine_daemon(
+    ctx: typer.Context,
     rules: RulesOption,
     pipeline: PipelineOption = None,
     logsource_routing: RoutingOption = False,
@@ -207,6 +237,92 @@ def engine_daemon(
     nats_max_deliver: Annotated[
         int, typer.Option("--nats-max-deliver", min=1, help="Deliveries of one message at most.")
     ] = 5,
+    nats_creds: Annotated[
+        Path | None,
+        typer.Option(
+            "--nats-creds",
+            envvar="NATS_CREDS",
+            help="NATS .creds file (user JWT and nkey seed).",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    nats_token: Annotated[
+        str | None,
+        typer.Option(
+            "--nats-token",
+            envvar="NATS_TOKEN",
+            help="NATS token (prefer the variable: flags show in ps).",
+            show_default=False,
+        ),
+    ] = None,
+    nats_user: Annotated[
+        str | None,
+        typer.Option(
+            "--nats-user", envvar="NATS_USER", help="NATS user; needs --nats-password.", show_default=False
+        ),
+    ] = None,
+    nats_password: Annotated[
+        str | None,
+        typer.Option(
+            "--nats-password",
+            envvar="NATS_PASSWORD",
+            help="NATS password (prefer the variable).",
+            show_default=False,
+        ),
+    ] = None,
+    nats_nkey: Annotated[
+        str | None,
+        typer.Option(
+            "--nats-nkey",
+            envvar="NATS_NKEY",
+            help="NATS user nkey seed, SU... (prefer the variable).",
+            show_default=False,
+        ),
+    ] = None,
+    nats_tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--nats-tls-cert",
+            help="Client certificate for mutual TLS (PEM); needs --nats-tls-key.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    nats_tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--nats-tls-key",
+            help="The client certificate's private key (PEM, unencrypted).",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    nats_tls_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--nats-tls-ca",
+            help="CA certificate (PEM) to verify the NATS server with.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    nats_require_tls: Annotated[
+        bool, typer.Option("--nats-require-tls", help="Refuse NATS servers that do not offer TLS.")
+    ] = False,
+    replay_from_sequence: Annotated[
+        int | None,
+        typer.Option(
+            "--replay-from-sequence", min=1, help="NATS: start at this stream sequence.", show_default=False
+        ),
+    ] = None,
+    replay_from_time: Annotated[
+        str | None,
+        typer.Option("--replay-from-time", help="NATS: start at this RFC 3339 time.", show_default=False),
+    ] = None,
+    replay_from_latest: Annotated[
+        bool, typer.Option("--replay-from-latest", help="NATS: start at the last message in the stream.")
+    ] = False,
     output: Annotated[
         list[str] | None,
         typer.Option(
@@ -269,6 +385,7 @@ def engine_daemon(
         raise typer.BadParameter(f"--input {input_!r}: expected stdin, http or nats://host:port/subject")
     if log_format not in ("json", "text"):
         raise typer.BadParameter("--log-format must be json or text")
+    replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
     correlation = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     routing = routing_maps(logsource_routing, logsource_map)
     daemon_log = logging.getLogger("rsigma.daemon")
@@ -305,6 +422,19 @@ def engine_daemon(
         consumer_group=consumer_group,
         nats_ack_wait_s=nats_ack_wait,
         nats_max_deliver=nats_max_deliver,
+        nats_auth=nats_auth_flags(
+            ctx,
+            creds=nats_creds,
+            token=nats_token,
+            user=nats_user,
+            password=nats_password,
+            nkey=nats_nkey,
+            tls_cert=nats_tls_cert,
+            tls_key=nats_tls_key,
+            tls_ca=nats_tls_ca,
+            require_tls=nats_require_tls,
+        ),
+        replay=replay,
     )
     raise typer.Exit(start_daemon(config, log_format))
 

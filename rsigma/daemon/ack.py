@@ -7,10 +7,12 @@ One event's trip through the daemon:
    empty, too large) becomes a dead-letter entry; its token resolves once the DLQ has it.
 3. Otherwise its results are serialised once and handed, as one `Delivery`, to every sink's queue.
    No results: the token resolves at once.
-4. Each sink writes the delivery (retrying with backoff). A sink that gives up hands the results to
-   the DLQ. Either way the sink is then done with it.
+4. Each sink writes the delivery (retrying with backoff). A sink that gives up asks for the event
+   to be redelivered when the source can still do so (JetStream below `max_deliver`), and otherwise
+   hands the results to the DLQ. Either way the sink is then done with it.
 5. When every sink is done, the token resolves: `AckToken.ack()` runs the source's callback (a
-   JetStream ack for NATS; bookkeeping only for stdin and HTTP).
+   JetStream ack for NATS; bookkeeping only for stdin and HTTP), or, if a sink gave up on a
+   redeliverable event, `AckToken.redeliver()` runs the source's retry callback (a JetStream nak).
 
 A token that never resolves (process killed, drain timeout) means the source never acknowledged the
 event; a redelivering source (NATS) hands it out again. Nothing is acknowledged before its results
@@ -24,27 +26,48 @@ from dataclasses import dataclass
 
 
 class AckToken:
-    """Resolves once; counts in-flight events so shutdown knows what did not drain."""
+    """Resolves once, by an ack or by a request for redelivery; counts in-flight events so shutdown
+    knows what did not drain."""
 
-    __slots__ = ("_callback", "_done", "_tracker")
+    __slots__ = ("_callback", "_done", "_retry", "_tracker", "delivery_count")
 
-    def __init__(self, tracker: InFlight, callback: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        tracker: InFlight,
+        callback: Callable[[], None] | None = None,
+        retry: Callable[[], None] | None = None,
+        delivery_count: int | None = None,
+    ) -> None:
         self._callback = callback
+        self._retry = retry  # set while the source can still redeliver (JetStream below max_deliver)
         self._done = False
         self._tracker = tracker
+        self.delivery_count = delivery_count  # how often the source has handed this event out
         tracker.count += 1
 
     @property
     def done(self) -> bool:
         return self._done
 
+    @property
+    def redeliverable(self) -> bool:
+        return self._retry is not None
+
     def ack(self) -> None:
+        if self._resolve() and self._callback is not None:
+            self._callback()
+
+    def redeliver(self) -> None:
+        """Resolve without acking: the source hands the event out again later (a JetStream nak)."""
+        if self._resolve() and self._retry is not None:
+            self._retry()
+
+    def _resolve(self) -> bool:
         if self._done:
-            return
+            return False
         self._done = True
         self._tracker.count -= 1
-        if self._callback is not None:
-            self._callback()
+        return True
 
 
 @dataclass(slots=True)
@@ -69,6 +92,7 @@ class Delivery:
     token: AckToken
     pending: int
     source_id: str | None = None  # the source's stable id for the event (a JetStream stream sequence)
+    failed: bool = False  # a sink gave up and the source will redeliver the event
 
     def results_json(self) -> str:
         """The results as one JSON array, for a dead-letter entry (only built when a sink gives up)."""
@@ -77,4 +101,12 @@ class Delivery:
     def sink_done(self) -> None:
         self.pending -= 1
         if self.pending == 0:
-            self.token.ack()
+            if self.failed:
+                self.token.redeliver()
+            else:
+                self.token.ack()
+
+    def sink_failed(self) -> None:
+        """A sink gave up on a redeliverable event: once every sink is done, ask for redelivery."""
+        self.failed = True
+        self.sink_done()

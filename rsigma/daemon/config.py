@@ -10,6 +10,7 @@ from typing import Final
 from rsigma.correlation.engine import CorrelationConfig
 from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.evaluator import Evaluator
+from rsigma.nats.auth import NatsAuth
 
 DEFAULT_BUFFER_SIZE: Final = 10_000
 DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
@@ -43,3 +44,4 @@ class DaemonConfig:
     consumer_group: str | None = None  # NATS: a durable consumer shared by several daemons
     nats_ack_wait_s: float = 30.0
     nats_max_deliver: int = 5
+    nats_auth: NatsAuth = NatsAuth()  # authentication and TLS for every NATS connection

@@ -31,9 +31,13 @@ class _Writer(Protocol):
     async def aclose(self) -> None: ...
 
 
-def dlq_entry(original: str, error: str) -> bytes:
+def dlq_entry(original: str, error: str, delivery_count: int | None = None) -> bytes:
+    """`delivery_count` (how often a redelivering source handed the event out) is added when known."""
     timestamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    return orjson.dumps({"original_event": original, "error": error, "timestamp": timestamp}) + b"\n"
+    entry: dict[str, object] = {"original_event": original, "error": error, "timestamp": timestamp}
+    if delivery_count is not None:
+        entry["delivery_count"] = delivery_count
+    return orjson.dumps(entry) + b"\n"
 
 
 class DeadLetterQueue:
@@ -42,13 +46,18 @@ class DeadLetterQueue:
         self.metrics = metrics
         self.queue: asyncio.Queue[tuple[bytes, Callable[[], None]]] = asyncio.Queue(maxsize=buffer_size)
 
-    async def put(self, original: str, error: str, done: Callable[[], None]) -> None:
+    async def put(
+        self, original: str, error: str, done: Callable[[], None], delivery_count: int | None = None
+    ) -> None:
         self.metrics.dlq_events.inc()
         if self.sink is None:
-            log.error("event failed and no --dlq is configured", extra={"error": error})
+            log.error(
+                "event failed and no --dlq is configured",
+                extra={"error": error, "delivery_count": delivery_count},
+            )
             done()
             return
-        await self.queue.put((dlq_entry(original, error), done))
+        await self.queue.put((dlq_entry(original, error, delivery_count), done))
 
     async def run(self) -> None:
         assert self.sink is not None

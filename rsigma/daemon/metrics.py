@@ -67,6 +67,30 @@ class Metrics:
             "rsigma_sink_delivery_failures", "Deliveries a sink gave up on.", ["sink"], registry=r
         )
         self.uptime = Gauge("rsigma_uptime_seconds", "Seconds since the daemon started.", registry=r)
+        self.nats_connected = Gauge(
+            "rsigma_nats_connected", "1 while the NATS connection is up.", ["role"], registry=r
+        )
+        self.nats_reconnects = Counter(
+            "rsigma_nats_reconnects", "Times a NATS connection came back.", ["role"], registry=r
+        )
+        self.nats_consumer_pending = Gauge(
+            "rsigma_nats_consumer_pending",
+            "Messages in the stream not yet delivered to the consumer.",
+            registry=r,
+        )
+        self.nats_ack_pending = Gauge(
+            "rsigma_nats_consumer_ack_pending",
+            "Messages delivered to the consumer and not yet acked.",
+            registry=r,
+        )
+        self.nats_redelivered = Counter(
+            "rsigma_nats_redelivered_messages",
+            "Messages received that JetStream had delivered before.",
+            registry=r,
+        )
+        self.nats_naks = Counter(
+            "rsigma_nats_naks", "Messages handed back for redelivery after a sink gave up.", registry=r
+        )
 
     def render(self) -> bytes:
         self.uptime.set(time.monotonic() - self.started)

@@ -34,9 +34,11 @@ from rsigma.daemon.api import ApiServer
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
 from rsigma.daemon.metrics import Metrics
+from rsigma.daemon.position import AckFloor
 from rsigma.daemon.sinks import Publisher, SinkWorker, ThreadedWriter, open_sink
 from rsigma.daemon.state import StateStore, decide_state_restore
 from rsigma.evaluator import Evaluator
+from rsigma.nats.auth import NatsAuth
 from rsigma.nats.publisher import NatsPublisher
 from rsigma.nats.source import NatsSource
 
@@ -47,6 +49,9 @@ READ_CHUNK_BYTES = 1 << 16
 FORCE_EXIT_AFTER_S = 0.5
 #: How much of an oversized line the dead-letter entry keeps.
 OVERSIZE_KEEP_BYTES = 4096
+#: A message handed back after a sink gave up is redelivered after this many seconds per delivery so far.
+NAK_DELAY_BASE_S = 1.0
+NAK_DELAY_MAX_S = 30.0
 
 
 class Daemon:
@@ -73,6 +78,7 @@ class Daemon:
         self.dlq: DeadLetterQueue | None = None
         self.api: ApiServer | None = None
         self.nats_source: NatsSource | None = None
+        self.ack_floor = AckFloor()  # the source position a state snapshot reflects
 
     # ---- startup ---------------------------------------------------------------------------
 
@@ -81,11 +87,11 @@ class Daemon:
         cfg = self.config
         if cfg.state_db is not None:
             self.store = StateStore(cfg.state_db)
-        dlq_sink = await open_publisher(cfg.dlq, "--dlq") if cfg.dlq else None
+        dlq_sink = await open_publisher(cfg.dlq, "--dlq", cfg.nats_auth) if cfg.dlq else None
         self.dlq = DeadLetterQueue(dlq_sink, buffer_size=cfg.buffer_size, metrics=self.metrics)
         self.sinks = [
             SinkWorker(
-                await open_publisher(url, "--output"),
+                await open_publisher(url, "--output", cfg.nats_auth),
                 buffer_size=cfg.buffer_size,
                 retry_max=cfg.sink_retry_max,
                 backoff_base_s=cfg.sink_backoff_base_s,
@@ -102,6 +108,8 @@ class Daemon:
                 group=cfg.consumer_group,
                 ack_wait_s=cfg.nats_ack_wait_s,
                 max_deliver=cfg.nats_max_deliver,
+                replay=cfg.replay,
+                auth=cfg.nats_auth,
             )
         self.api = ApiServer(self)
         await self.api.start(cfg.api_addr)
@@ -193,19 +201,36 @@ class Daemon:
             await self._stop.wait()
 
     async def _read_nats(self, source: NatsSource) -> None:
+        """Each message's token acks it when done, or naks it while JetStream can still redeliver it
+        (a sink gave up); the last delivery dead-letters instead. The ack floor follows the acks."""
         self.input_state = "connected"
+        floor = self.ack_floor
+        max_deliver = self.config.nats_max_deliver
+        redelivered = self.metrics.nats_redelivered
         async for msg in source.messages(max(1, self.config.batch_size)):
-            await self.submit(msg.data, source.source_id(msg), lambda m=msg: self._ack(m))
+            sequence, delivered, timestamp_ns = source.metadata(msg)
+            floor.received(sequence, timestamp_ns)
+            if delivered > 1:
+                redelivered.inc()
 
-    def _ack(self, msg: Any) -> None:
-        task = asyncio.ensure_future(msg.ack())
-        task.add_done_callback(_log_ack_failure)
+            def ack(msg: Any = msg, sequence: int = sequence) -> None:
+                source.ack(msg)
+                floor.finished(sequence)
+
+            def nak(msg: Any = msg, delivered: int = delivered) -> None:
+                self.metrics.nats_naks.inc()
+                source.nak(msg, delay_s=min(NAK_DELAY_BASE_S * delivered, NAK_DELAY_MAX_S))
+
+            token = AckToken(self.inflight, ack, nak if delivered < max_deliver else None, delivered)
+            await self._queue(RawEvent(msg.data, token, f"{source.stream}:{sequence}"))
 
     async def submit(
         self, payload: bytes, source_id: str | None = None, ack: Callable[[], None] | None = None
     ) -> None:
         """Queue one raw line for the engine; waits (back-pressure) while the queue is full."""
-        raw = RawEvent(payload, AckToken(self.inflight, ack), source_id)
+        await self._queue(RawEvent(payload, AckToken(self.inflight, ack), source_id))
+
+    async def _queue(self, raw: RawEvent) -> None:
         try:
             self.input.put_nowait(raw)
         except asyncio.QueueFull:
@@ -269,7 +294,7 @@ class Daemon:
 
     async def _dead_letter(self, original: str, error: str, token: AckToken) -> None:
         assert self.dlq is not None
-        await self.dlq.put(original, error, token.ack)
+        await self.dlq.put(original, error, token.ack, token.delivery_count)
 
     async def _engine_loop(self) -> None:
         batch_size = max(1, self.config.batch_size)
@@ -408,7 +433,7 @@ class Daemon:
     def save_state(self) -> None:
         if self.store is None:
             return
-        self.store.save(self.evaluator.correlation.export_state())
+        self.store.save(self.evaluator.correlation.export_state(), self.ack_floor.floor)
 
     async def _save_periodically(self) -> None:
         while True:
@@ -481,17 +506,10 @@ class Daemon:
         }
 
 
-def _log_ack_failure(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning(
-            "JetStream ack failed; the message will be redelivered", extra={"error": str(task.exception())}
-        )
-
-
-async def open_publisher(url: str, flag: str) -> Publisher:
+async def open_publisher(url: str, flag: str, auth: NatsAuth) -> Publisher:
     """A sink by URL scheme: `nats://` publishes to JetStream; stdout and files write lines."""
     if url.startswith("nats://"):
-        return await NatsPublisher.open(url, flag)
+        return await NatsPublisher.open(url, flag, auth=auth)
     return ThreadedWriter(open_sink(url, flag))
 
 

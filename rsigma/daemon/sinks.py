@@ -211,9 +211,14 @@ class SinkWorker:
                 d.sink_done()
             return
         self.metrics.sink_failures.labels(sink=self.sink.name).inc(len(batch))
+        reason = f"sink delivery failure: {self.sink.name}: {error}"
         for d in batch:
-            await self.dlq.put(
-                d.results_json(),
-                f"sink delivery failure: {self.sink.name}: {error}",
-                d.sink_done,
+            if d.token.redeliverable:
+                d.sink_failed()
+            else:
+                await self.dlq.put(d.results_json(), reason, d.sink_done, d.token.delivery_count)
+        if batch[0].token.redeliverable:
+            log.warning(
+                "sink gave up; events left for redelivery",
+                extra={"sink": self.sink.name, "events": len(batch)},
             )

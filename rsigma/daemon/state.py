@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
@@ -20,16 +21,16 @@ CREATE TABLE IF NOT EXISTS rsigma_correlation_state (
     snapshot BLOB NOT NULL,
     updated_at INTEGER NOT NULL,
     source_sequence INTEGER,
-    source_timestamp INTEGER
+    source_timestamp_ns INTEGER
 )
 """
 
 
 UPSERT = (
     "INSERT INTO rsigma_correlation_state"
-    " (id, snapshot, updated_at, source_sequence, source_timestamp) VALUES (1, ?, ?, ?, ?)"
+    " (id, snapshot, updated_at, source_sequence, source_timestamp_ns) VALUES (1, ?, ?, ?, ?)"
     " ON CONFLICT(id) DO UPDATE SET snapshot = excluded.snapshot, updated_at = excluded.updated_at,"
-    " source_sequence = excluded.source_sequence, source_timestamp = excluded.source_timestamp"
+    " source_sequence = excluded.source_sequence, source_timestamp_ns = excluded.source_timestamp_ns"
 )
 
 
@@ -41,17 +42,32 @@ class RestoreMode(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """Where a replaying source starts (NATS replay flags); `None` fields mean "resume"."""
+    """Where a replaying source starts (NATS replay flags); all unset means "resume"."""
 
     from_latest: bool = False
     from_sequence: int | None = None
-    from_time: float | None = None  # unix seconds
+    from_time_ns: int | None = None  # unix nanoseconds, the resolution of JetStream timestamps
+
+    @property
+    def requested(self) -> bool:
+        return self.from_latest or self.from_sequence is not None or self.from_time_ns is not None
+
+    def describe(self) -> str:
+        if self.from_latest:
+            return "the latest message"
+        if self.from_sequence is not None:
+            return f"stream sequence {self.from_sequence}"
+        if self.from_time_ns is not None:
+            return f"time {format_ns(self.from_time_ns)}"
+        return "the consumer's ack floor"
 
 
 @dataclass(frozen=True, slots=True)
 class Position:
+    """The source position a snapshot reflects: every message at or below it is fully done."""
+
     sequence: int | None
-    timestamp: int | None
+    timestamp_ns: int | None
 
 
 def decide_state_restore(mode: RestoreMode, replay: Replay, stored: Position | None) -> bool:
@@ -68,9 +84,11 @@ def decide_state_restore(mode: RestoreMode, replay: Replay, stored: Position | N
         return False
     if replay.from_sequence is not None:
         return stored is not None and stored.sequence is not None and replay.from_sequence > stored.sequence
-    if replay.from_time is not None:
+    if replay.from_time_ns is not None:
         return (
-            stored is not None and stored.timestamp is not None and int(replay.from_time) > stored.timestamp
+            stored is not None
+            and stored.timestamp_ns is not None
+            and replay.from_time_ns > stored.timestamp_ns
         )
     return True
 
@@ -89,7 +107,7 @@ class StateStore:
 
     def load(self) -> tuple[bytes, Position] | None:
         row = self.db.execute(
-            "SELECT snapshot, source_sequence, source_timestamp FROM rsigma_correlation_state WHERE id = 1"
+            "SELECT snapshot, source_sequence, source_timestamp_ns FROM rsigma_correlation_state WHERE id = 1"
         ).fetchone()
         if row is None:
             return None
@@ -99,8 +117,14 @@ class StateStore:
         position = position or Position(None, None)
         self.db.execute(
             UPSERT,
-            (snapshot, int(time.time()), position.sequence, position.timestamp),
+            (snapshot, int(time.time()), position.sequence, position.timestamp_ns),
         )
 
     def close(self) -> None:
         self.db.close()
+
+
+def format_ns(timestamp_ns: int) -> str:
+    """RFC 3339 in UTC, to the microsecond."""
+    moment = datetime.fromtimestamp(timestamp_ns / 1e9, UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")

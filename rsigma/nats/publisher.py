@@ -13,6 +13,7 @@ from typing import Any, Final
 from nats.errors import Error as NatsError
 
 from rsigma.daemon.ack import Delivery
+from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import connect, ensure_stream
 from rsigma.nats.names import parse_nats_url
 
@@ -30,9 +31,9 @@ class NatsPublisher:
         self.subject = subject
 
     @classmethod
-    async def open(cls, url: str, flag: str) -> NatsPublisher:
+    async def open(cls, url: str, flag: str, *, auth: NatsAuth) -> NatsPublisher:
         target = parse_nats_url(url, flag)
-        nc = await connect(target, flag, url)
+        nc = await connect(target, flag, url, auth=auth)
         try:
             await ensure_stream(nc.jetstream(), target.subject, flag, url)
         except BaseException:

@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from nats.errors import Error as NatsError
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
+from rsigma.daemon.state import Replay
+from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import connect, ensure_stream
 from rsigma.nats.names import consumer_name, parse_nats_url
 
@@ -32,21 +36,32 @@ class NatsSource:
         self.consumer = consumer
 
     @classmethod
-    async def open(cls, url: str, *, group: str | None, ack_wait_s: float, max_deliver: int) -> NatsSource:
+    async def open(
+        cls,
+        url: str,
+        *,
+        group: str | None,
+        ack_wait_s: float,
+        max_deliver: int,
+        replay: Replay,
+        auth: NatsAuth,
+    ) -> NatsSource:
         target = parse_nats_url(url, "--input")
-        nc = await connect(target, "--input", url)
+        nc = await connect(target, "--input", url, auth=auth)
         try:
             js = nc.jetstream()
             stream = await ensure_stream(js, target.subject, "--input", url)
             durable = consumer_name(target.subject, group)
-            config = ConsumerConfig(
-                durable_name=durable,
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=ack_wait_s,
+            await ensure_consumer(
+                js,
+                stream,
+                target.subject,
+                durable,
+                ack_wait_s=ack_wait_s,
                 max_deliver=max_deliver,
-                filter_subject=target.subject,
+                replay=replay,
             )
-            sub = await js.pull_subscribe(target.subject, durable=durable, stream=stream, config=config)
+            sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
         except BaseException:
             await nc.close()
             raise
@@ -66,8 +81,17 @@ class NatsSource:
             for msg in msgs:
                 yield msg
 
-    def source_id(self, msg: Any) -> str:
-        return f"{self.stream}:{msg.metadata.sequence.stream}"
+    @staticmethod
+    def metadata(msg: Any) -> tuple[int, int, int]:
+        """(stream sequence, times delivered, stream timestamp in ns) of a message."""
+        meta = msg.metadata
+        return meta.sequence.stream, meta.num_delivered, int(meta.timestamp.timestamp() * 1e9)
+
+    def ack(self, msg: Any) -> None:
+        asyncio.ensure_future(msg.ack()).add_done_callback(_log_failure)
+
+    def nak(self, msg: Any, delay_s: float) -> None:
+        asyncio.ensure_future(msg.nak(delay=delay_s)).add_done_callback(_log_failure)
 
     async def aclose(self) -> None:
         """Flush the acks already sent, then close; unacknowledged messages are redelivered later."""
@@ -75,3 +99,80 @@ class NatsSource:
             await self.nc.flush(timeout=2)
         finally:
             await self.nc.close()
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning(
+            "JetStream ack failed; the message will be redelivered", extra={"error": str(task.exception())}
+        )
+
+
+def start_position(replay: Replay) -> dict[str, Any]:
+    """The consumer's start settings for a replay request (a fresh consumer with none reads it all)."""
+    if replay.from_latest:
+        return {"deliver_policy": DeliverPolicy.LAST}
+    if replay.from_sequence is not None:
+        return {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": replay.from_sequence}
+    if replay.from_time_ns is not None:
+        moment = datetime.fromtimestamp(replay.from_time_ns / 1e9, UTC)
+        return {"deliver_policy": DeliverPolicy.BY_START_TIME, "opt_start_time": moment}
+    return {"deliver_policy": DeliverPolicy.ALL}
+
+
+async def ensure_consumer(
+    js: Any, stream: str, subject: str, durable: str, *, ack_wait_s: float, max_deliver: int, replay: Replay
+) -> None:
+    """Get or create the durable consumer; a replay request moves an existing one.
+
+    JetStream cannot change where an existing consumer starts, so a replay deletes the consumer and
+    creates it afresh at the requested position (RSigma silently keeps the old position). Without a
+    replay flag an existing consumer resumes from its ack floor; changed ack_wait and max_deliver are
+    applied in place.
+    """
+    config = ConsumerConfig(
+        durable_name=durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait_s,
+        max_deliver=max_deliver,
+        filter_subject=subject,
+        **start_position(replay),
+    )
+    try:
+        existing = await js.consumer_info(stream, durable)
+    except NotFoundError:
+        existing = None
+    if existing is None:
+        await js.add_consumer(stream, config)
+        log.info("NATS consumer created", extra={"consumer": durable, "start": replay.describe()})
+        return
+    if replay.requested:
+        await js.delete_consumer(stream, durable)
+        await js.add_consumer(stream, config)
+        log.info(
+            "NATS consumer recreated to replay",
+            extra={
+                "consumer": durable,
+                "start": replay.describe(),
+                "previous_ack_floor": existing.ack_floor.stream_seq,
+            },
+        )
+        return
+    current = existing.config
+    if current.ack_wait != ack_wait_s or current.max_deliver != max_deliver:
+        config.deliver_policy = current.deliver_policy
+        config.opt_start_seq = current.opt_start_seq
+        config.opt_start_time = current.opt_start_time
+        await js.add_consumer(stream, config)
+        log.info(
+            "NATS consumer updated",
+            extra={"consumer": durable, "ack_wait": ack_wait_s, "max_deliver": max_deliver},
+        )
+    log.info(
+        "NATS consumer resumes from its ack floor",
+        extra={
+            "consumer": durable,
+            "ack_floor": existing.ack_floor.stream_seq,
+            "pending": existing.num_pending,
+        },
+    )

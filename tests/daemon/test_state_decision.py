@@ -6,7 +6,7 @@ import pytest
 
 from rsigma.daemon.state import Position, Replay, RestoreMode, StateStore, decide_state_restore
 
-STORED = Position(sequence=100, timestamp=1000)
+STORED = Position(sequence=100, timestamp_ns=1_000_000_000_000)
 
 
 @pytest.mark.parametrize(
@@ -22,9 +22,15 @@ STORED = Position(sequence=100, timestamp=1000)
         ),
         pytest.param(RestoreMode.AUTO, Replay(from_sequence=100), STORED, False, id="equal-sequence-skips"),
         pytest.param(RestoreMode.AUTO, Replay(from_sequence=50), STORED, False, id="backward-sequence-skips"),
-        pytest.param(RestoreMode.AUTO, Replay(from_time=2000.0), STORED, True, id="forward-time-restores"),
-        pytest.param(RestoreMode.AUTO, Replay(from_time=1000.9), STORED, False, id="same-second-skips"),
-        pytest.param(RestoreMode.AUTO, Replay(from_time=500.0), STORED, False, id="backward-time-skips"),
+        pytest.param(
+            RestoreMode.AUTO, Replay(from_time_ns=1_000_000_000_001), STORED, True, id="forward-time-restores"
+        ),
+        pytest.param(
+            RestoreMode.AUTO, Replay(from_time_ns=1_000_000_000_000), STORED, False, id="equal-time-skips"
+        ),
+        pytest.param(
+            RestoreMode.AUTO, Replay(from_time_ns=500_000_000_000), STORED, False, id="backward-time-skips"
+        ),
         pytest.param(
             RestoreMode.AUTO, Replay(from_sequence=5), None, False, id="no-position-skips-on-replay"
         ),

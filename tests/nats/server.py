@@ -30,10 +30,18 @@ def free_port() -> int:
 
 
 class NatsServer:
-    def __init__(self, store: Path, *, jetstream: bool = True, port: int | None = None) -> None:
+    def __init__(
+        self, store: Path, *, jetstream: bool = True, port: int | None = None, config: str | None = None
+    ) -> None:
+        """`config`: the text of a nats-server configuration file (auth, TLS, ...), given with `-c`.
+
+        The port, address, log and JetStream store still come from the command line, which overrides
+        the file.
+        """
         self.port = port or free_port()
         self.store = store
         self.jetstream = jetstream
+        self.config = config
         self.url = f"nats://127.0.0.1:{self.port}"
         self.log = store / "nats-server.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -42,6 +50,10 @@ class NatsServer:
         args = [server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-l", str(self.log)]
         if self.jetstream:
             args += ["-js", "-sd", str(self.store / "jetstream")]
+        if self.config is not None:
+            config_file = self.store / "nats-server.conf"
+            config_file.write_text(self.config)
+            args += ["-c", str(config_file)]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import nats
 from server import NatsServer
@@ -31,9 +32,11 @@ def run_daemon(tmp_path: Path, *args: str, stdin: bytes = b"") -> subprocess.Com
     return subprocess.run(command, input=stdin.decode(), capture_output=True, text=True, timeout=60)
 
 
-def stream_messages(url: str, stream: str) -> list[bytes]:
+def stream_messages(url: str, stream: str, **options: Any) -> list[bytes]:
+    """`options`: for `nats.connect` (credentials, TLS) when the server wants them."""
+
     async def fetch() -> list[bytes]:
-        nc = await nats.connect(url)
+        nc = await nats.connect(url, **options)
         try:
             js = nc.jetstream()
             info = await js.stream_info(stream)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import nats
 from test_nats_sink import RULE, stream_messages
@@ -16,9 +17,11 @@ from test_nats_sink import RULE, stream_messages
 WHOAMI = {"Image": "C:\\Windows\\System32\\whoami.exe"}
 
 
-def publish(url: str, subject: str, payloads: list[bytes]) -> None:
+def publish(url: str, subject: str, payloads: list[bytes], **options: Any) -> None:
+    """`options`: for `nats.connect` (credentials, TLS) when the server wants them."""
+
     async def go() -> None:
-        nc = await nats.connect(url)
+        nc = await nats.connect(url, **options)
         try:
             js = nc.jetstream()
             for p in payloads:

@@ -1,0 +1,396 @@
+"""`engine daemon` against nats-servers that demand credentials or TLS.
+
+Each server is configured for one method (token, user and password, nkey, operator-mode JWT with a
+`.creds` file, mutual TLS). With the right credentials an event published to `events.>` comes out as a
+detection on `detections` (so the input and an output both authenticate); with wrong ones the daemon
+exits 3 saying `authentication failed`, and the secret appears nowhere in what it prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import secrets
+import signal
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nkeys
+import pytest
+import trustme
+from server import NatsServer, free_port
+from test_nats_sink import run_daemon, stream_messages
+from test_nats_source import WHOAMI, publish, start, wait_for
+
+NATS_ENV = ("NATS_CREDS", "NATS_TOKEN", "NATS_USER", "NATS_PASSWORD", "NATS_NKEY")
+
+
+@pytest.fixture(autouse=True)
+def no_nats_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon inherits the environment: none of its NATS variables may leak in from outside."""
+    for name in NATS_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def nats_with(tmp_path: Path) -> Iterator[Callable[[str], NatsServer]]:
+    """nats_with(config) -> a started JetStream server with that configuration file text."""
+    started: list[NatsServer] = []
+
+    def start_server(config: str) -> NatsServer:
+        store = tmp_path / f"server{len(started)}"
+        store.mkdir()
+        server = NatsServer(store, config=config).start()
+        started.append(server)
+        return server
+
+    yield start_server
+    for server in started:
+        server.stop()
+
+
+def secret(kind: str) -> str:
+    return f"{kind}-{secrets.token_hex(12)}"
+
+
+# ---- the daemon ------------------------------------------------------------------------------
+
+
+def detection_arrives(tmp_path: Path, server: NatsServer, *flags: str, client: dict[str, Any]) -> str:
+    """Run the daemon from `events.>` to `detections` on `server`; returns what it logged.
+
+    `client`: `nats.connect` options for the test's own publisher and reader.
+    """
+    url = server.url
+    proc = start(tmp_path, "--input", f"{url}/events.>", "--output", f"{url}/detections", *flags)
+    try:
+        publish(url, "events.win", [json.dumps(WHOAMI).encode()], **client)
+
+        def titles() -> list[str]:
+            return [json.loads(m)["rule_title"] for m in stream_messages(url, "rsigma-detections", **client)]
+
+        wait_for(lambda: titles() == ["Whoami"], "the detection on the detections stream")
+        status = api_status(tmp_path)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    return (tmp_path / "daemon.log").read_text() + json.dumps(status)
+
+
+def api_status(tmp_path: Path) -> Any:
+    """GET /api/v1/status of the daemon `start` launched (its address is in the 'daemon started' line)."""
+    lines = (tmp_path / "daemon.log").read_text().splitlines()
+    started = next(json.loads(line) for line in lines if '"daemon started"' in line)
+    with urllib.request.urlopen(f"http://{started['api']}/api/v1/status", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def refused(tmp_path: Path, server: NatsServer, *flags: str, hidden: tuple[str, ...] = ()) -> str:
+    """The daemon exits 3 at startup; returns stderr, checked to hold none of `hidden`."""
+    url = server.url
+    t0 = time.monotonic()
+    done = run_daemon(tmp_path, "--input", f"{url}/events.>", "--output", f"{url}/detections", *flags)
+    assert done.returncode == 3, done.stderr
+    assert time.monotonic() - t0 < 15
+    for value in hidden:
+        assert value not in done.stderr + done.stdout
+    return done.stderr
+
+
+def assert_auth_failed(stderr: str, server: NatsServer) -> None:
+    assert "authentication failed" in stderr, stderr
+    assert server.url in stderr, stderr
+
+
+# ---- token, user and password, nkey ------------------------------------------------------------
+
+
+def test_token(tmp_path, nats_with):
+    token = secret("token")
+    server = nats_with(f'authorization {{ token: "{token}" }}')
+    logged = detection_arrives(tmp_path, server, "--nats-token", token, client={"token": token})
+    assert token not in logged
+    stderr = refused(tmp_path, server, "--nats-token", "wrong-" + token, hidden=(token,))
+    assert_auth_failed(stderr, server)
+    assert "--nats-token" in stderr
+
+
+def test_user_and_password_from_the_environment(tmp_path, nats_with, monkeypatch):
+    password = secret("password")
+    server = nats_with(f'authorization {{ users: [ {{ user: "rsigma", password: "{password}" }} ] }}')
+    monkeypatch.setenv("NATS_USER", "rsigma")
+    monkeypatch.setenv("NATS_PASSWORD", password)
+    logged = detection_arrives(tmp_path, server, client={"user": "rsigma", "password": password})
+    assert password not in logged  # neither in the log lines nor in /api/v1/status
+    monkeypatch.setenv("NATS_PASSWORD", "wrong-" + password)
+    stderr = refused(tmp_path, server, hidden=(password,))
+    assert_auth_failed(stderr, server)
+
+
+def user_nkey() -> nkeys.KeyPair:
+    return nkeys.from_seed(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER))
+
+
+def test_nkey(tmp_path, nats_with):
+    key = user_nkey()
+    seed = key.seed.decode()
+    server = nats_with(f'authorization {{ users: [ {{ nkey: "{key.public_key.decode()}" }} ] }}')
+    logged = detection_arrives(tmp_path, server, "--nats-nkey", seed, client={"nkeys_seed_str": seed})
+    assert seed not in logged
+    stranger = user_nkey().seed.decode()  # a valid seed the server does not know
+    stderr = refused(tmp_path, server, "--nats-nkey", stranger, hidden=(stranger, seed))
+    assert_auth_failed(stderr, server)
+
+
+# ---- operator mode: JWTs and a .creds file -------------------------------------------------------
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def signed_jwt(issuer: nkeys.KeyPair, subject: nkeys.KeyPair, name: str, nats: dict[str, Any]) -> str:
+    """A NATS JWT (v2): claims about `subject`, signed with the issuer's ed25519 nkey."""
+    claims: dict[str, Any] = {
+        "iat": int(time.time()),
+        "iss": issuer.public_key.decode(),
+        "name": name,
+        "sub": subject.public_key.decode(),
+        "nats": {**nats, "version": 2},
+    }
+    digest = hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).digest()
+    claims["jti"] = base64.b32encode(digest).rstrip(b"=").decode()
+    header = b64url(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    body = b64url(json.dumps(claims).encode())
+    return f"{header}.{body}.{b64url(issuer.sign(f'{header}.{body}'.encode()))}"
+
+
+def keypair(prefix: int) -> nkeys.KeyPair:
+    return nkeys.from_seed(nkeys.encode_seed(os.urandom(32), prefix))
+
+
+@dataclass
+class Operator:
+    """An operator, its system account and one account with JetStream, as a server configuration."""
+
+    config: str
+    account: nkeys.KeyPair
+
+    @classmethod
+    def create(cls) -> Operator:
+        operator = keypair(nkeys.PREFIX_BYTE_OPERATOR)
+        system, account = keypair(nkeys.PREFIX_BYTE_ACCOUNT), keypair(nkeys.PREFIX_BYTE_ACCOUNT)
+        no_limit = ("subs", "data", "payload", "imports", "exports", "conn", "leaf")
+        jetstream = ("mem_storage", "disk_storage", "streams", "consumer")
+        limits = dict.fromkeys(no_limit + jetstream, -1) | {"wildcards": True}
+        claims = {"type": "operator", "system_account": system.public_key.decode()}
+        operator_jwt = signed_jwt(operator, operator, "test-operator", claims)
+        system_jwt = signed_jwt(operator, system, "SYS", {"type": "account"})
+        account_jwt = signed_jwt(operator, account, "rsigma", {"type": "account", "limits": limits})
+        config = (
+            f'operator: "{operator_jwt}"\n'
+            f"system_account: {system.public_key.decode()}\n"
+            "resolver: MEMORY\n"
+            "resolver_preload: {\n"
+            f'  {system.public_key.decode()}: "{system_jwt}"\n'
+            f'  {account.public_key.decode()}: "{account_jwt}"\n'
+            "}\n"
+        )
+        return cls(config, account)
+
+    def creds(self, path: Path, signer: nkeys.KeyPair | None = None) -> tuple[Path, str]:
+        """A user of the account (signed by `signer`, the account by default): the file and its seed."""
+        user = keypair(nkeys.PREFIX_BYTE_USER)
+        limits = {"subs": -1, "data": -1, "payload": -1}
+        user_jwt = signed_jwt(
+            signer or self.account, user, "daemon", {"type": "user", "pub": {}, "sub": {}} | limits
+        )
+        seed = user.seed.decode()
+        path.write_text(
+            f"-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n"
+            f"-----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        )
+        return path, seed
+
+
+def test_creds_file_in_operator_mode(tmp_path, nats_with):
+    operator = Operator.create()
+    server = nats_with(operator.config)
+    good, seed = operator.creds(tmp_path / "daemon.creds")
+    logged = detection_arrives(
+        tmp_path, server, "--nats-creds", str(good), client={"user_credentials": str(good)}
+    )
+    assert seed not in logged
+    # A user signed by an account the server does not trust.
+    bad, bad_seed = operator.creds(tmp_path / "stranger.creds", signer=keypair(nkeys.PREFIX_BYTE_ACCOUNT))
+    stderr = refused(tmp_path, server, "--nats-creds", str(bad), hidden=(bad_seed, seed))
+    assert_auth_failed(stderr, server)
+    assert "--nats-creds" in stderr
+
+
+# ---- TLS -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Pki:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    stranger_cert: Path  # a client certificate from another CA
+    stranger_key: Path
+
+    def server_tls(self, *, verify: bool) -> str:
+        return (
+            f'tls {{\n  cert_file: "{self.server_cert}"\n  key_file: "{self.server_key}"\n'
+            f'  ca_file: "{self.ca}"\n  verify: {str(verify).lower()}\n}}\n'
+        )
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    ca = trustme.CA()
+    other_ca = trustme.CA()
+    d = tmp_path / "pki"
+    d.mkdir()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    client = ca.issue_cert("rsigma-daemon")
+    stranger = other_ca.issue_cert("rsigma-daemon")
+    pki = Pki(*(d / name for name in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")),
+              d / "stranger.pem", d / "stranger.key")  # fmt: skip
+    ca.cert_pem.write_to_path(str(pki.ca))
+    for leaf, cert, key in (
+        (server, pki.server_cert, pki.server_key),
+        (client, pki.client_cert, pki.client_key),
+        (stranger, pki.stranger_cert, pki.stranger_key),
+    ):
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
+    return pki
+
+
+def tls_client(pki: Pki) -> Any:
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    context.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+    return context
+
+
+def test_mutual_tls_with_a_token(tmp_path, nats_with, pki):
+    """A client certificate the server verifies, plus a token: TLS combines with an auth method."""
+    token = secret("token")
+    server = nats_with(pki.server_tls(verify=True) + f'authorization {{ token: "{token}" }}\n')
+    tls = ["--nats-tls-ca", str(pki.ca), "--nats-require-tls"]
+    client_flags = ["--nats-tls-cert", str(pki.client_cert), "--nats-tls-key", str(pki.client_key)]
+    logged = detection_arrives(
+        tmp_path,
+        server,
+        *tls,
+        *client_flags,
+        "--nats-token",
+        token,
+        client={"tls": tls_client(pki), "token": token},
+    )
+    assert token not in logged
+    stranger = ["--nats-tls-cert", str(pki.stranger_cert), "--nats-tls-key", str(pki.stranger_key)]
+    stderr = refused(tmp_path, server, *tls, *stranger, "--nats-token", token, hidden=(token,))
+    assert_auth_failed(stderr, server)
+    assert "rejected the client certificate" in stderr
+    stderr = refused(tmp_path, server, *tls, "--nats-token", token, hidden=(token,))  # no certificate
+    assert_auth_failed(stderr, server)
+    assert "wants a client certificate (--nats-tls-cert, --nats-tls-key)" in stderr
+
+
+def connections(monitor: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"http://{monitor}/connz", timeout=5) as r:
+        return json.loads(r.read())["connections"] or []
+
+
+@pytest.mark.parametrize("flag", ["--nats-require-tls", "--nats-tls-ca"])
+def test_tls_is_used_when_the_server_only_offers_it(tmp_path, nats_with, pki, flag):
+    """`allow_non_tls`: TLS is optional, and nats-py alone would stay in plain text."""
+    monitor = f"127.0.0.1:{free_port()}"
+    server = nats_with(pki.server_tls(verify=False) + f'allow_non_tls: true\nhttp: "{monitor}"\n')
+    flags = ["--nats-tls-ca", str(pki.ca)] + ([flag] if flag == "--nats-require-tls" else [])
+    proc = start(
+        tmp_path, "--input", f"{server.url}/events.>", "--output", f"{server.url}/detections", *flags
+    )
+    try:
+        daemon = connections(monitor)
+        assert len(daemon) == 2  # the input and the output
+        assert all(c.get("tls_version") for c in daemon), daemon
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+
+
+def test_require_tls_against_a_plain_server_exits_3(tmp_path, nats_server):
+    token = secret("token")
+    stderr = refused(tmp_path, nats_server, "--nats-require-tls", "--nats-token", token, hidden=(token,))
+    assert "--nats-require-tls" in stderr
+    assert f"{nats_server.url} does not offer TLS" in stderr
+
+
+def test_tls_server_with_an_unknown_ca_exits_3(tmp_path, nats_with, pki):
+    server = nats_with(pki.server_tls(verify=False))
+    stderr = refused(tmp_path, server)
+    assert "server certificate does not verify" in stderr
+    assert "--nats-tls-ca" in stderr
+
+
+# ---- files that cannot be read ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--nats-creds", "{missing}"], "--nats-creds"),
+        (["--nats-tls-cert", "{missing}", "--nats-tls-key", "{present}"], "--nats-tls-cert"),
+        (["--nats-tls-cert", "{present}", "--nats-tls-key", "{missing}"], "--nats-tls-key"),
+        (["--nats-tls-ca", "{missing}"], "--nats-tls-ca"),
+    ],
+)
+def test_an_unreadable_file_exits_3_naming_flag_and_path(tmp_path, flags, named):
+    present = tmp_path / "present.pem"
+    present.write_text("x")
+    missing = tmp_path / "missing.pem"
+    args = [f.format(missing=missing, present=present) for f in flags]
+    done = run_daemon(tmp_path, "--output", f"nats://127.0.0.1:{free_port()}/detections", *args)
+    assert done.returncode == 3, done.stderr
+    assert f"{named} {missing}" in done.stderr
+
+
+# ---- connect() in process ------------------------------------------------------------------------
+
+
+def test_connect_fails_fast_and_cleanly_on_refused_credentials(nats_with):
+    """In this process, so that pytest sees any task or transport the failed attempt leaves behind."""
+    from rsigma.daemon.sinks import ConfigError
+    from rsigma.nats.auth import NatsAuth
+    from rsigma.nats.connection import connect
+    from rsigma.nats.names import parse_nats_url
+
+    token = secret("token")
+    server = nats_with(f'authorization {{ token: "{token}" }}')
+    url = f"{server.url}/detections"
+    target = parse_nats_url(url, "--output")
+
+    async def scenario() -> None:
+        nc = await connect(target, "--output", url, auth=NatsAuth(token=token))
+        await nc.close()
+        t0 = time.monotonic()
+        with pytest.raises(ConfigError) as info:
+            await connect(target, "--output", url, auth=NatsAuth(token="wrong-" + token))
+        assert time.monotonic() - t0 < 2  # not the 5 s connect timeout
+        assert "authentication failed" in str(info.value) and token not in str(info.value)
+
+    asyncio.run(scenario())

@@ -1,0 +1,232 @@
+"""At-least-once from a JetStream input: redelivery, the last delivery, replay, state position, groups."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import nats
+from test_nats_source import WHOAMI, consumer_pending, publish, start, wait_for
+
+STREAM = "rsigma-events"
+CONSUMER = "rsigma-daemon-events"
+
+
+def numbered(first: int, last: int) -> list[bytes]:
+    """Events that each fire the Whoami rule once, told apart by `n`."""
+    return [json.dumps({**WHOAMI, "n": n}).encode() for n in range(first, last + 1)]
+
+
+def detected(path: Path) -> list[int]:
+    """The `n` of every detection written to a file output (with --include-event), in order."""
+    if not path.exists():
+        return []
+    return [json.loads(line)["event"]["n"] for line in path.read_text().splitlines()]
+
+
+def stop(proc) -> None:  # type: ignore[no-untyped-def]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+
+
+def all_acked(url: str, consumer: str = CONSUMER):  # type: ignore[no-untyped-def]
+    return lambda: consumer_pending(url, STREAM, consumer) == (0, 0)
+
+
+def create_input_stream(url: str) -> None:
+    """The stream the daemon would create for `events.>`, made first so events can wait in it."""
+
+    async def go() -> None:
+        nc = await nats.connect(url)
+        try:
+            await nc.jetstream().add_stream(name=STREAM, subjects=["events.>"])
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+
+
+def publish_many(url: str, payloads: list[bytes]) -> None:
+    """Core publishes (no per-message ack round trip), then wait until the stream holds them all."""
+
+    async def go() -> None:
+        nc = await nats.connect(url)
+        try:
+            for payload in payloads:
+                await nc.publish("events.win", payload)
+            await nc.flush()
+            js = nc.jetstream()
+            while (await js.stream_info(STREAM)).state.messages < len(payloads):
+                await asyncio.sleep(0.05)
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+
+
+def delete_stream(url: str, stream: str) -> None:
+    async def go() -> None:
+        nc = await nats.connect(url)
+        try:
+            await nc.jetstream().delete_stream(stream)
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+
+
+def test_a_killed_daemon_loses_nothing(nats_server, tmp_path):
+    url = nats_server.url
+    out = tmp_path / "out.ndjson"
+    args = ("--input", f"{url}/events.>", "--output", f"file://{out}", "--include-event")
+    args += ("--nats-ack-wait", "1", "--batch-size", "64")
+    create_input_stream(url)
+    publish_many(url, numbered(1, 20_000))
+    proc = start(tmp_path, *args)
+    wait_for(lambda: len(detected(out)) >= 200, "the first detections")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    seen_before_kill = len(detected(out))
+    not_delivered, not_acked = consumer_pending(url, STREAM, CONSUMER)
+    assert not_delivered + not_acked > 0, "the kill came after the whole stream was done"
+    proc = start(tmp_path, *args)
+    try:
+        wait_for(all_acked(url), "every message acked after the restart", timeout=30)
+        assert set(detected(out)) == set(range(1, 20_001))
+        assert len(detected(out)) >= seen_before_kill
+    finally:
+        stop(proc)
+
+
+def test_the_last_delivery_goes_to_the_dlq_with_its_count(nats_server, tmp_path):
+    url = nats_server.url
+    dlq = tmp_path / "dlq.ndjson"
+    proc = start(
+        tmp_path,
+        "--input", f"{url}/events.>",
+        "--output", f"{url}/detections",
+        "--dlq", f"file://{dlq}",
+        "--nats-max-deliver", "2",
+        "--sink-retry-max", "0",
+    )  # fmt: skip
+    try:
+        delete_stream(url, "rsigma-detections")  # every publish of a detection now fails
+        publish(url, "events.win", numbered(1, 1) + [b'{"Image": "notepad.exe"}'])
+        wait_for(all_acked(url), "both messages acked", timeout=20)
+        entries = [json.loads(line) for line in dlq.read_text().splitlines()]
+        assert len(entries) == 1, entries  # the first failure was handed back, not dead-lettered
+        assert entries[0]["delivery_count"] == 2
+        assert entries[0]["error"].startswith("sink delivery failure: nats:")
+        assert json.loads(entries[0]["original_event"])[0]["rule_title"] == "Whoami"
+    finally:
+        stop(proc)
+
+
+def test_replay_moves_an_existing_consumer(nats_server, tmp_path):
+    url = nats_server.url
+    out = tmp_path / "out.ndjson"
+    args = ("--input", f"{url}/events.>", "--output", f"file://{out}", "--include-event")
+    create_input_stream(url)
+    publish(url, "events.win", numbered(1, 5))
+    proc = start(tmp_path, *args)
+    wait_for(all_acked(url), "first pass acked")
+    stop(proc)
+    assert detected(out) == [1, 2, 3, 4, 5]
+
+    proc = start(tmp_path, *args, "--replay-from-sequence", "4")
+    wait_for(lambda: len(detected(out)) == 7, "replay from sequence 4")
+    stop(proc)
+    assert detected(out)[5:] == [4, 5]
+    assert "NATS consumer recreated to replay" in (tmp_path / "daemon.log").read_text()
+
+    proc = start(tmp_path, *args, "--replay-from-latest")
+    wait_for(lambda: len(detected(out)) == 8, "replay from the latest message")
+    stop(proc)
+    assert detected(out)[7:] == [5]
+
+    time.sleep(0.05)
+    cut = time.time()
+    time.sleep(0.05)
+    publish(url, "events.win", numbered(6, 7))
+    moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(cut)) + f".{int(cut % 1 * 1e6):06d}Z"
+    proc = start(tmp_path, *args, "--replay-from-time", moment)
+    wait_for(lambda: len(detected(out)) == 10, "replay from a time")
+    stop(proc)
+    assert detected(out)[8:] == [6, 7]
+
+    proc = start(tmp_path, *args)  # no flag: resumes where the last run acked, nothing new
+    publish(url, "events.win", numbered(8, 8))
+    wait_for(lambda: len(detected(out)) == 11, "resume")
+    stop(proc)
+    assert detected(out)[10:] == [8]
+
+
+def test_the_state_db_keeps_the_contiguous_ack_floor(nats_server, tmp_path):
+    url = nats_server.url
+    db = tmp_path / "state.db"
+    create_input_stream(url)
+    before = time.time_ns()
+    publish(url, "events.win", numbered(1, 40))
+    after = time.time_ns()
+    proc = start(tmp_path, "--input", f"{url}/events.>", "--output", "stdout", "--state-db", str(db))
+    wait_for(all_acked(url), "all acked")
+    stop(proc)
+    with sqlite3.connect(db) as conn:
+        sequence, timestamp_ns = conn.execute(
+            "SELECT source_sequence, source_timestamp_ns FROM rsigma_correlation_state"
+        ).fetchone()
+    assert sequence == 40  # a detection-only rule set still records its position
+    assert before <= timestamp_ns <= after
+
+
+def test_state_is_cleared_when_replaying_from_before_the_saved_position(nats_server, tmp_path):
+    url = nats_server.url
+    db = tmp_path / "state.db"
+    args = ("--input", f"{url}/events.>", "--output", "stdout", "--state-db", str(db))
+    create_input_stream(url)
+    publish(url, "events.win", numbered(1, 3))
+    proc = start(tmp_path, *args)
+    wait_for(all_acked(url), "all acked")
+    stop(proc)
+    proc = start(tmp_path, *args, "--replay-from-sequence", "2")
+    stop(proc)
+    log = (tmp_path / "daemon.log").read_text()
+    assert "saved correlation state not restored" in log
+    proc = start(tmp_path, *args, "--replay-from-sequence", "9")
+    stop(proc)
+    assert "correlation state restored" in (tmp_path / "daemon.log").read_text()
+
+
+def test_a_consumer_group_splits_the_stream(nats_server, tmp_path):
+    url = nats_server.url
+    outs = [tmp_path / "a.ndjson", tmp_path / "b.ndjson"]
+    procs = []
+    for i, out in enumerate(outs):
+        home = tmp_path / f"d{i}"
+        home.mkdir()
+        procs.append(
+            start(
+                home,
+                "--input",
+                f"{url}/events.>",
+                "--output",
+                f"file://{out}",
+                "--include-event",
+                "--consumer-group",
+                "detectors",
+            )  # fmt: skip
+        )
+    try:
+        publish(url, "events.win", numbered(1, 400))
+        wait_for(lambda: sum(len(detected(o)) for o in outs) == 400, "every event detected once")
+        wait_for(all_acked(url, "detectors"), "all acked")
+        a, b = (detected(o) for o in outs)
+        assert sorted(a + b) == list(range(1, 401))  # no event twice, none lost
+        assert a and b  # both members got a share
+    finally:
+        for proc in procs:
+            stop(proc)
