@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from nats.errors import Error as NatsError
 
 from rsigma.correlation.snapshot import SnapshotError
 from rsigma.daemon.ack import AckToken, Delivery, InFlight, RawEvent
@@ -52,6 +53,8 @@ OVERSIZE_KEEP_BYTES = 4096
 #: A message handed back after a sink gave up is redelivered after this many seconds per delivery so far.
 NAK_DELAY_BASE_S = 1.0
 NAK_DELAY_MAX_S = 30.0
+#: Seconds between polls of the NATS consumer's backlog.
+CONSUMER_POLL_S = 2.0
 
 
 class Daemon:
@@ -66,6 +69,7 @@ class Daemon:
         self.events_processed = 0
         self.detections = 0
         self.correlation_results = 0
+        self.redelivered_received = 0  # NATS messages that came with a delivery count above 1
         self.started = time.time()
         self._stop = asyncio.Event()
         self._stopping_since = 0.0
@@ -87,11 +91,11 @@ class Daemon:
         cfg = self.config
         if cfg.state_db is not None:
             self.store = StateStore(cfg.state_db)
-        dlq_sink = await open_publisher(cfg.dlq, "--dlq", cfg.nats_auth) if cfg.dlq else None
+        dlq_sink = await open_publisher(cfg.dlq, "--dlq", cfg.nats_auth, self.metrics) if cfg.dlq else None
         self.dlq = DeadLetterQueue(dlq_sink, buffer_size=cfg.buffer_size, metrics=self.metrics)
         self.sinks = [
             SinkWorker(
-                await open_publisher(url, "--output", cfg.nats_auth),
+                await open_publisher(url, "--output", cfg.nats_auth, self.metrics),
                 buffer_size=cfg.buffer_size,
                 retry_max=cfg.sink_retry_max,
                 backoff_base_s=cfg.sink_backoff_base_s,
@@ -110,6 +114,7 @@ class Daemon:
                 max_deliver=cfg.nats_max_deliver,
                 replay=cfg.replay,
                 auth=cfg.nats_auth,
+                metrics=self.metrics,
             )
         self.api = ApiServer(self)
         await self.api.start(cfg.api_addr)
@@ -165,6 +170,8 @@ class Daemon:
             self._tasks.append(asyncio.create_task(self.dlq.run(), name="dlq"))
         if self.store is not None:
             self._tasks.append(asyncio.create_task(self._save_periodically(), name="state"))
+        if self.nats_source is not None:
+            self._tasks.append(asyncio.create_task(self._poll_consumer(self.nats_source), name="consumer"))
         if watching:
             self._tasks.append(asyncio.create_task(self._watch_files(baseline), name="watch"))
         source = asyncio.create_task(self._source(), name="source")
@@ -212,6 +219,7 @@ class Daemon:
             floor.received(sequence, timestamp_ns)
             if delivered > 1:
                 redelivered.inc()
+                self.redelivered_received += 1
 
             def ack(msg: Any = msg, sequence: int = sequence) -> None:
                 source.ack(msg)
@@ -435,6 +443,18 @@ class Daemon:
             return
         self.store.save(self.evaluator.correlation.export_state(), self.ack_floor.floor)
 
+    async def _poll_consumer(self, source: NatsSource) -> None:
+        """The consumer's backlog for status and metrics; a failed poll (e.g. while disconnected) waits."""
+        while True:
+            try:
+                info = await source.poll_info()
+            except (TimeoutError, NatsError) as e:
+                log.debug("consumer info unavailable", extra={"error": str(e) or type(e).__name__})
+            else:
+                self.metrics.nats_consumer_pending.set(info["pending"])
+                self.metrics.nats_ack_pending.set(info["ack_pending"])
+            await asyncio.sleep(CONSUMER_POLL_S)
+
     async def _save_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.config.state_save_interval)
@@ -502,14 +522,33 @@ class Daemon:
             "correlation_matches": self.correlation_results,
             "events_in_flight": self.inflight.count,
             "uptime_seconds": round(time.time() - self.started, 3),
-            "inputs": {self.config.input: self.input_state},
+            "inputs": {
+                self.config.input: self.nats_source.watch.state if self.nats_source else self.input_state
+            },
+            **({"nats": self._nats_status()} if self._nats_watched() else {}),
         }
 
+    def _nats_watched(self) -> bool:
+        return self.nats_source is not None or any(isinstance(w.sink, NatsPublisher) for w in self.sinks)
 
-async def open_publisher(url: str, flag: str, auth: NatsAuth) -> Publisher:
+    def _nats_status(self) -> dict[str, Any]:
+        """Each NATS connection's state and reconnects; for the input also the consumer's backlog."""
+        publishers = [w.sink for w in self.sinks if isinstance(w.sink, NatsPublisher)]
+        if self.dlq is not None and isinstance(self.dlq.sink, NatsPublisher):
+            publishers.append(self.dlq.sink)
+        status: dict[str, Any] = {"outputs": {p.watch.role: p.watch.status() for p in publishers}}
+        if self.nats_source is not None:
+            status["input"] = {
+                **self.nats_source.status(),
+                "redelivered_received": self.redelivered_received,
+            }
+        return status
+
+
+async def open_publisher(url: str, flag: str, auth: NatsAuth, metrics: Metrics | None = None) -> Publisher:
     """A sink by URL scheme: `nats://` publishes to JetStream; stdout and files write lines."""
     if url.startswith("nats://"):
-        return await NatsPublisher.open(url, flag, auth=auth)
+        return await NatsPublisher.open(url, flag, auth=auth, metrics=metrics)
     return ThreadedWriter(open_sink(url, flag))
 
 

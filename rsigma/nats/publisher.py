@@ -13,8 +13,10 @@ from typing import Any, Final
 from nats.errors import Error as NatsError
 
 from rsigma.daemon.ack import Delivery
+from rsigma.daemon.metrics import Metrics
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import connect, ensure_stream
+from rsigma.nats.lifecycle import ConnectionWatch
 from rsigma.nats.names import parse_nats_url
 
 log = logging.getLogger("rsigma.daemon")
@@ -25,21 +27,27 @@ PUBLISH_TIMEOUT_S: Final = 5.0
 class NatsPublisher:
     name = "nats"
 
-    def __init__(self, nc: Any, subject: str) -> None:
+    def __init__(self, nc: Any, subject: str, watch: ConnectionWatch) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.subject = subject
+        self.watch = watch
 
     @classmethod
-    async def open(cls, url: str, flag: str, *, auth: NatsAuth) -> NatsPublisher:
+    async def open(
+        cls, url: str, flag: str, *, auth: NatsAuth, metrics: Metrics | None = None
+    ) -> NatsPublisher:
         target = parse_nats_url(url, flag)
-        nc = await connect(target, flag, url, auth=auth)
+        role = "dlq" if flag == "--dlq" else f"output {target.subject}"
+        watch = ConnectionWatch(role, target.server, metrics)
+        nc = await connect(target, flag, url, auth=auth, **watch.callbacks())
+        watch.connected()
         try:
             await ensure_stream(nc.jetstream(), target.subject, flag, url)
         except BaseException:
             await nc.close()
             raise
-        return cls(nc, target.subject)
+        return cls(nc, target.subject, watch)
 
     async def _publish(self, payload: bytes, msg_id: str | None) -> None:
         headers = {"Nats-Msg-Id": msg_id} if msg_id else None

@@ -18,9 +18,11 @@ from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.state import Replay
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import connect, ensure_stream
+from rsigma.nats.lifecycle import ConnectionWatch
 from rsigma.nats.names import consumer_name, parse_nats_url
 
 log = logging.getLogger("rsigma.daemon")
@@ -29,11 +31,13 @@ FETCH_WAIT_S: Final = 1.0
 
 
 class NatsSource:
-    def __init__(self, nc: Any, sub: Any, stream: str, consumer: str) -> None:
+    def __init__(self, nc: Any, sub: Any, stream: str, consumer: str, watch: ConnectionWatch) -> None:
         self.nc = nc
         self.sub = sub
         self.stream = stream
         self.consumer = consumer
+        self.watch = watch
+        self.info: dict[str, int] = {}  # the consumer's counters, as last polled
 
     @classmethod
     async def open(
@@ -45,9 +49,12 @@ class NatsSource:
         max_deliver: int,
         replay: Replay,
         auth: NatsAuth,
+        metrics: Metrics | None = None,
     ) -> NatsSource:
         target = parse_nats_url(url, "--input")
-        nc = await connect(target, "--input", url, auth=auth)
+        watch = ConnectionWatch("input", target.server, metrics)
+        nc = await connect(target, "--input", url, auth=auth, **watch.callbacks())
+        watch.connected()
         try:
             js = nc.jetstream()
             stream = await ensure_stream(js, target.subject, "--input", url)
@@ -65,7 +72,7 @@ class NatsSource:
         except BaseException:
             await nc.close()
             raise
-        return cls(nc, sub, stream, durable)
+        return cls(nc, sub, stream, durable, watch)
 
     async def messages(self, batch: int) -> AsyncIterator[Any]:
         """Messages as they come, forever; fetch errors are logged and retried (the client reconnects)."""
@@ -80,6 +87,20 @@ class NatsSource:
                 continue
             for msg in msgs:
                 yield msg
+
+    async def poll_info(self) -> dict[str, int]:
+        """The consumer's backlog and redeliveries, from the server (for status and metrics)."""
+        info = await self.nc.jetstream().consumer_info(self.stream, self.consumer)
+        self.info = {
+            "pending": info.num_pending or 0,
+            "ack_pending": info.num_ack_pending or 0,
+            "redelivered": info.num_redelivered or 0,
+            "ack_floor": info.ack_floor.stream_seq if info.ack_floor else 0,
+        }
+        return self.info
+
+    def status(self) -> dict[str, Any]:
+        return {**self.watch.status(), "stream": self.stream, "consumer": self.consumer, **self.info}
 
     @staticmethod
     def metadata(msg: Any) -> tuple[int, int, int]:

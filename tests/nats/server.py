@@ -54,12 +54,13 @@ class NatsServer:
             config_file = self.store / "nats-server.conf"
             config_file.write_text(self.config)
             args += ["-c", str(config_file)]
+        ready_before = self._ready_lines()  # a restart appends to the same log
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"nats-server exited with {self.process.returncode}: {self._log_tail()}")
-            if self.log.exists() and "Server is ready" in self.log.read_text(errors="replace"):
+            if self._ready_lines() > ready_before:
                 return self
             time.sleep(0.05)
         self.stop()
@@ -73,6 +74,15 @@ class NatsServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop and start again on the same port with the same store (a broker outage)."""
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+    def _ready_lines(self) -> int:
+        return self.log.read_text(errors="replace").count("Server is ready") if self.log.exists() else 0
 
     def _log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else "(no log)"

@@ -7,6 +7,7 @@ import json
 import signal
 import sqlite3
 import time
+import urllib.request
 from pathlib import Path
 
 import nats
@@ -230,3 +231,48 @@ def test_a_consumer_group_splits_the_stream(nats_server, tmp_path):
     finally:
         for proc in procs:
             stop(proc)
+
+
+def api_base(home: Path) -> str:
+    for line in (home / "daemon.log").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("message") == "daemon started":
+            return f"http://{record['api']}"
+    raise AssertionError("no 'daemon started' line")
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_a_broker_outage_is_reported_and_survived(nats_server, tmp_path):
+    url = nats_server.url
+    out = tmp_path / "out.ndjson"
+    proc = start(tmp_path, "--input", f"{url}/events.>", "--output", f"file://{out}", "--include-event")
+    try:
+        base = api_base(tmp_path)
+        publish(url, "events.win", numbered(1, 1))
+        wait_for(lambda: detected(out) == [1], "the first detection")
+        nats_server.stop()
+        wait_for(
+            lambda: get_json(f"{base}/api/v1/status")[1]["nats"]["input"]["state"] == "disconnected",
+            "status to show the outage",
+        )
+        assert get_json(f"{base}/healthz")[0] == 200
+        assert get_json(f"{base}/readyz")[0] == 200
+        nats_server.start()
+        publish(url, "events.win", numbered(2, 2))
+        wait_for(lambda: detected(out) == [1, 2], "a detection after the server came back", timeout=20)
+        status = get_json(f"{base}/api/v1/status")[1]["nats"]["input"]
+        assert status["state"] == "connected"
+        assert status["reconnects"] >= 1
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+        assert 'rsigma_nats_reconnects_total{role="input"} 1.0' in metrics
+        assert 'rsigma_nats_connected{role="input"} 1.0' in metrics
+        log = (tmp_path / "daemon.log").read_text()
+        assert "NATS disconnected; reconnecting" in log
+        assert "NATS reconnected" in log
+    finally:
+        stop(proc)
