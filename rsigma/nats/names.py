@@ -46,6 +46,12 @@ def parse_nats_url(url: str, flag: str) -> NatsUrl:
     parsed = urlparse(url)
     if parsed.scheme != "nats" or not parsed.hostname:
         raise ConfigError(f"{flag} {url!r}: expected nats://host:port/subject")
+    if parsed.username is not None or parsed.password is not None:
+        # Never echo the URL here: it holds a secret.
+        raise ConfigError(
+            f"{flag}: credentials in a nats:// URL are not used; give them with --nats-user and"
+            " --nats-password (or NATS_USER, NATS_PASSWORD), a token, an nkey or a creds file"
+        )
     subject = parsed.path.lstrip("/")
     if not subject or any(not token for token in subject.split(".")) or " " in subject:
         raise ConfigError(f"{flag} {url!r}: {subject!r} is not a valid subject")

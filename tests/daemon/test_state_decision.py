@@ -14,6 +14,12 @@ STORED = Position(sequence=100, timestamp_ns=1_000_000_000_000)
     [
         pytest.param(RestoreMode.CLEAR, Replay(), STORED, False, id="clear-always-skips"),
         pytest.param(RestoreMode.KEEP, Replay(from_latest=True), None, True, id="keep-always-restores"),
+        pytest.param(
+            RestoreMode.KEEP, Replay(from_sequence=50), STORED, True, id="keep-overrides-backward-replay"
+        ),
+        pytest.param(
+            RestoreMode.CLEAR, Replay(from_sequence=500), STORED, False, id="clear-overrides-forward"
+        ),
         pytest.param(RestoreMode.AUTO, Replay(), None, True, id="resume-restores-without-position"),
         pytest.param(RestoreMode.AUTO, Replay(), STORED, True, id="resume-restores"),
         pytest.param(RestoreMode.AUTO, Replay(from_latest=True), STORED, False, id="latest-skips"),

@@ -47,3 +47,10 @@ def test_parse_urls():
 def test_bad_urls_are_startup_errors(url, flag, reason):
     with pytest.raises(ConfigError, match=reason):
         parse_nats_url(url, flag)
+
+
+def test_credentials_in_a_url_are_refused_without_echoing_them():
+    with pytest.raises(ConfigError) as caught:
+        parse_nats_url("nats://alice:s3cret@127.0.0.1:4222/events", "--input")
+    assert "s3cret" not in str(caught.value)
+    assert "--nats-user" in str(caught.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -80,9 +81,14 @@ def test_consumes_publishes_and_acks(nats_server, tmp_path):
             lambda: consumer_pending(url, "rsigma-events", "rsigma-daemon-events") == (0, 0), "all acked"
         )
         detections = [json.loads(m)["rule_title"] for m in stream_messages(url, "rsigma-detections")]
-        dead = [json.loads(m)["error"].split(":")[0] for m in stream_messages(url, "rsigma-dlq")]
+        entries = [json.loads(m) for m in stream_messages(url, "rsigma-dlq")]
         assert detections == ["Whoami"]
-        assert sorted(dead) == ["empty line", "invalid JSON"]
+        assert sorted(e["error"].split(":")[0] for e in entries) == ["empty line", "invalid JSON"]
+        for entry in entries:  # the DLQ entry shape on a NATS DLQ, from a NATS input
+            assert set(entry) == {"original_event", "error", "timestamp", "delivery_count"}
+            assert entry["delivery_count"] == 1
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", entry["timestamp"])
+        assert sorted(e["original_event"] for e in entries) == ["", "not json"]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
