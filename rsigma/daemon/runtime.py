@@ -213,24 +213,27 @@ class Daemon:
         self.input_state = "connected"
         floor = self.ack_floor
         max_deliver = self.config.nats_max_deliver
-        redelivered = self.metrics.nats_redelivered
-        async for msg in source.messages(max(1, self.config.batch_size)):
-            sequence, delivered, timestamp_ns = source.metadata(msg)
-            floor.received(sequence, timestamp_ns)
-            if delivered > 1:
-                redelivered.inc()
-                self.redelivered_received += 1
+        stream = source.stream
+        inflight = self.inflight
+        async for msgs in source.batches():
+            for msg in msgs:
+                meta = msg.metadata
+                sequence, delivered, reply = meta.stream_seq, meta.delivered, msg.reply
+                floor.received(sequence, meta.timestamp_ns)
+                if delivered > 1:
+                    self.metrics.nats_redelivered.inc()
+                    self.redelivered_received += 1
 
-            def ack(msg: Any = msg, sequence: int = sequence) -> None:
-                source.ack(msg)
-                floor.finished(sequence)
+                def ack(reply: str = reply, sequence: int = sequence) -> None:
+                    source.ack(reply)
+                    floor.finished(sequence)
 
-            def nak(msg: Any = msg, delivered: int = delivered) -> None:
-                self.metrics.nats_naks.inc()
-                source.nak(msg, delay_s=min(NAK_DELAY_BASE_S * delivered, NAK_DELAY_MAX_S))
+                def nak(reply: str = reply, delivered: int = delivered) -> None:
+                    self.metrics.nats_naks.inc()
+                    source.nak(reply, min(NAK_DELAY_BASE_S * delivered, NAK_DELAY_MAX_S))
 
-            token = AckToken(self.inflight, ack, nak if delivered < max_deliver else None, delivered)
-            await self._queue(RawEvent(msg.data, token, f"{source.stream}:{sequence}"))
+                token = AckToken(inflight, ack, nak if delivered < max_deliver else None, delivered)
+                await self._queue(RawEvent(msg.data, token, f"{stream}:{sequence}"))
 
     async def submit(
         self, payload: bytes, source_id: str | None = None, ack: Callable[[], None] | None = None

@@ -22,6 +22,7 @@ class ConnectionWatch:
         self.server = server
         self.state = "connecting"
         self.reconnects = 0
+        self._reconnect_hooks: list[Callable[[], None]] = []
         self._connected = metrics.nats_connected.labels(role=role) if metrics else None
         self._reconnected = metrics.nats_reconnects.labels(role=role) if metrics else None
 
@@ -33,6 +34,10 @@ class ConnectionWatch:
             "closed_cb": self._on_close,
             "error_cb": self._on_error,
         }
+
+    def on_reconnect(self, hook: Callable[[], None]) -> None:
+        """Run `hook` after each reconnection (e.g. to renew pull requests the server forgot)."""
+        self._reconnect_hooks.append(hook)
 
     def connected(self) -> None:
         self._set("connected")
@@ -48,6 +53,8 @@ class ConnectionWatch:
         if self._reconnected is not None:
             self._reconnected.inc()
         self._set("connected")
+        for hook in self._reconnect_hooks:
+            hook()
         log.info(
             "NATS reconnected",
             extra={"role": self.role, "server": self.server, "reconnects": self.reconnects},

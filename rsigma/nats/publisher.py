@@ -7,31 +7,29 @@ window drops the copies a redelivered event would publish again.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Final
-
-from nats.errors import Error as NatsError
 
 from rsigma.daemon.ack import Delivery
 from rsigma.daemon.metrics import Metrics
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import connect, ensure_stream
+from rsigma.nats.core import AsyncPublisher
 from rsigma.nats.lifecycle import ConnectionWatch
 from rsigma.nats.names import parse_nats_url
-
-log = logging.getLogger("rsigma.daemon")
 
 PUBLISH_TIMEOUT_S: Final = 5.0
 
 
 class NatsPublisher:
+    """A sink that counts a batch as delivered once the stream acknowledged every message of it."""
+
     name = "nats"
 
     def __init__(self, nc: Any, subject: str, watch: ConnectionWatch) -> None:
         self.nc = nc
-        self.js = nc.jetstream()
         self.subject = subject
         self.watch = watch
+        self.publisher = AsyncPublisher(nc, timeout_s=PUBLISH_TIMEOUT_S)
 
     @classmethod
     async def open(
@@ -49,23 +47,20 @@ class NatsPublisher:
             raise
         return cls(nc, target.subject, watch)
 
-    async def _publish(self, payload: bytes, msg_id: str | None) -> None:
-        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-        try:
-            await self.js.publish(self.subject, payload, headers=headers, timeout=PUBLISH_TIMEOUT_S)
-        except (TimeoutError, NatsError) as e:
-            raise OSError(f"publish to {self.subject} failed: {e or type(e).__name__}") from e
-
     async def deliver(self, batch: list[Delivery]) -> None:
-        for delivery in batch:
-            for i, line in enumerate(delivery.lines):
-                msg_id = f"{delivery.source_id}:{i}" if delivery.source_id else None
-                await self._publish(line.rstrip(b"\n"), msg_id)
+        """Every result of the batch, with `Nats-Msg-Id: <stream>:<sequence>:<result index>` when the
+        event has a stable source id; raises OSError (the sink worker retries) on any failure."""
+        items = [
+            (line.rstrip(b"\n"), f"{d.source_id}:{i}" if d.source_id else None)
+            for d in batch
+            for i, line in enumerate(d.lines)
+        ]
+        await self.publisher.publish_many(self.subject, items)
 
     async def write(self, data: bytes) -> None:
         """Dead-letter entries: one message per line."""
-        for line in data.splitlines():
-            await self._publish(line, None)
+        await self.publisher.publish_many(self.subject, [(line, None) for line in data.splitlines()])
 
     async def aclose(self) -> None:
-        await self.nc.close()  # every publish was already acknowledged by the server
+        await self.publisher.close()
+        await self.nc.close()  # every delivered batch was already acknowledged by the server

@@ -22,22 +22,26 @@ from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.state import Replay
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import connect, ensure_stream
+from rsigma.nats.core import JsMessage, PullConsumer
 from rsigma.nats.lifecycle import ConnectionWatch
 from rsigma.nats.names import consumer_name, parse_nats_url
 
 log = logging.getLogger("rsigma.daemon")
 
-FETCH_WAIT_S: Final = 1.0
+#: Messages per pull request; at most twice this many wait in the process (see `PullConsumer`).
+PULL_BATCH: Final = 512
 
 
 class NatsSource:
-    def __init__(self, nc: Any, sub: Any, stream: str, consumer: str, watch: ConnectionWatch) -> None:
+    """The input side: consumer setup through nats-py's JetStream API, messages through `PullConsumer`."""
+
+    def __init__(self, nc: Any, consumer: PullConsumer, watch: ConnectionWatch) -> None:
         self.nc = nc
-        self.sub = sub
-        self.stream = stream
         self.consumer = consumer
+        self.stream = consumer.stream
         self.watch = watch
         self.info: dict[str, int] = {}  # the consumer's counters, as last polled
+        watch.on_reconnect(consumer.on_reconnect)  # pull requests may have died with the connection
 
     @classmethod
     async def open(
@@ -50,6 +54,7 @@ class NatsSource:
         replay: Replay,
         auth: NatsAuth,
         metrics: Metrics | None = None,
+        pull_batch: int = PULL_BATCH,
     ) -> NatsSource:
         target = parse_nats_url(url, "--input")
         watch = ConnectionWatch("input", target.server, metrics)
@@ -68,29 +73,32 @@ class NatsSource:
                 max_deliver=max_deliver,
                 replay=replay,
             )
-            sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
         except BaseException:
             await nc.close()
             raise
-        return cls(nc, sub, stream, durable, watch)
+        return cls(nc, PullConsumer(nc, stream, durable, batch=pull_batch), watch)
 
-    async def messages(self, batch: int) -> AsyncIterator[Any]:
-        """Messages as they come, forever; fetch errors are logged and retried (the client reconnects)."""
-        while True:
-            try:
-                msgs = await self.sub.fetch(batch, timeout=FETCH_WAIT_S)
-            except TimeoutError:
-                continue
-            except NatsError as e:
-                log.warning("NATS fetch failed; retrying", extra={"error": str(e) or type(e).__name__})
-                await asyncio.sleep(FETCH_WAIT_S)
-                continue
-            for msg in msgs:
-                yield msg
+    def batches(self) -> AsyncIterator[list[JsMessage]]:
+        """Delivered messages, a list at a time, forever (lost pull requests are renewed)."""
+        return self.consumer.batches()
+
+    def ack(self, reply: str) -> None:
+        try:
+            self.consumer.ack(reply)
+        except NatsError as e:
+            log.warning("JetStream ack failed; the message will be redelivered", extra={"error": str(e)})
+
+    def nak(self, reply: str, delay_s: float) -> None:
+        try:
+            self.consumer.nak(reply, delay_s)
+        except NatsError as e:
+            log.warning(
+                "JetStream nak failed; the message is redelivered after ack_wait", extra={"error": str(e)}
+            )
 
     async def poll_info(self) -> dict[str, int]:
         """The consumer's backlog and redeliveries, from the server (for status and metrics)."""
-        info = await self.nc.jetstream().consumer_info(self.stream, self.consumer)
+        info = await self.nc.jetstream().consumer_info(self.stream, self.consumer.consumer)
         self.info = {
             "pending": info.num_pending or 0,
             "ack_pending": info.num_ack_pending or 0,
@@ -100,33 +108,21 @@ class NatsSource:
         return self.info
 
     def status(self) -> dict[str, Any]:
-        return {**self.watch.status(), "stream": self.stream, "consumer": self.consumer, **self.info}
-
-    @staticmethod
-    def metadata(msg: Any) -> tuple[int, int, int]:
-        """(stream sequence, times delivered, stream timestamp in ns) of a message."""
-        meta = msg.metadata
-        return meta.sequence.stream, meta.num_delivered, int(meta.timestamp.timestamp() * 1e9)
-
-    def ack(self, msg: Any) -> None:
-        asyncio.ensure_future(msg.ack()).add_done_callback(_log_failure)
-
-    def nak(self, msg: Any, delay_s: float) -> None:
-        asyncio.ensure_future(msg.nak(delay=delay_s)).add_done_callback(_log_failure)
+        return {
+            **self.watch.status(),
+            "stream": self.stream,
+            "consumer": self.consumer.consumer,
+            **self.info,
+        }
 
     async def aclose(self) -> None:
-        """Flush the acks already sent, then close; unacknowledged messages are redelivered later."""
+        """Send the acks already written, then close; unacknowledged messages are redelivered later."""
         try:
-            await self.nc.flush(timeout=2)
+            await self.consumer.stop()
+            if self.nc.is_connected:
+                await asyncio.wait_for(self.consumer.flush(), timeout=2)
         finally:
             await self.nc.close()
-
-
-def _log_failure(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning(
-            "JetStream ack failed; the message will be redelivered", extra={"error": str(task.exception())}
-        )
 
 
 def start_position(replay: Replay) -> dict[str, Any]:
