@@ -34,6 +34,7 @@ from rsigma.daemon.ack import AckToken, Delivery, InFlight, RawEvent
 from rsigma.daemon.api import ApiServer
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
+from rsigma.daemon.event_queue import EventQueue
 from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.position import AckFloor
 from rsigma.daemon.sinks import Publisher, SinkWorker, ThreadedWriter, open_sink
@@ -63,7 +64,7 @@ class Daemon:
         self.evaluator = evaluator
         self.metrics = metrics or Metrics()
         self.inflight = InFlight()
-        self.input: asyncio.Queue[RawEvent | None] = asyncio.Queue(maxsize=config.buffer_size)
+        self.input: EventQueue[RawEvent | None] = EventQueue(config.buffer_size)
         self.ready = False
         self.input_state = "starting"
         self.events_processed = 0
@@ -216,6 +217,7 @@ class Daemon:
         stream = source.stream
         inflight = self.inflight
         async for msgs in source.batches():
+            events: list[RawEvent | None] = []
             for msg in msgs:
                 meta = msg.metadata
                 sequence, delivered, reply = meta.stream_seq, meta.delivered, msg.reply
@@ -233,20 +235,19 @@ class Daemon:
                     source.nak(reply, min(NAK_DELAY_BASE_S * delivered, NAK_DELAY_MAX_S))
 
                 token = AckToken(inflight, ack, nak if delivered < max_deliver else None, delivered)
-                await self._queue(RawEvent(msg.data, token, f"{stream}:{sequence}"))
+                events.append(RawEvent(msg.data, token, f"{stream}:{sequence}"))
+            await self._queue(events)
 
     async def submit(
         self, payload: bytes, source_id: str | None = None, ack: Callable[[], None] | None = None
     ) -> None:
         """Queue one raw line for the engine; waits (back-pressure) while the queue is full."""
-        await self._queue(RawEvent(payload, AckToken(self.inflight, ack), source_id))
+        await self._queue([RawEvent(payload, AckToken(self.inflight, ack), source_id)])
 
-    async def _queue(self, raw: RawEvent) -> None:
-        try:
-            self.input.put_nowait(raw)
-        except asyncio.QueueFull:
+    async def _queue(self, events: list[RawEvent | None]) -> None:
+        """Hand events to the engine in order; waits (back-pressure) while the queue is full."""
+        if await self.input.put(events):
             self.metrics.back_pressure.inc()
-            await self.input.put(raw)
 
     async def _stdin_chunks(self) -> AsyncIterator[bytes]:
         """Chunks of stdin: through the event loop for pipes, sockets and terminals; in a worker
@@ -280,11 +281,17 @@ class Daemon:
                 carry, dropped, chunk = b"", 0, chunk[end + 1 :]
             lines = (carry + chunk if carry else chunk).split(b"\n")
             carry = lines.pop()
+            inflight = self.inflight
+            events: list[RawEvent | None] = []
             for line in lines:
                 if len(line) > limit:
+                    await self._queue(events)
+                    events = []
                     await self._oversized(line[:keep], len(line) - keep)
                 else:
-                    await self.submit(line)
+                    events.append(RawEvent(line, AckToken(inflight)))
+            if events:
+                await self._queue(events)
             if len(carry) > limit:
                 dropped = len(carry) - keep
                 carry = carry[:keep]
@@ -293,7 +300,7 @@ class Daemon:
         elif carry:
             await self.submit(carry)
         self.input_state = "closed"
-        await self.input.put(None)  # end of input
+        await self.input.put([None])  # end of input
 
     async def _oversized(self, kept: bytes, dropped: int) -> None:
         self.metrics.parse_errors.inc()
@@ -311,10 +318,7 @@ class Daemon:
         batch_size = max(1, self.config.batch_size)
         metrics = self.metrics
         while True:
-            first = await self.input.get()
-            batch = [first]
-            while len(batch) < batch_size and not self.input.empty():
-                batch.append(self.input.get_nowait())
+            batch = await self.input.get(batch_size)
             metrics.input_queue_depth.set(self.input.qsize())
             metrics.batch_size.observe(len(batch))
             before = self.events_processed
@@ -343,9 +347,6 @@ class Daemon:
     def _process(self, raw: RawEvent) -> Delivery | str | None:
         """Evaluate one line: a Delivery of its results, a dead-letter reason, or None (nothing to send)."""
         payload = raw.payload
-        if not payload.strip():
-            self.metrics.parse_errors.inc()
-            return "empty line"
         if len(payload) > self.config.max_event_bytes:
             self.metrics.parse_errors.inc()
             return f"event of {len(payload)} bytes exceeds --max-event-bytes {self.config.max_event_bytes}"
@@ -353,7 +354,7 @@ class Daemon:
             event = orjson.loads(payload)
         except orjson.JSONDecodeError as e:
             self.metrics.parse_errors.inc()
-            return f"invalid JSON: {e}"
+            return "empty line" if not payload.strip() else f"invalid JSON: {e}"
         if not isinstance(event, dict):
             self.metrics.parse_errors.inc()
             return f"expected a JSON object, got {type(event).__name__}"
@@ -432,7 +433,7 @@ class Daemon:
 
     async def _wait_drained(self, engine: asyncio.Task[None]) -> None:
         if not engine.done():
-            await self.input.put(None)  # after everything already queued or waiting to be
+            await self.input.put([None])  # after everything already queued or waiting to be
         await engine
         for worker in self.sinks:
             await worker.queue.join()
