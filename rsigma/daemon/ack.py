@@ -21,28 +21,19 @@ are delivered or dead-lettered.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 
 class AckToken:
     """Resolves once, by an ack or by a request for redelivery; counts in-flight events so shutdown
-    knows what did not drain."""
+    knows what did not drain. Sources that acknowledge (JetStream) subclass it and override the hooks;
+    for stdin and HTTP resolving is bookkeeping only."""
 
-    __slots__ = ("_callback", "_done", "_retry", "_tracker", "delivery_count")
+    __slots__ = ("_done", "_tracker")
 
-    def __init__(
-        self,
-        tracker: InFlight,
-        callback: Callable[[], None] | None = None,
-        retry: Callable[[], None] | None = None,
-        delivery_count: int | None = None,
-    ) -> None:
-        self._callback = callback
-        self._retry = retry  # set while the source can still redeliver (JetStream below max_deliver)
+    def __init__(self, tracker: InFlight) -> None:
         self._done = False
         self._tracker = tracker
-        self.delivery_count = delivery_count  # how often the source has handed this event out
         tracker.count += 1
 
     @property
@@ -51,23 +42,34 @@ class AckToken:
 
     @property
     def redeliverable(self) -> bool:
-        return self._retry is not None
+        """Whether the source can still hand the event out again (JetStream below max_deliver)."""
+        return False
+
+    @property
+    def delivery_count(self) -> int | None:
+        """How often the source has handed this event out, where it counts."""
+        return None
 
     def ack(self) -> None:
-        if self._resolve() and self._callback is not None:
-            self._callback()
+        if not self._done:
+            self._resolve()
+            self._acked()
 
     def redeliver(self) -> None:
         """Resolve without acking: the source hands the event out again later (a JetStream nak)."""
-        if self._resolve() and self._retry is not None:
-            self._retry()
+        if not self._done:
+            self._resolve()
+            self._redeliver()
 
-    def _resolve(self) -> bool:
-        if self._done:
-            return False
+    def _resolve(self) -> None:
         self._done = True
         self._tracker.count -= 1
-        return True
+
+    def _acked(self) -> None:
+        """The source's acknowledgement."""
+
+    def _redeliver(self) -> None:
+        """The source's request for redelivery."""
 
 
 @dataclass(slots=True)

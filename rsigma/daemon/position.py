@@ -40,6 +40,13 @@ class AckFloor:
         timestamp = self._open.pop(sequence, None)
         if timestamp is None:
             return
+        open_heap = self._open_heap
+        if open_heap[0] == sequence and not self._done:
+            # The common case, acks in order: the lowest open message finished and nothing waits.
+            heapq.heappop(open_heap)
+            if self.floor is None or sequence > (self.floor.sequence or 0):
+                self.floor = Position(sequence, timestamp)
+            return
         heapq.heappush(self._done, (sequence, timestamp))
         self._advance()
 

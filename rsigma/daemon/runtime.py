@@ -22,7 +22,7 @@ import signal
 import stat
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
 from rsigma.daemon.event_queue import EventQueue
 from rsigma.daemon.metrics import Metrics
-from rsigma.daemon.position import AckFloor
 from rsigma.daemon.sinks import Publisher, SinkWorker, ThreadedWriter, open_sink
 from rsigma.daemon.state import StateStore, decide_state_restore
 from rsigma.evaluator import Evaluator
@@ -51,9 +50,6 @@ READ_CHUNK_BYTES = 1 << 16
 FORCE_EXIT_AFTER_S = 0.5
 #: How much of an oversized line the dead-letter entry keeps.
 OVERSIZE_KEEP_BYTES = 4096
-#: A message handed back after a sink gave up is redelivered after this many seconds per delivery so far.
-NAK_DELAY_BASE_S = 1.0
-NAK_DELAY_MAX_S = 30.0
 #: Seconds between polls of the NATS consumer's backlog.
 CONSUMER_POLL_S = 2.0
 
@@ -70,7 +66,6 @@ class Daemon:
         self.events_processed = 0
         self.detections = 0
         self.correlation_results = 0
-        self.redelivered_received = 0  # NATS messages that came with a delivery count above 1
         self.started = time.time()
         self._stop = asyncio.Event()
         self._stopping_since = 0.0
@@ -83,7 +78,6 @@ class Daemon:
         self.dlq: DeadLetterQueue | None = None
         self.api: ApiServer | None = None
         self.nats_source: NatsSource | None = None
-        self.ack_floor = AckFloor()  # the source position a state snapshot reflects
 
     # ---- startup ---------------------------------------------------------------------------
 
@@ -210,39 +204,14 @@ class Daemon:
 
     async def _read_nats(self, source: NatsSource) -> None:
         """Each message's token acks it when done, or naks it while JetStream can still redeliver it
-        (a sink gave up); the last delivery dead-letters instead. The ack floor follows the acks."""
+        (a sink gave up); the last delivery dead-letters instead (see `JetStreamToken`)."""
         self.input_state = "connected"
-        floor = self.ack_floor
-        max_deliver = self.config.nats_max_deliver
-        stream = source.stream
-        inflight = self.inflight
-        async for msgs in source.batches():
-            events: list[RawEvent | None] = []
-            for msg in msgs:
-                meta = msg.metadata
-                sequence, delivered, reply = meta.stream_seq, meta.delivered, msg.reply
-                floor.received(sequence, meta.timestamp_ns)
-                if delivered > 1:
-                    self.metrics.nats_redelivered.inc()
-                    self.redelivered_received += 1
-
-                def ack(reply: str = reply, sequence: int = sequence) -> None:
-                    source.ack(reply)
-                    floor.finished(sequence)
-
-                def nak(reply: str = reply, delivered: int = delivered) -> None:
-                    self.metrics.nats_naks.inc()
-                    source.nak(reply, min(NAK_DELAY_BASE_S * delivered, NAK_DELAY_MAX_S))
-
-                token = AckToken(inflight, ack, nak if delivered < max_deliver else None, delivered)
-                events.append(RawEvent(msg.data, token, f"{stream}:{sequence}"))
+        async for events in source.events(self.inflight):
             await self._queue(events)
 
-    async def submit(
-        self, payload: bytes, source_id: str | None = None, ack: Callable[[], None] | None = None
-    ) -> None:
+    async def submit(self, payload: bytes) -> None:
         """Queue one raw line for the engine; waits (back-pressure) while the queue is full."""
-        await self._queue([RawEvent(payload, AckToken(self.inflight, ack), source_id)])
+        await self._queue([RawEvent(payload, AckToken(self.inflight))])
 
     async def _queue(self, events: list[RawEvent | None]) -> None:
         """Hand events to the engine in order; waits (back-pressure) while the queue is full."""
@@ -445,7 +414,8 @@ class Daemon:
     def save_state(self) -> None:
         if self.store is None:
             return
-        self.store.save(self.evaluator.correlation.export_state(), self.ack_floor.floor)
+        position = self.nats_source.floor.floor if self.nats_source is not None else None
+        self.store.save(self.evaluator.correlation.export_state(), position)
 
     async def _poll_consumer(self, source: NatsSource) -> None:
         """The consumer's backlog for status and metrics; a failed poll (e.g. while disconnected) waits."""
@@ -542,10 +512,7 @@ class Daemon:
             publishers.append(self.dlq.sink)
         status: dict[str, Any] = {"outputs": {p.watch.role: p.watch.status() for p in publishers}}
         if self.nats_source is not None:
-            status["input"] = {
-                **self.nats_source.status(),
-                "redelivered_received": self.redelivered_received,
-            }
+            status["input"] = self.nats_source.status()
         return status
 
 

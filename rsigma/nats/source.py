@@ -18,11 +18,13 @@ from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from rsigma.daemon.ack import AckToken, InFlight, RawEvent
 from rsigma.daemon.metrics import Metrics
+from rsigma.daemon.position import AckFloor
 from rsigma.daemon.state import Replay
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import connect, ensure_stream
-from rsigma.nats.core import JsMessage, PullConsumer
+from rsigma.nats.core import PullConsumer
 from rsigma.nats.lifecycle import ConnectionWatch
 from rsigma.nats.names import consumer_name, parse_nats_url
 
@@ -32,14 +34,65 @@ log = logging.getLogger("rsigma.daemon")
 PULL_BATCH: Final = 512
 
 
-class NatsSource:
-    """The input side: consumer setup through nats-py's JetStream API, messages through `PullConsumer`."""
+#: A message handed back after a sink gave up is redelivered after this many seconds per delivery so far.
+NAK_DELAY_BASE_S: Final = 1.0
+NAK_DELAY_MAX_S: Final = 30.0
 
-    def __init__(self, nc: Any, consumer: PullConsumer, watch: ConnectionWatch) -> None:
+
+class JetStreamToken(AckToken):
+    """A message's ack token: acks it when done; naks it while JetStream can still redeliver it."""
+
+    __slots__ = ("_delivered", "_last", "_reply", "_sequence", "_source")
+
+    def __init__(
+        self, tracker: InFlight, source: NatsSource, reply: str, sequence: int, delivered: int
+    ) -> None:
+        super().__init__(tracker)
+        self._source = source
+        self._reply = reply
+        self._sequence = sequence
+        self._delivered = delivered
+        self._last = delivered >= source.max_deliver
+
+    @property
+    def redeliverable(self) -> bool:
+        return not self._last
+
+    @property
+    def delivery_count(self) -> int:
+        return self._delivered
+
+    def _acked(self) -> None:
+        self._source.ack(self._reply, self._sequence)
+
+    def _redeliver(self) -> None:
+        self._source.nak(self._reply, min(NAK_DELAY_BASE_S * self._delivered, NAK_DELAY_MAX_S))
+
+
+class NatsSource:
+    """The input side: consumer setup through nats-py's JetStream API, messages through `PullConsumer`.
+
+    It also keeps the contiguous ack floor of what it received (`floor`), the position a state
+    snapshot reflects.
+    """
+
+    def __init__(
+        self,
+        nc: Any,
+        consumer: PullConsumer,
+        watch: ConnectionWatch,
+        *,
+        max_deliver: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.nc = nc
         self.consumer = consumer
         self.stream = consumer.stream
         self.watch = watch
+        self.max_deliver = max_deliver
+        self.metrics = metrics
+        self.floor = AckFloor()
+        self.redelivered = 0  # messages received that JetStream had delivered before
         self.info: dict[str, int] = {}  # the consumer's counters, as last polled
         watch.on_reconnect(consumer.on_reconnect)  # pull requests may have died with the connection
 
@@ -76,19 +129,41 @@ class NatsSource:
         except BaseException:
             await nc.close()
             raise
-        return cls(nc, PullConsumer(nc, stream, durable, batch=pull_batch), watch)
+        consumer = PullConsumer(nc, stream, durable, batch=pull_batch)
+        return cls(nc, consumer, watch, max_deliver=max_deliver, metrics=metrics)
 
-    def batches(self) -> AsyncIterator[list[JsMessage]]:
-        """Delivered messages, a list at a time, forever (lost pull requests are renewed)."""
-        return self.consumer.batches()
+    async def events(self, tracker: InFlight) -> AsyncIterator[list[RawEvent | None]]:
+        """Delivered messages as raw events with their tokens, a pulled batch at a time, forever."""
+        stream = self.stream
+        floor = self.floor
+        async for msgs in self.consumer.batches():
+            events: list[RawEvent | None] = []
+            for msg in msgs:
+                meta = msg.metadata
+                sequence, delivered = meta.stream_seq, meta.delivered
+                floor.received(sequence, meta.timestamp_ns)
+                if delivered > 1:
+                    self._count_redelivery()
+                token = JetStreamToken(tracker, self, msg.reply, sequence, delivered)
+                events.append(RawEvent(msg.data, token, f"{stream}:{sequence}"))
+            yield events
 
-    def ack(self, reply: str) -> None:
+    def _count_redelivery(self) -> None:
+        self.redelivered += 1
+        if self.metrics is not None:
+            self.metrics.nats_redelivered.inc()
+
+    def ack(self, reply: str, sequence: int) -> None:
         try:
             self.consumer.ack(reply)
         except NatsError as e:
             log.warning("JetStream ack failed; the message will be redelivered", extra={"error": str(e)})
+            return
+        self.floor.finished(sequence)
 
     def nak(self, reply: str, delay_s: float) -> None:
+        if self.metrics is not None:
+            self.metrics.nats_naks.inc()
         try:
             self.consumer.nak(reply, delay_s)
         except NatsError as e:
@@ -113,6 +188,7 @@ class NatsSource:
             "stream": self.stream,
             "consumer": self.consumer.consumer,
             **self.info,
+            "redelivered_received": self.redelivered,
         }
 
     async def aclose(self) -> None:
