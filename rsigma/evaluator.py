@@ -48,6 +48,8 @@ class Evaluator:
 
     def process(self, event: dict[str, Any]) -> list[Result]:
         detections = self.engine.evaluate(event)
+        if not detections:
+            return []
         if not self.correlation.correlations:
             return list(detections)
         silent = self.correlation.silent_rules

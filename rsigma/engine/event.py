@@ -32,6 +32,8 @@ def _leaves(value: Any, out: list[str], depth: int) -> None:
     for v in value.values() if isinstance(value, dict) else value:
         if type(v) is str:
             out.append(v)
+        elif type(v) is int:
+            out.append(str(v))
         elif isinstance(v, dict | list):
             _leaves(v, out, depth + 1)
         else:

@@ -24,7 +24,7 @@ from rsigma.daemon.position import AckFloor
 from rsigma.daemon.state import Replay
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import connect, ensure_stream
-from rsigma.nats.core import PullConsumer
+from rsigma.nats.core import PullConsumer, delivery_position
 from rsigma.nats.lifecycle import ConnectionWatch
 from rsigma.nats.names import consumer_name, parse_nats_url
 
@@ -139,12 +139,12 @@ class NatsSource:
         async for msgs in self.consumer.batches():
             events: list[RawEvent | None] = []
             for msg in msgs:
-                meta = msg.metadata
-                sequence, delivered = meta.stream_seq, meta.delivered
-                floor.received(sequence, meta.timestamp_ns)
+                reply = msg.reply
+                sequence, delivered, timestamp_ns = delivery_position(reply)
+                floor.received(sequence, timestamp_ns)
                 if delivered > 1:
                     self._count_redelivery()
-                token = JetStreamToken(tracker, self, msg.reply, sequence, delivered)
+                token = JetStreamToken(tracker, self, reply, sequence, delivered)
                 events.append(RawEvent(msg.data, token, f"{stream}:{sequence}"))
             yield events
 

@@ -15,7 +15,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from server import NatsServer
 
 from rsigma.nats import core
-from rsigma.nats.core import AckMetadata, AsyncPublisher, PullConsumer, parse_ack_subject
+from rsigma.nats.core import AckMetadata, AsyncPublisher, PullConsumer, delivery_position, parse_ack_subject
 
 Body = Callable[[Any, Any], Awaitable[None]]
 
@@ -89,6 +89,15 @@ def test_parse_ack_subject_new_form_with_domain_and_account_hash():
     assert parse_ack_subject(reply) == AckMetadata("EVENTS", "rsigma", 1, 5, 4, 1714560000123456789, 0, "hub")
     no_domain = "$JS.ACK._.ACCHASH123.EVENTS.rsigma.1.5.4.1714560000123456789.0.r4nd0m"
     assert parse_ack_subject(no_domain).domain == ""
+
+
+def test_delivery_position_agrees_with_the_full_parse_on_both_forms():
+    old = "$JS.ACK.EVENTS.rsigma.2.1042.17.1714560000123456789.8"
+    new = "$JS.ACK.hub.ACCHASH123.EVENTS.rsigma.3.5.4.1714560000123456789.0.r4nd0m"
+    assert delivery_position(old) == (1042, 2, 1714560000123456789)
+    assert delivery_position(new) == (5, 3, 1714560000123456789)
+    with pytest.raises(ValueError):
+        delivery_position("$JS.API.S.c.1.2.3.4.5")
 
 
 @pytest.mark.parametrize(
