@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import nats
+from nats.js.api import AckPolicy, ConsumerConfig
 from test_nats_source import WHOAMI, consumer_pending, publish, start, wait_for
 
 STREAM = "rsigma-events"
@@ -80,11 +81,32 @@ def delete_stream(url: str, stream: str) -> None:
     asyncio.run(go())
 
 
-def test_a_killed_daemon_loses_nothing(nats_server, tmp_path):
+def output_numbers(url: str, stream: str) -> list[int]:
+    """The `n` of every detection stored in a NATS output stream, read through one ephemeral consumer."""
+
+    async def go() -> list[int]:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            total = (await js.stream_info(stream)).state.messages
+            config = ConsumerConfig(ack_policy=AckPolicy.NONE)  # read-only: no ack-pending limit
+            sub = await js.pull_subscribe("detections", stream=stream, config=config)
+            numbers: list[int] = []
+            while len(numbers) < total:
+                for msg in await sub.fetch(min(1000, total - len(numbers)), timeout=5):
+                    numbers.append(json.loads(msg.data)["event"]["n"])
+            return numbers
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def test_a_killed_daemon_loses_nothing_and_publishes_no_duplicate(nats_server, tmp_path):
     url = nats_server.url
     out = tmp_path / "out.ndjson"
     args = ("--input", f"{url}/events.>", "--output", f"file://{out}", "--include-event")
-    args += ("--nats-ack-wait", "1", "--batch-size", "64")
+    args += ("--output", f"{url}/detections", "--nats-ack-wait", "1", "--batch-size", "64")
     create_input_stream(url)
     publish_many(url, numbered(1, 20_000))
     proc = start(tmp_path, *args)
@@ -98,6 +120,10 @@ def test_a_killed_daemon_loses_nothing(nats_server, tmp_path):
     try:
         wait_for(all_acked(url), "every message acked after the restart", timeout=30)
         assert set(detected(out)) == set(range(1, 20_001))
+        # The file got the redelivered events' detections twice; the NATS output dropped the copies
+        # by their Nats-Msg-Id.
+        assert len(detected(out)) > 20_000
+        assert sorted(output_numbers(url, "rsigma-detections")) == list(range(1, 20_001))
         assert len(detected(out)) >= seen_before_kill
     finally:
         stop(proc)
