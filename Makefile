@@ -26,6 +26,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/correlation_bench.py
 	$(PY) benchmarks/routing_bench.py
 	$(PY) benchmarks/daemon_bench.py
+	$(PY) benchmarks/nats_bench.py
+	$(PY) benchmarks/nats_pipeline_bench.py
 
 demo: $(STAMP)
 	$(PY) -m rsigma engine eval -r examples/rules --events examples/events.ndjson
