@@ -279,6 +279,15 @@ class Daemon:
             AckToken(self.inflight),
         )
 
+    def _original(self, payload: bytes) -> str:
+        """The payload for its dead-letter entry; an oversized one (a message) is cut like a line is,
+        so the entry stays small enough for any DLQ, a NATS one with its payload limit included."""
+        limit = self.config.max_event_bytes
+        if len(payload) <= limit:
+            return payload_text(payload)
+        keep = min(OVERSIZE_KEEP_BYTES, limit)
+        return payload_text(payload[:keep]) + f"...[{len(payload) - keep} more bytes]"
+
     async def _dead_letter(self, original: str, error: str, token: AckToken) -> None:
         assert self.dlq is not None
         await self.dlq.put(original, error, token.ack, token.delivery_count)
@@ -305,7 +314,7 @@ class Daemon:
                         except asyncio.QueueFull:
                             await worker.queue.put(outcome)
                 else:
-                    await self._dead_letter(payload_text(raw.payload), outcome, raw.token)
+                    await self._dead_letter(self._original(raw.payload), outcome, raw.token)
             evaluated = self.events_processed - before
             if evaluated:
                 # One observation per step: the step's time per event (cheaper than one per event).

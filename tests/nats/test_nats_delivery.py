@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -302,3 +305,44 @@ def test_a_broker_outage_is_reported_and_survived(nats_server, tmp_path):
         assert "NATS reconnected" in log
     finally:
         stop(proc)
+
+
+def test_oversized_and_empty_messages_are_dead_lettered_and_acked(nats_server, tmp_path):
+    url = nats_server.url
+    dlq = tmp_path / "dlq.ndjson"
+    proc = start(
+        tmp_path,
+        "--input", f"{url}/events.>",
+        "--dlq", f"file://{dlq}",
+        "--max-event-bytes", "8192",
+    )  # fmt: skip
+    try:
+        big = json.dumps({**WHOAMI, "padding": "x" * 20_000}).encode()
+        publish(url, "events.win", [big, b"   ", b"\xff\xfe{}"])
+        wait_for(all_acked(url), "every message acked")
+        entries = [json.loads(line) for line in dlq.read_text().splitlines()]
+        errors = sorted(e["error"] for e in entries)
+        assert errors[0] == "empty line"
+        assert errors[1] == f"event of {len(big)} bytes exceeds --max-event-bytes 8192"
+        assert errors[2].startswith("invalid JSON")
+        oversized = next(e for e in entries if "exceeds" in e["error"])
+        assert oversized["original_event"].endswith(f"...[{len(big) - 4096} more bytes]")
+        assert len(oversized["original_event"]) < 4200
+    finally:
+        stop(proc)
+
+
+def test_replay_flags_exclude_each_other_and_need_rfc3339(tmp_path):
+    rules = tmp_path / "rules.yml"
+    rules.write_text("title: t\nlogsource: {product: x}\ndetection: {s: {a: 1}, condition: s}\n")
+    base = [sys.executable, "-m", "rsigma", "engine", "daemon", "-r", str(rules), "--input", "stdin"]
+    for extra, expected in [
+        (["--replay-from-sequence", "5", "--replay-from-latest"], "cannot be used together"),
+        (["--replay-from-time", "2026-05-15T10:00:00Z", "--replay-from-sequence", "5"], "cannot be used"),
+        (["--replay-from-time", "yesterday"], "expected RFC 3339"),
+        (["--replay-from-time", "2026-05-15T10:00:00"], "needs a UTC offset or Z"),
+    ]:
+        done = subprocess.run(base + extra, capture_output=True, text=True, input="", timeout=60)
+        assert done.returncode == 2, (extra, done.stderr)
+        said = " ".join(re.sub("[│╭╮╰╯─]", " ", done.stderr).split())  # typer draws a wrapped box
+        assert expected in said, (extra, said)
