@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 from nats.errors import Error as NatsError
 
 from rsigma.correlation.snapshot import SnapshotError
@@ -34,6 +33,7 @@ from rsigma.daemon.ack import AckToken, Delivery, InFlight, RawEvent
 from rsigma.daemon.api import ApiServer
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
+from rsigma.daemon.evaluate import RuleKey, decode_event, result_lines
 from rsigma.daemon.event_queue import EventQueue
 from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.sinks import Publisher, SinkWorker, ThreadedWriter, open_sink
@@ -324,18 +324,10 @@ class Daemon:
 
     def _process(self, raw: RawEvent) -> Delivery | str | None:
         """Evaluate one line: a Delivery of its results, a dead-letter reason, or None (nothing to send)."""
-        payload = raw.payload
-        if len(payload) > self.config.max_event_bytes:
+        event = decode_event(raw.payload, self.config.max_event_bytes)
+        if isinstance(event, str):
             self.metrics.parse_errors.inc()
-            return f"event of {len(payload)} bytes exceeds --max-event-bytes {self.config.max_event_bytes}"
-        try:
-            event = orjson.loads(payload)
-        except orjson.JSONDecodeError as e:
-            self.metrics.parse_errors.inc()
-            return "empty line" if not payload.strip() else f"invalid JSON: {e}"
-        if not isinstance(event, dict):
-            self.metrics.parse_errors.inc()
-            return f"expected a JSON object, got {type(event).__name__}"
+            return event
         try:
             results = self.evaluator.process(event)
         except RecursionError:
@@ -345,19 +337,13 @@ class Daemon:
         if not results:
             raw.token.ack()
             return None
-        include = self.config.include_event
-        dicts = [r.to_dict(include) for r in results]
-        self._count(dicts)
-        return Delivery(
-            lines=[orjson.dumps(d) + b"\n" for d in dicts],
-            token=raw.token,
-            pending=len(self.sinks),
-            source_id=raw.source_id,
-        )
+        lines, keys = result_lines(results, self.config.include_event)
+        self.count_results(keys)
+        return Delivery(lines=lines, token=raw.token, pending=len(self.sinks), source_id=raw.source_id)
 
-    def _count(self, dicts: list[dict[str, Any]]) -> None:
-        for d in dicts:
-            key = (d["rule_title"], d.get("level") or "unknown", d.get("correlation_type"))
+    def count_results(self, keys: list[RuleKey]) -> None:
+        """Result metrics and status counters, by rule."""
+        for key in keys:
             child = self._by_rule.get(key)
             if child is None:
                 if key[2] is None:
