@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from rsigma.cli.common import EXIT_RULE_ERROR, RuleLoadFailed, load_evaluator
+from rsigma.cli.common import EXIT_RULE_ERROR, EvaluatorSpec, RuleLoadFailed, load_evaluator
 from rsigma.cli.daemon import nats_auth_flags, start_daemon
 from rsigma.cli.eval import run_eval
 from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
@@ -388,11 +387,9 @@ def engine_daemon(
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
     correlation = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     routing = routing_maps(logsource_routing, logsource_map)
-    daemon_log = logging.getLogger("rsigma.daemon")
-
-    def build() -> Evaluator:
-        return load_evaluator(rules, correlation, pipeline, routing, report=daemon_log.warning)
-
+    build = EvaluatorSpec(
+        tuple(rules), correlation, tuple(pipeline or ()), tuple(routing) if routing is not None else None
+    )
     pipeline_files = tuple(Path(p) for p in pipeline or () if Path(p).exists())
     config = DaemonConfig(
         rules=tuple(rules),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -66,6 +68,22 @@ def load_evaluator(
         skipped = f", {len(errors)} skipped" if errors else ""
         say(f"loaded {rules} rules and {correlations} correlations from {ruleset.files} files{skipped}")
     return evaluator
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluatorSpec:
+    """How to build the evaluator (rules, pipelines, routing, correlation options): called at startup
+    and on every reload, and pickled to the worker pool's matcher processes, which compile their own."""
+
+    rules: tuple[Path, ...]
+    correlation: CorrelationConfig
+    pipelines: tuple[str, ...] = ()
+    routing_maps: tuple[str, ...] | None = None
+
+    def __call__(self) -> Evaluator:
+        routing = list(self.routing_maps) if self.routing_maps is not None else None
+        warn = logging.getLogger("rsigma.daemon").warning
+        return load_evaluator(list(self.rules), self.correlation, list(self.pipelines), routing, report=warn)
 
 
 def _stderr(message: str) -> None:
