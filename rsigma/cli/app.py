@@ -1,7 +1,8 @@
-"""Command groups as RSigma has them: `rsigma engine eval`, `rsigma rule validate`."""
+"""Commands grouped as RSigma has them (`engine eval`, `engine daemon`, `rule validate`), and `serve`."""
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -221,6 +222,16 @@ def engine_daemon(
             help="Event source: stdin (ends at EOF), http (POST /api/v1/events) or nats://host:port/subject.",
         ),
     ] = "stdin",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Matcher processes (serve: default the CPU count; engine daemon: default 0,"
+            " evaluating in the supervisor).",
+            show_default=False,
+        ),
+    ] = None,
     consumer_group: Annotated[
         str | None,
         typer.Option(
@@ -432,8 +443,16 @@ def engine_daemon(
             require_tls=nats_require_tls,
         ),
         replay=replay,
+        workers=workers if workers is not None else (os.cpu_count() or 1) if ctx.info_name == "serve" else 0,
     )
     raise typer.Exit(start_daemon(config, log_format))
+
+
+app.command(
+    "serve",
+    help="The daemon with a pool of matcher processes (--workers N, default the CPU count): takes every"
+    " `engine daemon` option.",
+)(engine_daemon)
 
 
 @rule_app.command("validate")

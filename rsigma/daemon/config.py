@@ -44,4 +44,5 @@ class DaemonConfig:
     consumer_group: str | None = None  # NATS: a durable consumer shared by several daemons
     nats_ack_wait_s: float = 30.0
     nats_max_deliver: int = 5
+    workers: int = 0  # matcher processes; 0 evaluates in the supervisor's event loop
     nats_auth: NatsAuth = NatsAuth()  # authentication and TLS for every NATS connection

@@ -1,0 +1,54 @@
+"""The frames the supervisor and its matchers exchange over their rings: MessagePack arrays.
+
+A batch of events travels as one frame holding the raw payloads (bytes, never decoded or pickled
+by the supervisor); its answer is one frame that lists only the events with something to say
+(results, or the reason an event is unusable), so the common case of an event without a match costs
+nothing on the way back.
+
+To a matcher:
+    [EVENTS, batch_id, [payload, ...]]           evaluate detections; answer RESULTS
+    [HITS, round_id, hits]                       apply correlation hits it owns; answer APPLIED
+    [EXPORT, request_id]                         answer STATE with its correlation snapshot
+    [IMPORT, snapshot]                           load correlation state (its shard of it)
+    [RELOAD, request_id]                         rebuild the evaluator; answer RELOADED
+    [STOP]                                       exit
+From a matcher:
+    [READY, pid, rules, correlations]
+    [RESULTS, batch_id, [[position, reason or [line, ...], [key, ...]], ...], hits, evaluated]
+    [APPLIED, round_id, [[origin, [line, ...], [key, ...]], ...], parent_hits]
+    [STATE, request_id, snapshot]
+    [RELOADED, request_id, error or None, rules, correlations]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+EVENTS: Final = 1
+HITS: Final = 2
+EXPORT: Final = 3
+IMPORT: Final = 4
+RELOAD: Final = 5
+STOP: Final = 6
+
+READY: Final = 10
+RESULTS: Final = 11
+APPLIED: Final = 12
+STATE: Final = 13
+RELOADED: Final = 14
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
+
+
+def encode(frame: list[Any]) -> bytes:
+    return _encoder.encode(frame)
+
+
+def decode(data: bytes | memoryview) -> list[Any]:
+    frame = _decoder.decode(data)
+    if not isinstance(frame, list) or not frame or not isinstance(frame[0], int):
+        raise ValueError(f"not a worker frame: {bytes(data[:40])!r}")
+    return frame
