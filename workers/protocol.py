@@ -14,7 +14,7 @@ To a matcher:
     [STOP]                                       exit
 From a matcher:
     [READY, pid, rules, correlations]
-    [RESULTS, batch_id, [[position, reason or [line, ...], [key, ...]], ...], hits, evaluated]
+    [RESULTS, batch_id, [[position, reason or [line, ...], [key, ...]], ...], hits, evaluated, busy_s]
     [APPLIED, round_id, [[origin, [line, ...], [key, ...]], ...], parent_hits]
     [STATE, request_id, snapshot]
     [RELOADED, request_id, error or None, rules, correlations]

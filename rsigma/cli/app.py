@@ -444,6 +444,7 @@ def engine_daemon(
         ),
         replay=replay,
         workers=workers if workers is not None else (os.cpu_count() or 1) if ctx.info_name == "serve" else 0,
+        log_format=log_format,
     )
     raise typer.Exit(start_daemon(config, log_format))
 

@@ -5,6 +5,13 @@ correlation results of that event. References (`rules:`) resolve to detection ru
 correlations by id **or** name, once, at load time. Correlations run children first, so a
 correlation that fires feeds the correlations that reference it within the same event (chaining),
 and every firing of a correlation that is output is emitted.
+
+`process()` is the composition of two reusable steps, which a sharded deployment runs apart
+(`rsigma.correlation.sharding`): `hits(event, detections)` turns one event's detections into
+*hits* (one per correlation fed by a matched rule, with its group key already computed), and
+`apply(hits)` pushes hits into the windows and returns the results to output plus the hits that
+the firings feed to parent correlations. A hit is a plain tuple (see `Hit`), so it can travel
+between processes.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Final
 
 import orjson
@@ -26,6 +34,34 @@ from rsigma.fields import MISSING, resolve, text_of
 from rsigma.rules.model import SigmaRule
 
 DEFAULT_MAX_STATE_ENTRIES: Final = 100_000
+
+#: One correlation input, a plain tuple so it can be sent between processes (msgpack):
+#: `(correlation index, group, value, ts, position, order, context)`.
+#:
+#: - correlation index: into `CorrelationEngine.correlations` (only meaningful between engines built
+#:   from the same rules; `correlation_key()` gives the stable key used for routing and snapshots);
+#: - group: the group-by values (texts or None), already computed;
+#: - value: what the window stores: None (event_count), the position in `rules:` (temporal types),
+#:   the distinct text or tuple of texts (value_count), the number (value_sum, avg, percentile,
+#:   median). Hits whose value field is missing or not a number are not made at all;
+#: - ts: the event time; position: the event's position in its batch (0 for `process()`);
+#: - order: a tuple of ints giving the hit's place among the hits of the same event and correlation
+#:   in a single-process run, so results can be put back in exactly that order;
+#: - context: the raw event values (field path -> value, missing fields left out) that parent
+#:   correlations will need if this hit makes its correlation fire (their group-by fields not in
+#:   this correlation's group key, and their value fields), or None when nothing above needs any.
+Hit = tuple[int, tuple[Any, ...], Any, float, int, tuple[int, ...], dict[str, Any] | None]
+
+# How a hit's value is made from the event (per correlation type).
+_COUNT, _TEMPORAL, _DISTINCT, _NUMBER = 0, 1, 2, 3
+_RULE_ORDERS: Final = tuple((0, i) for i in range(64))
+_NO_CONTEXT: Final[dict[str, Any]] = {}
+_by_correlation_and_position = itemgetter(0, 4)
+
+
+def group_of(hit: Hit) -> tuple[Any, ...]:
+    """The hit's group key (group-by values in `group-by` order)."""
+    return hit[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +79,25 @@ class CorrelationConfig:
 class CorrelationResult:
     """One correlation firing for one group; `to_dict()` is the output line's shape."""
 
-    __slots__ = ("rule", "group_key", "aggregated_value", "timestamp")
+    __slots__ = ("rule", "group_key", "aggregated_value", "timestamp", "position", "order")
 
     def __init__(
-        self, rule: CorrelationRule, group_key: list[tuple[str, Any]], value: float, timestamp: float
+        self,
+        rule: CorrelationRule,
+        group_key: list[tuple[str, Any]],
+        value: float,
+        timestamp: float,
+        position: int = 0,
+        order: tuple[Any, ...] = (),
     ) -> None:
         self.rule = rule
         self.group_key = group_key
         self.aggregated_value = value
         self.timestamp = timestamp
+        #: The position in its batch of the event that produced it (see `CorrelationEngine.apply`).
+        self.position = position
+        #: `(correlation index, hit order)`: sorting one event's results by it gives `process()` order.
+        self.order = order
 
     @property
     def rule_title(self) -> str:
@@ -80,14 +126,6 @@ class _Source:
     kind: str  # "rule" or "correlation"
     index: int
     names: tuple[str, ...]  # the id and name it can be called by (for aliases)
-
-
-@dataclass(slots=True)
-class _Hit:
-    source: _Source
-    event: dict[str, Any]
-    ts: float
-    group_values: dict[str, Any] | None = None  # when the source is a correlation: its group key
 
 
 class CorrelationEngine:
@@ -154,24 +192,91 @@ class CorrelationEngine:
                 fixed.append(s)
             self._sources.append(fixed)
         # Which detection rules feed which correlations, and which outputs `generate` keeps.
-        self._feeds: dict[int, list[int]] = {}
-        self._parents: dict[int, list[int]] = {}
+        feeds: dict[int, list[int]] = {}
+        parents: dict[int, list[int]] = {}
         referenced_rules: dict[int, bool] = {}
         referenced_corrs: dict[int, bool] = {}
         for ci, srcs in enumerate(self._sources):
             gen = self.correlations[ci].generate
             for s in srcs:
                 if s.kind == "rule":
-                    self._feeds.setdefault(s.index, []).append(ci)
+                    feeds.setdefault(s.index, []).append(ci)
                     referenced_rules[s.index] = referenced_rules.get(s.index, False) or gen
                 else:
-                    self._parents.setdefault(s.index, []).append(ci)
+                    parents.setdefault(s.index, []).append(ci)
                     referenced_corrs[s.index] = referenced_corrs.get(s.index, False) or gen
         #: Detection rules whose own detections are not output (referenced, and no `generate: true`).
         self.silent_rules = frozenset(i for i, gen in referenced_rules.items() if not gen)
-        self._silent_corrs = frozenset(i for i, gen in referenced_corrs.items() if not gen)
+        silent_corrs = frozenset(i for i, gen in referenced_corrs.items() if not gen)
+        self._output = [ci not in silent_corrs for ci in range(len(self.correlations))]
         self._keys = {c.key: i for i, c in enumerate(self.correlations)}
-        self._source_of = {(ci, s.kind, s.index): s for ci, srcs in enumerate(self._sources) for s in srcs}
+        source_of = {(ci, s.kind, s.index): s for ci, srcs in enumerate(self._sources) for s in srcs}
+        #: Per correlation, its stable key (id, else name, else title): routing and snapshots use it.
+        self.keys: list[str] = [c.key for c in self.correlations]
+        #: Per correlation, 1 + the longest chain of correlations below it (1: fed by rules only).
+        #: A correlation only receives hits from lower levels, so applying the hits of a batch level by
+        #: level sees every hit of a correlation at once (what `rsigma.correlation.sharding` does).
+        self.levels: list[int] = []
+        for srcs in self._sources:
+            below = [self.levels[s.index] for s in srcs if s.kind == "correlation"]
+            self.levels.append(1 + max(below, default=0))
+        # The event fields a hit of each correlation must carry for the correlations above it: their
+        # group-by fields that are not in its group key, and their value fields (parents come later).
+        needs: list[tuple[str, ...]] = [()] * len(self.correlations)
+        for ci in reversed(range(len(self.correlations))):
+            fields: set[str] = set()
+            for parent in parents.get(ci, ()):
+                own = set(self.correlations[ci].group_by)
+                paths = self._group_paths(parent, source_of[(parent, "correlation", ci)])
+                fields |= {f for f in paths if f not in own}
+                fields |= set(self._value_fields(parent)) | set(needs[parent])
+            needs[ci] = tuple(sorted(fields))
+        # Per detection rule, what each hit it feeds is made of: (correlation, group-by field paths,
+        # value mode, value fields, position in `rules:`, context fields). One per reference.
+        self._feeds: dict[int, list[tuple[Any, ...]]] = {
+            ri: [self._plan(ci, source_of[(ci, "rule", ri)], needs[ci]) for ci in cis]
+            for ri, cis in feeds.items()
+        }
+        # Per correlation, the same for each parent it feeds, the group paths being an index into
+        # this correlation's group key where the parent reads a field this one groups by.
+        self._parent_plans: dict[int, list[tuple[Any, ...]]] = {}
+        for ci, ps in parents.items():
+            own = {name: i for i, name in enumerate(self.correlations[ci].group_by)}  # last one wins
+            plans = []
+            for parent in ps:
+                parent_ci, paths, *rest = self._plan(
+                    parent, source_of[(parent, "correlation", ci)], needs[parent]
+                )
+                plans.append((parent_ci, tuple(own.get(f, f) for f in paths), *rest))
+            self._parent_plans[ci] = plans
+
+    def _group_paths(self, ci: int, source: _Source) -> tuple[str, ...]:
+        """The field each group-by name reads for hits from `source` (through the aliases)."""
+        corr = self.correlations[ci]
+        paths = []
+        for name in corr.group_by:
+            field = name
+            alias = corr.aliases.get(name)
+            if alias is not None:
+                field = next((alias[n] for n in source.names if n in alias), name)
+            paths.append(field)
+        return tuple(paths)
+
+    def _value_fields(self, ci: int) -> tuple[str, ...]:
+        corr = self.correlations[ci]
+        return corr.fields if corr.type == "value_count" or corr.type in NUMERIC_TYPES else ()
+
+    def _plan(self, ci: int, source: _Source, needs: tuple[str, ...]) -> tuple[Any, ...]:
+        corr = self.correlations[ci]
+        if corr.type == "event_count":
+            mode = _COUNT
+        elif corr.type in TEMPORAL_TYPES:
+            mode = _TEMPORAL
+        else:
+            mode = _DISTINCT if corr.type == "value_count" else _NUMBER
+        # The position in `rules:` that the source answers to (its id or its name).
+        position = next((pos for pos, ref in enumerate(corr.rules) if ref in source.names), 0)
+        return (ci, self._group_paths(ci, source), mode, self._value_fields(ci), position, needs)
 
     def _topological(
         self,
@@ -218,105 +323,195 @@ class CorrelationEngine:
     # ---- per event -------------------------------------------------------------------------
 
     def process(self, event: dict[str, Any], rule_indexes: Sequence[int]) -> list[CorrelationResult]:
-        """Feed the detection rules that matched `event`; return the correlation results to output."""
-        if not self._feeds or not any(i in self._feeds for i in rule_indexes):
+        """Feed the detection rules that matched `event`; return the correlation results to output.
+
+        `hits()` then `apply()` with the parent hits applied in the same call, children first.
+        """
+        feeds = self._feeds
+        if not feeds:
             return []
-        ts = event_time(event, self.config.timestamp_fields)
-        if ts is None:
-            if self.config.timestamp_fallback == "skip":
-                return []
-            ts = self.config.clock()
-        pending: dict[int, list[_Hit]] = {}
         for ri in rule_indexes:
-            for ci in self._feeds.get(ri, ()):
-                pending.setdefault(ci, []).append(_Hit(self._source(ci, "rule", ri), event, ts))
+            if ri in feeds:
+                break
+        else:
+            return []
+        ts = self._time(event)
+        if ts is None:
+            return []
+        hits = self._rule_hits(event, rule_indexes, ts, 0)
         out: list[CorrelationResult] = []
+        parents: list[Hit] = []
+        if len(hits) == 1:
+            self._update(hits[0][0], hits, out, parents)
+            if not parents:
+                return out
+            hits = parents
+            parents = []
+        if not hits:
+            return out
+        pending: dict[int, list[Hit]] = {}
+        for hit in hits:
+            same = pending.get(hit[0])
+            if same is None:
+                pending[hit[0]] = [hit]
+            else:
+                same.append(hit)
+        if not self._parent_plans:  # no chaining: nothing is added on the way
+            for ci in sorted(pending):
+                self._update(ci, pending[ci], out, parents)
+            return out
         for ci in range(min(pending), len(self.correlations)):  # children before parents
-            hits = pending.get(ci)
-            if not hits:
+            same = pending.get(ci)
+            if same is None:
                 continue
-            for result, suppressed in self._update(ci, hits, ts):
-                if ci not in self._silent_corrs and not suppressed:
-                    out.append(result)
-                values = dict(result.group_key)
-                for parent in self._parents.get(ci, ()):
-                    source = self._source(parent, "correlation", ci)
-                    pending.setdefault(parent, []).append(_Hit(source, event, ts, values))
+            self._update(ci, same, out, parents)
+            if parents:
+                for hit in parents:
+                    pending.setdefault(hit[0], []).append(hit)
+                parents = []
         return out
 
-    def _update(self, ci: int, hits: list[_Hit], ts: float) -> list[tuple[CorrelationResult, bool]]:
-        """Push the hits into their groups' windows; return each firing and whether it is suppressed.
+    def hits(self, event: dict[str, Any], rule_indexes: Sequence[int], position: int = 0) -> list[Hit]:
+        """The level-1 hits of an event: one per (correlation, referencing rule) that a matched rule feeds.
+
+        Pure (the windows are not touched). The event time is resolved as `process()` does: an event
+        without one gives no hits with `--timestamp-fallback skip`, the current time otherwise.
+        `position` is the event's place in its batch; results and parent hits carry it along.
+        """
+        feeds = self._feeds
+        if not feeds:
+            return []
+        for ri in rule_indexes:
+            if ri in feeds:
+                break
+        else:
+            return []
+        ts = self._time(event)
+        if ts is None:
+            return []
+        return self._rule_hits(event, rule_indexes, ts, position)
+
+    def apply(self, hits: Sequence[Hit]) -> tuple[list[CorrelationResult], list[Hit]]:
+        """Push hits into the windows; return the results to output and the hits for parent correlations.
+
+        Hits are applied by correlation index ascending (children first) and, within a correlation,
+        by event position (a stable sort: the given order is kept otherwise); the hits of one
+        (correlation, position) are one window update, as in `process()`, so one call must not mix
+        hits of different batches. The parent hits are returned, not applied, even when their
+        correlation is in `hits`: routing them is the caller's job. Results carry `position` (the
+        originating event) and `order` (their `process()` order).
+        """
+        out: list[CorrelationResult] = []
+        parents: list[Hit] = []
+        if not hits:
+            return out, parents
+        ordered = sorted(hits, key=_by_correlation_and_position)
+        start = 0
+        n = len(ordered)
+        while start < n:
+            ci, position = ordered[start][0], ordered[start][4]
+            end = start + 1
+            while end < n and ordered[end][0] == ci and ordered[end][4] == position:
+                end += 1
+            self._update(ci, ordered[start:end], out, parents)
+            start = end
+        return out, parents
+
+    def correlation_key(self, hit: Hit | int) -> str:
+        """The stable key (id, else name, else title) of a hit's correlation, or of an index."""
+        return self.keys[hit if isinstance(hit, int) else hit[0]]
+
+    def _time(self, event: dict[str, Any]) -> float | None:
+        ts = event_time(event, self.config.timestamp_fields)
+        if ts is None and self.config.timestamp_fallback != "skip":
+            ts = self.config.clock()
+        return ts
+
+    def _rule_hits(
+        self, event: dict[str, Any], rule_indexes: Sequence[int], ts: float, position: int
+    ) -> list[Hit]:
+        feeds = self._feeds
+        hits: list[Hit] = []
+        for ri in rule_indexes:
+            plans = feeds.get(ri)
+            if plans is None:
+                continue
+            for ci, paths, mode, fields, rule_position, needs in plans:
+                if len(paths) == 1:
+                    group: tuple[Any, ...] = (_group_text(resolve(event, paths[0])),)
+                else:
+                    group = tuple([_group_text(resolve(event, f)) for f in paths])
+                if mode == _COUNT:
+                    value = None
+                elif mode == _TEMPORAL:
+                    value = rule_position
+                else:
+                    value = _value(mode, [resolve(event, f) for f in fields])
+                    if value is None:
+                        continue  # no value to aggregate: the hit would change nothing
+                context = None
+                if needs:
+                    context = {}
+                    for f in needs:
+                        raw = resolve(event, f)
+                        if raw is not MISSING:
+                            context[f] = raw
+                i = len(hits)
+                hits.append((ci, group, value, ts, position, _RULE_ORDERS[i] if i < 64 else (0, i), context))
+        return hits
+
+    def _update(self, ci: int, hits: Sequence[Hit], out: list[CorrelationResult], parents: list[Hit]) -> None:
+        """Push the hits of one (correlation, event) into their groups' windows; then, per firing
+        group, append the result to `out` unless it is silent or suppressed, and its parent hits
+        to `parents`.
 
         A suppressed firing is not output but still feeds parent correlations and `--action reset`.
         """
         corr = self.correlations[ci]
-        temporal = corr.type in TEMPORAL_TYPES
-        touched: dict[tuple[Any, ...], GroupState] = {}
-        seen_groups: set[tuple[Any, ...]] = set()
+        kind = corr.type
+        timespan = corr.timespan
+        # group -> (window, order of its first hit, that hit's context)
+        touched: dict[tuple[Any, ...], tuple[GroupState, tuple[int, ...], dict[str, Any] | None]] = {}
+        seen: set[tuple[Any, ...]] | None = set() if kind == "event_count" else None
         for hit in hits:
-            group = tuple(self._group_value(corr, field, hit) for field in corr.group_by)
-            value: Any
-            if temporal:
-                value = self._rule_position(corr, hit.source)
-            elif corr.type == "event_count":
-                if group in seen_groups:
-                    continue  # an event counts once, however many referenced rules it matched
-                seen_groups.add(group)
-                value = None
-            else:
-                value = self._field_value(corr, hit)
-                if value is None:
+            group = hit[1]
+            if seen is not None:
+                if group in seen:  # an event counts once, however many referenced rules it matched
+                    first = touched.get(group)
+                    if first is not None and hit[5] < first[1]:
+                        touched[group] = (first[0], hit[5], hit[6])
                     continue
-            state = self._state(ci, corr.type, group)
-            if state.add(hit.ts, value, corr.timespan):
-                touched[group] = state
+                seen.add(group)
+            state = self._state(ci, kind, group)
+            if state.add(hit[3], hit[2], timespan):
+                first = touched.get(group)
+                if first is None or hit[5] < first[1]:
+                    touched[group] = (state, hit[5], hit[6])
             else:
                 self.late += 1
-        results = []
-        for group, state in touched.items():
+        if not touched:
+            return
+        ts, position = hits[0][3], hits[0][4]
+        output = self._output[ci]
+        plans = self._parent_plans.get(ci)
+        suppress = self.config.suppress
+        reset = self.config.action == "reset"
+        for group, (state, order, context) in touched.items():
             aggregate = _aggregate(corr, state)
             if aggregate is None or not corr.threshold.holds(aggregate):
                 continue
-            result = CorrelationResult(corr, list(zip(corr.group_by, group, strict=True)), aggregate, ts)
-            suppress = self.config.suppress
             suppressed = (
                 suppress is not None and state.last_alert is not None and ts - state.last_alert < suppress
             )
             if not suppressed:
                 state.last_alert = ts
-            if self.config.action == "reset":
+            if reset:
                 state.clear()
-            results.append((result, suppressed))
-        return results
-
-    def _source(self, ci: int, kind: str, index: int) -> _Source:
-        return self._source_of[(ci, kind, index)]
-
-    def _rule_position(self, corr: CorrelationRule, source: _Source) -> int:
-        """The position in `rules:` that the source answers to (its id or its name)."""
-        for pos, ref in enumerate(corr.rules):
-            if ref in source.names:
-                return pos
-        return 0
-
-    def _group_value(self, corr: CorrelationRule, name: str, hit: _Hit) -> Any:
-        field = name
-        alias = corr.aliases.get(name)
-        if alias is not None:
-            field = next((alias[n] for n in hit.source.names if n in alias), name)
-        if hit.group_values is not None and field in hit.group_values:
-            return hit.group_values[field]
-        return _group_text(resolve(hit.event, field))
-
-    def _field_value(self, corr: CorrelationRule, hit: _Hit) -> Any:
-        values = [resolve(hit.event, f) for f in corr.fields]
-        if corr.type == "value_count":
-            texts = [_group_text(v) for v in values]
-            if any(t is None for t in texts):
-                return None
-            return texts[0] if len(texts) == 1 else tuple(texts)
-        number = _number(values[0])
-        return number
+            if output and not suppressed:
+                group_key = list(zip(corr.group_by, group, strict=True))
+                out.append(CorrelationResult(corr, group_key, aggregate, ts, position, (ci, order)))
+            if plans:
+                parents += _parent_hits(ci, plans, group, order, context, ts, position)
 
     def _state(self, ci: int, kind: str, group: tuple[Any, ...]) -> GroupState:
         key = (ci, group)
@@ -331,14 +526,18 @@ class CorrelationEngine:
 
     # ---- state -----------------------------------------------------------------------------
 
-    def export_state(self) -> bytes:
-        """A versioned, compact snapshot of every live window."""
-        return encode_snapshot(
+    def export_state(self, owned: Callable[[str, list[Any]], bool] | None = None) -> bytes:
+        """A versioned, compact snapshot of every live window (of those `owned(key, group)` accepts)."""
+        entries = (
             (self.correlations[ci].key, list(group), state) for (ci, group), state in self.state.items()
         )
+        if owned is not None:
+            entries = (entry for entry in entries if owned(entry[0], entry[1]))
+        return encode_snapshot(entries)
 
-    def import_state(self, data: bytes) -> int:
-        """Load a snapshot; windows of correlations that no longer exist are dropped. Returns kept entries."""
+    def import_state(self, data: bytes, owned: Callable[[str, list[Any]], bool] | None = None) -> int:
+        """Load a snapshot; windows of correlations that no longer exist are dropped, and with `owned`,
+        those it refuses (`owned(key, group)`: e.g. another shard's). Returns kept entries."""
         kept = 0
         for key, group, times, values, newest, last_alert in decode_snapshot(data):  # validated whole
             ci = self._keys.get(key)
@@ -346,6 +545,8 @@ class CorrelationEngine:
                 continue
             corr = self.correlations[ci]
             if len(group) != len(corr.group_by):
+                continue
+            if owned is not None and not owned(key, group):
                 continue
             state = self._state(ci, corr.type, tuple(group))
             state.times = list(times)
@@ -355,6 +556,51 @@ class CorrelationEngine:
             state.rebuild()
             kept += 1
         return kept
+
+
+def _parent_hits(
+    ci: int,
+    plans: list[tuple[Any, ...]],
+    group: tuple[Any, ...],
+    order: tuple[int, ...],
+    context: dict[str, Any] | None,
+    ts: float,
+    position: int,
+) -> list[Hit]:
+    """The hits a firing of correlation `ci` for `group` feeds to the correlations that reference it.
+
+    Their group-by fields come from `group` where this correlation groups by them, else from the
+    event (the context); their value fields from the event. Their order sorts after every rule hit
+    of the event, by child correlation, then by the firing's own order (`process()` order).
+    """
+    src = context if context is not None else _NO_CONTEXT
+    hits: list[Hit] = []
+    for j, (parent, paths, mode, fields, rule_position, needs) in enumerate(plans):
+        if mode == _COUNT:
+            value = None
+        elif mode == _TEMPORAL:
+            value = rule_position
+        else:
+            value = _value(mode, [src.get(f, MISSING) for f in fields])
+            if value is None:
+                continue
+        parent_group = tuple(
+            [group[p] if type(p) is int else _group_text(src.get(p, MISSING)) for p in paths]
+        )
+        parent_context = {f: src[f] for f in needs if f in src} if needs else None
+        hits.append((parent, parent_group, value, ts, position, (ci + 1, *order, j), parent_context))
+    return hits
+
+
+def _value(mode: int, values: list[Any]) -> Any:
+    """The value a hit stores from the raw field values: distinct text(s) or a number; None: skip."""
+    if mode == _DISTINCT:
+        texts = [_group_text(v) for v in values]
+        for t in texts:
+            if t is None:
+                return None
+        return texts[0] if len(texts) == 1 else tuple(texts)
+    return _number(values[0])
 
 
 def _names(*names: str | None) -> tuple[str, ...]:

@@ -29,16 +29,15 @@ class SnapshotError(ValueError):
 
 
 def encode_snapshot(entries: Iterable[tuple[str, list[Any], GroupState]]) -> bytes:
-    return _encoder.encode(
-        {
-            "format": FORMAT,
-            "version": VERSION,
-            "entries": [
-                [key, group, state.times, state.values, state.newest, state.last_alert]
-                for key, group, state in entries
-            ],
-        }
+    return encode_entries(
+        [key, group, state.times, state.values, state.newest, state.last_alert]
+        for key, group, state in entries
     )
+
+
+def encode_entries(entries: Iterable[Entry | list[Any]]) -> bytes:
+    """A snapshot of entries as `decode_snapshot` returns them (to split or merge snapshots)."""
+    return _encoder.encode({"format": FORMAT, "version": VERSION, "entries": list(entries)})
 
 
 def decode_snapshot(data: bytes) -> list[Entry]:

@@ -45,4 +45,5 @@ class DaemonConfig:
     nats_ack_wait_s: float = 30.0
     nats_max_deliver: int = 5
     workers: int = 0  # matcher processes; 0 evaluates in the supervisor's event loop
+    log_format: str = "json"  # also for the matcher processes
     nats_auth: NatsAuth = NatsAuth()  # authentication and TLS for every NATS connection

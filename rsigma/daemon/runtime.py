@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import signal
@@ -28,7 +29,7 @@ from typing import Any
 
 from nats.errors import Error as NatsError
 
-from rsigma.correlation.snapshot import SnapshotError
+from rsigma.correlation.snapshot import SnapshotError, decode_snapshot
 from rsigma.daemon.ack import AckToken, Delivery, InFlight, RawEvent
 from rsigma.daemon.api import ApiServer
 from rsigma.daemon.config import DaemonConfig
@@ -42,6 +43,9 @@ from rsigma.evaluator import Evaluator
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.publisher import NatsPublisher
 from rsigma.nats.source import NatsSource
+from workers.metrics import PoolCollector
+from workers.pool import WINDOW as POOL_WINDOW
+from workers.pool import MatcherPool
 
 log = logging.getLogger("rsigma.daemon")
 
@@ -50,6 +54,8 @@ READ_CHUNK_BYTES = 1 << 16
 FORCE_EXIT_AFTER_S = 0.5
 #: How much of an oversized line the dead-letter entry keeps.
 OVERSIZE_KEEP_BYTES = 4096
+#: Events per batch handed to a matcher at most (fewer when fewer are waiting: latency stays low).
+POOL_BATCH = 512
 #: Seconds between polls of the NATS consumer's backlog.
 CONSUMER_POLL_S = 2.0
 
@@ -78,6 +84,7 @@ class Daemon:
         self.dlq: DeadLetterQueue | None = None
         self.api: ApiServer | None = None
         self.nats_source: NatsSource | None = None
+        self.pool: MatcherPool | None = None
 
     # ---- startup ---------------------------------------------------------------------------
 
@@ -113,27 +120,45 @@ class Daemon:
             )
         self.api = ApiServer(self)
         await self.api.start(cfg.api_addr)
-        self._restore_state()
+        snapshot = self._saved_state()
+        if cfg.workers > 0:
+            self.pool = MatcherPool(
+                cfg.build_evaluator,
+                cfg.workers,
+                self.evaluator.correlation,
+                max_event_bytes=cfg.max_event_bytes,
+                include_event=cfg.include_event,
+                log_format=cfg.log_format,
+            )
+            self.metrics.registry.register(PoolCollector(self.pool))
+            await self.pool.start(snapshot)  # each matcher takes its shard, whatever N was before
+            log.info("matcher pool started", extra={"workers": cfg.workers})
+        elif snapshot is not None:
+            kept = self.evaluator.correlation.import_state(snapshot)
+            log.info("correlation state restored", extra={"windows": kept})
         self._rules_loaded(self.evaluator)
         self.ready = True
 
-    def _restore_state(self) -> None:
+    def _saved_state(self) -> bytes | None:
+        """The saved snapshot, if the restore decision says to use it (checked whole first)."""
         if self.store is None:
-            return
+            return None
         saved = self.store.load()
         if saved is None:
             log.info("no saved correlation state")
-            return
+            return None
         snapshot, position = saved
         if not decide_state_restore(self.config.restore_mode, self.config.replay, position):
             log.info("saved correlation state not restored", extra={"mode": self.config.restore_mode.value})
-            return
+            return None
         try:
-            kept = self.evaluator.correlation.import_state(snapshot)
+            decode_snapshot(snapshot)
         except SnapshotError as e:
             log.warning("saved correlation state ignored", extra={"error": str(e)})
-            return
-        log.info("correlation state restored", extra={"windows": kept})
+            return None
+        if self.config.workers > 0:
+            log.info("correlation state restored", extra={"workers": self.config.workers})
+        return snapshot
 
     def _rules_loaded(self, evaluator: Evaluator) -> None:
         self.metrics.detection_rules.set(len(evaluator.engine.rules))
@@ -159,7 +184,8 @@ class Daemon:
                 "api": self.api.address if self.api else None,
             },
         )
-        engine = asyncio.create_task(self._engine_loop(), name="engine")
+        loop = self._engine_loop() if self.pool is None else self._pool_loop(self.pool)
+        engine = asyncio.create_task(loop, name="engine")
         self._tasks += [asyncio.create_task(w.run(), name=f"sink-{w.sink.name}") for w in self.sinks]
         if self.dlq is not None and self.dlq.sink is not None:
             self._tasks.append(asyncio.create_task(self.dlq.run(), name="dlq"))
@@ -305,22 +331,66 @@ class Daemon:
                 if raw is None:
                     return
                 outcome = self._process(raw)
-                if outcome is None:
-                    continue
-                if isinstance(outcome, Delivery):
-                    for worker in self.sinks:
-                        try:
-                            worker.queue.put_nowait(outcome)
-                        except asyncio.QueueFull:
-                            await worker.queue.put(outcome)
-                else:
-                    await self._dead_letter(self._original(raw.payload), outcome, raw.token)
+                if outcome is not None:
+                    await self._dispatch(raw, outcome)
             evaluated = self.events_processed - before
             if evaluated:
                 # One observation per step: the step's time per event (cheaper than one per event).
                 metrics.processing_seconds.observe((time.perf_counter() - started) / evaluated)
                 metrics.events_processed.inc(evaluated)
             metrics.state_entries.set(len(self.evaluator.correlation.state))
+
+    async def _dispatch(self, raw: RawEvent, outcome: Delivery | str) -> None:
+        """A delivery goes to every sink's queue (waiting while one is full); a reason to the DLQ."""
+        if isinstance(outcome, Delivery):
+            for worker in self.sinks:
+                try:
+                    worker.queue.put_nowait(outcome)
+                except asyncio.QueueFull:
+                    await worker.queue.put(outcome)
+        else:
+            await self._dead_letter(self._original(raw.payload), outcome, raw.token)
+
+    async def _pool_loop(self, pool: MatcherPool) -> None:
+        """Batches go to the matchers while earlier ones are still out; outcomes come back in order."""
+        limit = max(self.config.batch_size, POOL_BATCH)
+        submitted: asyncio.Queue[tuple[list[RawEvent], asyncio.Future[Any]] | None] = asyncio.Queue(
+            maxsize=pool.n * POOL_WINDOW
+        )
+        completer = asyncio.create_task(self._complete(submitted), name="pool-results")
+        try:
+            while True:
+                batch = await self.input.get(limit)
+                events = list(itertools.takewhile(lambda raw: raw is not None, batch))
+                if events:
+                    self.metrics.batch_size.observe(len(events))
+                    evaluation = asyncio.ensure_future(pool.evaluate([raw.payload for raw in events]))
+                    await submitted.put((events, evaluation))  # type: ignore[arg-type]
+                self.metrics.input_queue_depth.set(self.input.qsize())
+                if len(events) < len(batch):  # the end-of-input marker
+                    break
+            await submitted.put(None)
+            await completer
+        finally:
+            completer.cancel()
+
+    async def _complete(self, submitted: asyncio.Queue[Any]) -> None:
+        metrics = self.metrics
+        while (item := await submitted.get()) is not None:
+            events, evaluation = item
+            outcomes, evaluated = await evaluation
+            self.events_processed += evaluated
+            metrics.events_processed.inc(evaluated)
+            for raw, outcome in zip(events, outcomes, strict=True):
+                if outcome is None:
+                    raw.token.ack()
+                elif isinstance(outcome, str):
+                    metrics.parse_errors.inc()
+                    await self._dispatch(raw, outcome)
+                else:
+                    lines, keys = outcome
+                    self.count_results([tuple(k) for k in keys])  # type: ignore[misc]
+                    await self._dispatch(raw, Delivery(lines, raw.token, len(self.sinks), raw.source_id))
 
     def _process(self, raw: RawEvent) -> Delivery | str | None:
         """Evaluate one line: a Delivery of its results, a dead-letter reason, or None (nothing to send)."""
@@ -382,7 +452,12 @@ class Daemon:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(engine, *self._tasks, return_exceptions=True)
-        self.save_state()
+        try:
+            await self.save_state()
+        except Exception:
+            log.exception("saving correlation state at shutdown failed")
+        if self.pool is not None:
+            await self.pool.stop()
         for worker in self.sinks:
             await worker.sink.aclose()
         if self.dlq is not None and self.dlq.sink is not None:
@@ -406,11 +481,15 @@ class Daemon:
 
     # ---- state and reload ------------------------------------------------------------------
 
-    def save_state(self) -> None:
+    async def save_state(self) -> None:
         if self.store is None:
             return
         position = self.nats_source.floor.floor if self.nats_source is not None else None
-        self.store.save(self.evaluator.correlation.export_state(), position)
+        if self.pool is not None:
+            snapshot = await self.pool.export_state()
+        else:
+            snapshot = self.evaluator.correlation.export_state()
+        self.store.save(snapshot, position)
 
     async def _poll_consumer(self, source: NatsSource) -> None:
         """The consumer's backlog for status and metrics; a failed poll (e.g. while disconnected) waits."""
@@ -428,7 +507,7 @@ class Daemon:
         while True:
             await asyncio.sleep(self.config.state_save_interval)
             try:
-                self.save_state()
+                await self.save_state()
             except Exception:
                 log.exception("saving correlation state failed")
 
@@ -444,7 +523,14 @@ class Daemon:
                     "reload failed; keeping the loaded rules", extra={"trigger": trigger, "error": str(e)}
                 )
                 return False
-            fresh.correlation.import_state(self.evaluator.correlation.export_state())
+            if self.pool is not None:
+                error = await self.pool.reload(fresh.correlation)
+                if error is not None:
+                    self.metrics.reloads_failed.inc()
+                    log.error("reload failed in a matcher; keeping the loaded rules", extra={"error": error})
+                    return False
+            else:
+                fresh.correlation.import_state(self.evaluator.correlation.export_state())
             self.evaluator = fresh
             self._rules_loaded(fresh)
             log.info(
@@ -495,6 +581,7 @@ class Daemon:
                 self.config.input: self.nats_source.watch.state if self.nats_source else self.input_state
             },
             **({"nats": self._nats_status()} if self._nats_watched() else {}),
+            **({"workers": self.pool.status()} if self.pool is not None else {}),
         }
 
     def _nats_watched(self) -> bool:

@@ -1,0 +1,564 @@
+"""Sharded correlation (rsigma.correlation.sharding): n engines give exactly one engine's results."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rsigma.correlation.engine import CorrelationConfig, CorrelationEngine, CorrelationResult, group_of
+from rsigma.correlation.sharding import (
+    ShardedCorrelation,
+    decode_hits,
+    decode_results,
+    encode_hits,
+    encode_results,
+    merge_snapshots,
+    next_round,
+    owned_by,
+    route,
+    shard_of,
+    split_snapshot,
+)
+from rsigma.correlation.snapshot import decode_snapshot
+from rsigma.evaluator import Evaluator
+from rsigma.rules import parse_rules_text
+
+T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+EPOCH0 = T0.timestamp()
+CLOCK = EPOCH0 + 400.0  # the "wall clock" of events without a time: fixed, so runs are comparable
+
+# Every correlation type; group-by on one and two fields; no group-by; aliases keyed by name and by
+# id; an event matching two rules of one correlation (r-h1); chains three levels deep, a correlation
+# fed both by rules and by a correlation (c-ordered, c-mixed), value fields and group fields read
+# from the event through a chain (c-chain2, c-sum-chain); `generate` making an intermediate visible.
+RULES = """
+title: Login failure
+id: r-fail
+name: login_fail
+logsource: {product: test}
+detection: {sel: {action: fail}, condition: sel}
+---
+title: Login success
+name: login_ok
+logsource: {product: test}
+detection: {sel: {action: ok}, condition: sel}
+---
+title: File transfer
+id: r-xfer
+name: transfer
+logsource: {product: test}
+detection: {sel: {action: xfer}, condition: sel}
+---
+title: Recon command
+id: r-recon
+logsource: {product: test}
+detection: {sel: {action: recon}, condition: sel}
+---
+title: Activity on h1
+id: r-h1
+logsource: {product: test}
+detection: {sel: {Host: h1, action: [fail, xfer]}, condition: sel}
+---
+title: Repeated failures
+id: c-count
+name: repeated_failures
+generate: true
+correlation:
+    type: event_count
+    rules: [login_fail, r-h1]
+    group-by: [User]
+    timespan: 60s
+    condition: {gte: 3}
+---
+title: Users per host
+name: users_per_host
+correlation:
+    type: value_count
+    rules: [login_fail, login_ok]
+    group-by: [Host]
+    timespan: 120s
+    condition: {field: User, gte: 2}
+---
+title: Recon and transfer
+id: c-temporal
+correlation:
+    type: temporal
+    rules: [r-recon, transfer]
+    group-by: [Host, User]
+    timespan: 90s
+---
+title: Failures then success
+id: c-ordered
+correlation:
+    type: temporal_ordered
+    rules: [repeated_failures, login_ok]
+    group-by: [User]
+    timespan: 120s
+---
+title: Bytes out
+id: c-sum
+name: bytes_out
+correlation:
+    type: value_sum
+    rules: [transfer]
+    group-by: [User]
+    timespan: 90s
+    condition: {field: bytes, gt: 1500}
+---
+title: Average transfer
+id: c-avg
+correlation:
+    type: value_avg
+    rules: [r-xfer, r-h1]
+    group-by: [Host, Site]
+    timespan: 60s
+    condition: {field: bytes, gte: 400, lt: 800}
+---
+title: Transfer percentile
+id: c-pct
+correlation:
+    type: value_percentile
+    rules: [transfer]
+    timespan: 100s
+    condition: {field: bytes, percentile: 75, gt: 600}
+---
+title: Median per account
+id: c-median
+correlation:
+    type: value_median
+    rules: [transfer, login_fail]
+    group-by: [account]
+    aliases: {account: {transfer: Target, login_fail: User}}
+    timespan: 120s
+    condition: {field: bytes, gte: 300}
+---
+title: Account failed then moved
+id: c-alias
+correlation:
+    type: temporal
+    rules: [login_fail, transfer]
+    group-by: [account]
+    aliases: {account: {login_fail: User, r-xfer: Target}}
+    timespan: 60s
+---
+title: Busy host
+id: c-chain
+name: busy_host
+correlation:
+    type: event_count
+    rules: [users_per_host]
+    group-by: [Host]
+    timespan: 300s
+    condition: {gte: 2}
+---
+title: Sites of busy hosts
+id: c-chain2
+generate: true
+correlation:
+    type: value_count
+    rules: [busy_host]
+    group-by: [Site]
+    timespan: 300s
+    condition: {field: User, gte: 2}
+---
+title: Failures or big transfers per person
+id: c-mixed
+correlation:
+    type: event_count
+    rules: [repeated_failures, bytes_out, login_ok]
+    group-by: [person, Host]
+    aliases: {person: {repeated_failures: User, bytes_out: User, login_ok: User}}
+    timespan: 200s
+    condition: {gte: 2}
+---
+title: Bytes of failing users
+id: c-sum-chain
+correlation:
+    type: value_sum
+    rules: [repeated_failures]
+    group-by: [User]
+    timespan: 300s
+    condition: {field: bytes, gte: 100}
+"""
+
+RULESET = parse_rules_text(RULES)
+assert not RULESET.errors
+DETECTOR = Evaluator(RULESET, strict=True)  # detections only (stateless)
+RULE_OBJECTS = [r.rule for r in DETECTOR.engine.rules]
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "suppress": {"suppress": 45.0},
+    "reset": {"action": "reset"},
+    "suppress-reset": {"suppress": 30.0, "action": "reset"},
+    "skip": {"timestamp_fallback": "skip"},
+}
+
+
+def engine(config: str) -> CorrelationEngine:
+    settings_ = CorrelationConfig(clock=lambda: CLOCK, **CONFIGS[config])
+    return CorrelationEngine(RULESET.correlations, RULE_OBJECTS, settings_, strict=True)
+
+
+def detect(events: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[int]]]:
+    return [(e, [d.index for d in DETECTOR.engine.evaluate(e)]) for e in events]
+
+
+Row = tuple[str, tuple[tuple[str, Any], ...], float]
+
+
+def row(r: CorrelationResult) -> Row:
+    return (r.rule_title, tuple(r.group_key), r.aggregated_value)
+
+
+def single_run(eng: CorrelationEngine, items: list[tuple[dict[str, Any], list[int]]]) -> list[list[Row]]:
+    return [[row(r) for r in eng.process(e, dets)] for e, dets in items]
+
+
+def sharded_run(
+    sharded: ShardedCorrelation, items: list[tuple[dict[str, Any], list[int]]], batches: Sequence[int]
+) -> list[list[Row]]:
+    out: list[list[Row]] = []
+    start = 0
+    b = 0
+    while start < len(items):
+        size = batches[b % len(batches)]
+        b += 1
+        for results in sharded.process_batch(items[start : start + size]):
+            out.append([row(r) for r in results])
+        start += size
+    return out
+
+
+def windows(snapshot: bytes) -> list[tuple[Any, ...]]:
+    """Snapshot entries as a sorted list (the windows as a multiset, whatever the order of entries)."""
+    return sorted(
+        (
+            (key, tuple(group), tuple(times), tuple(values), newest, last_alert)
+            for key, group, times, values, newest, last_alert in decode_snapshot(snapshot)
+        ),
+        key=repr,
+    )
+
+
+def at(seconds: float) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+# ---- event streams ------------------------------------------------------------------------------
+
+ACTIONS = ["fail", "fail", "fail", "ok", "xfer", "xfer", "recon", "noise"]
+USERS = ["alice", "bob", "carol", None]
+BYTES: list[Any] = [None, 50, 350, 700, 1100, "900", "n/a", 450.5]
+
+EventSpec = tuple[str, str, Any, str, Any, Any, int, int, int]
+
+
+def build(specs: Sequence[EventSpec]) -> list[dict[str, Any]]:
+    """Events from (action, host, user, site, target, bytes, gap, back, time format) tuples."""
+    t = EPOCH0
+    events = []
+    for action, host, user, site, target, nbytes, gap, back, fmt in specs:
+        t += gap
+        when = t - back  # out of order: within the windows, or too late
+        event: dict[str, Any] = {"action": action, "Host": host, "Site": site}
+        if user is not None:
+            event["User"] = user
+        if target is not None:
+            event["Target"] = target
+        if nbytes is not None:
+            event["bytes"] = nbytes
+        if fmt == 0:
+            event["@timestamp"] = at(when - EPOCH0)
+        elif fmt == 1:
+            event["timestamp"] = when
+        elif fmt == 2:
+            event["@timestamp"] = int(when * 1000)
+        # fmt 3: no time (wallclock fallback, or skipped)
+        events.append(event)
+    return events
+
+
+event_specs = st.tuples(
+    st.sampled_from(ACTIONS),
+    st.sampled_from(["h1", "h2", "h3"]),
+    st.sampled_from(USERS),
+    st.sampled_from(["s1", "s2"]),
+    st.sampled_from(["alice", "bob", None]),
+    st.sampled_from(BYTES),
+    st.sampled_from([0, 0, 1, 3, 7, 15, 25]),
+    st.sampled_from([0] * 10 + [5, 40, 150]),
+    st.sampled_from([0, 0, 1, 2, 3]),
+)
+
+
+def random_specs(rng: random.Random, n: int) -> list[EventSpec]:
+    return [
+        (
+            rng.choice(ACTIONS),
+            rng.choice(["h1", "h2", "h3"]),
+            rng.choice(USERS),
+            rng.choice(["s1", "s2"]),
+            rng.choice(["alice", "bob", None]),
+            rng.choice(BYTES),
+            rng.choice([0, 0, 1, 3, 7, 15, 25]),
+            rng.choice([0] * 10 + [5, 40, 150]),
+            rng.choice([0, 0, 1, 2, 3]),
+        )
+        for _ in range(n)
+    ]
+
+
+# ---- the property ---------------------------------------------------------------------------------
+
+
+def check_equal(specs: Sequence[EventSpec], config: str, n: int, batches: Sequence[int]) -> list[list[Row]]:
+    items = detect(build(specs))
+    single = engine(config)
+    expected = single_run(single, items)
+    sharded = ShardedCorrelation([engine(config) for _ in range(n)])
+    got = sharded_run(sharded, items, batches)
+    # Per event: the same results in the same order (so also the same multiset overall).
+    assert got == expected
+    assert Counter(r for rs in got for r in rs) == Counter(r for rs in expected for r in rs)
+    # The windows too (silent correlations included), and the late hits.
+    assert windows(sharded.export_state()) == windows(single.export_state())
+    assert sharded.late == single.late
+    return expected
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    specs=st.lists(event_specs, min_size=1, max_size=90),
+    config=st.sampled_from(list(CONFIGS)),
+    n=st.integers(1, 4),
+    batches=st.lists(st.integers(1, 25), min_size=1, max_size=8),
+)
+def test_property_sharded_equals_one_engine(specs, config, n, batches):
+    check_equal(specs, config, n, batches)
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_seeded_streams_fire_every_type_and_chain_level(config):
+    """The same equality on longer streams, and proof the streams exercise what the rules cover."""
+    titles: Counter[str] = Counter()
+    for seed in range(12):
+        rng = random.Random(seed)
+        specs = random_specs(rng, 250)
+        batches = [rng.randint(1, 64) for _ in range(5)]
+        expected = check_equal(specs, config, rng.randint(2, 4), batches)
+        titles.update(title for rs in expected for title, _, _ in rs)
+    corr_titles = {c.title: c.type for c in RULESET.correlations}
+    fired = {corr_titles[t] for t in titles}
+    assert fired == {
+        "event_count", "value_count", "temporal", "temporal_ordered",
+        "value_sum", "value_avg", "value_percentile", "value_median",
+    }  # fmt: skip
+    # Every output correlation fired, the level-3 chain and the mixed-level ones included.
+    silent = {"Repeated failures", "Users per host", "Bytes out"}  # referenced without generate
+    assert set(titles) == set(corr_titles) - silent
+    assert sum(titles.values()) > 300
+
+
+def test_mixed_levels_within_one_batch_keep_single_process_order():
+    """A temporal_ordered correlation fed by a rule (level 0) and a correlation (level 1) in one batch.
+
+    Three failures fire "Repeated failures" at the third (t=2); the success comes at t=3. One engine
+    fires "Failures then success" at the success. Applying hits by generation (the rule hit of the
+    success in round 1, the chained hit in round 2) would fire it at the third failure instead.
+    """
+    events = [
+        {"action": "fail", "User": "dave", "Host": "h2", "@timestamp": at(0)},
+        {"action": "fail", "User": "dave", "Host": "h2", "@timestamp": at(1)},
+        {"action": "fail", "User": "dave", "Host": "h2", "@timestamp": at(2)},
+        {"action": "ok", "User": "dave", "Host": "h2", "@timestamp": at(3)},
+    ]
+    items = detect(events)
+    expected = single_run(engine("default"), items)
+    assert [r for r in expected[3] if r[0] == "Failures then success"] == [
+        ("Failures then success", (("User", "dave"),), 2.0)
+    ]
+    for n in (1, 2, 3):
+        sharded = ShardedCorrelation([engine("default") for _ in range(n)])
+        assert sharded_run(sharded, items, [4]) == expected
+        assert sharded.rounds == 2  # levels 1 and 2
+
+
+# ---- the pieces ---------------------------------------------------------------------------------
+
+
+def test_process_is_hits_then_apply():
+    items = detect(build(random_specs(random.Random(7), 150)))
+    one, two = engine("default"), engine("default")
+    for position, (event, dets) in enumerate(items):
+        expected = [row(r) for r in one.process(event, dets)]
+        got, pending = two.apply(two.hits(event, dets, position))
+        while pending:  # single engine: apply the parent hits, lowest level first
+            ready, pending = next_round(pending, two.levels)
+            more, parents = two.apply(ready)
+            got += more
+            pending += parents
+        assert all(r.position == position for r in got)
+        assert [row(r) for r in sorted(got, key=lambda r: r.order)] == expected
+
+
+def test_hits_carry_the_group_key_and_only_the_context_parents_need():
+    eng = engine("default")
+    dets = detect([{"action": "fail", "User": "eve", "Host": "h1", "Site": "s2", "bytes": 9, "x": 1}])[0][1]
+    hits = eng.hits(
+        {"action": "fail", "User": "eve", "Host": "h1", "Site": "s2", "bytes": 9, "x": 1}, dets, 5
+    )
+    by_title = {eng.correlations[h[0]].title: h for h in hits}
+    assert group_of(by_title["Repeated failures"]) == ("eve",)
+    assert eng.correlation_key(by_title["Repeated failures"]) == "c-count"
+    assert group_of(by_title["Median per account"]) == ("eve",)  # through the alias
+    assert all(h[4] == 5 for h in hits)
+    # Parents of "Repeated failures" read Host (c-mixed) and bytes (c-sum-chain) from the event.
+    assert by_title["Repeated failures"][6] == {"Host": "h1", "bytes": 9}
+    # Parents of "Users per host" (and theirs) need Site and User; no parent needs anything of c-alias.
+    assert by_title["Users per host"][6] == {"Site": "s2", "User": "eve"}
+    assert by_title["Account failed then moved"][6] is None
+    # An event matching two referenced rules gives two hits (counted once by event_count).
+    assert sum(eng.correlations[h[0]].title == "Repeated failures" for h in hits) == 2
+
+
+def test_hits_resolve_time_like_process():
+    no_time = {"action": "fail", "User": "eve"}
+    dets = detect([no_time])[0][1]
+    assert engine("skip").hits(no_time, dets) == []
+    assert {h[3] for h in engine("default").hits(no_time, dets)} == {CLOCK}
+    assert engine("default").hits(no_time, []) == []
+
+
+def test_hits_and_results_survive_the_wire():
+    items = detect(build(random_specs(random.Random(3), 200)))
+    eng = engine("default")
+    hits = [h for p, (e, d) in enumerate(items) for h in eng.hits(e, d, p)]
+    assert decode_hits(encode_hits(hits)) == hits
+    a, b = engine("default"), engine("default")
+    results_a, parents_a = a.apply(hits)
+    results_b, parents_b = b.apply(decode_hits(encode_hits(hits)))
+    assert [row(r) for r in results_b] == [row(r) for r in results_a]
+    assert decode_hits(encode_hits(parents_b)) == parents_a
+    back = decode_results(encode_results(results_a), engine("default"))
+    assert [(row(r), r.position, r.order, r.timestamp) for r in back] == [
+        (row(r), r.position, r.order, r.timestamp) for r in results_a
+    ]
+    assert results_a and parents_a
+
+
+def test_route_sends_each_window_to_its_owner():
+    items = detect(build(random_specs(random.Random(5), 200)))
+    eng = engine("default")
+    hits = [h for p, (e, d) in enumerate(items) for h in eng.hits(e, d, p)]
+    parts = route(hits, eng.keys, 3)
+    assert sorted(map(repr, sum(parts, []))) == sorted(map(repr, hits))
+    for owner, part in enumerate(parts):
+        assert all(shard_of(eng.keys[h[0]], h[1], 3) == owner for h in part)
+        positions = [h[4] for h in part]
+        assert positions == sorted(positions)  # order kept
+    assert route(hits, eng.keys, 1) == [hits]
+
+
+def test_shard_of_is_stable():
+    # Fixed values: the owner of a window must not change between processes, runs or versions.
+    assert shard_of("c-count", ["alice"], 4) == 1
+    assert shard_of("c-count", ("alice",), 4) == 1  # a tuple is the same group
+    assert shard_of("c-count", ["bob"], 4) == 0
+    assert shard_of("c-temporal", ["h1", None], 7) == 1
+    assert shard_of("c-avg", ["h2", "s1"], 5) == 4
+    assert shard_of("Transfer percentile", [], 3) == 1
+    assert shard_of("anything", ["x"], 1) == 0
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 7])
+def test_shard_of_spreads_keys_evenly(n):
+    counts = Counter(shard_of("c-count", [f"user{i}"], n) for i in range(20_000))
+    assert set(counts) == set(range(n))
+    expected = 20_000 / n
+    assert all(abs(c - expected) < 0.06 * expected for c in counts.values()), counts
+
+
+# ---- snapshots ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", ["default", "suppress-reset"])
+def test_split_snapshot_then_sharded_continues_like_one_engine(config):
+    rng = random.Random(11)
+    items = detect(build(random_specs(rng, 400)))
+    first, rest = items[:200], items[200:]
+    single = engine(config)
+    single_run(single, first)
+    data = single.export_state()
+    expected = single_run(single, rest)
+
+    parts = split_snapshot(data, 3)
+    engines = [engine(config) for _ in range(3)]
+    kept = [e.import_state(part) for e, part in zip(engines, parts, strict=True)]
+    assert sum(kept) == len(decode_snapshot(data)) > 20
+    assert all(kept)
+    got = sharded_run(ShardedCorrelation(engines), rest, [17, 5, 40])
+    assert got == expected
+
+    # The same through the owned filter: every engine reads the whole snapshot, keeps its own.
+    filtered = ShardedCorrelation([engine(config) for _ in range(3)])
+    assert filtered.import_state(data) == len(decode_snapshot(data))
+    assert sharded_run(filtered, rest, [9]) == expected
+
+
+def test_reshard_three_to_two_through_a_merged_snapshot():
+    rng = random.Random(12)
+    items = detect(build(random_specs(rng, 450)))
+    single = engine("suppress")
+    expected = single_run(single, items)
+
+    three = ShardedCorrelation([engine("suppress") for _ in range(3)])
+    got = sharded_run(three, items[:150], [10])
+    merged = three.export_state()
+    two = ShardedCorrelation([engine("suppress") for _ in range(2)])
+    two.import_state(merged)
+    got += sharded_run(two, items[150:300], [33])
+    one = engine("suppress")
+    one.import_state(two.export_state())
+    got += single_run(one, items[300:])
+    assert got == expected
+
+
+def test_merge_of_split_round_trips_the_entries():
+    single = engine("default")
+    single_run(single, detect(build(random_specs(random.Random(13), 300))))
+    data = single.export_state()
+    for n in (1, 2, 3, 5):
+        parts = split_snapshot(data, n)
+        assert len(parts) == n
+        for shard, part in enumerate(parts):
+            assert all(shard_of(k, g, n) == shard for k, g, *_ in decode_snapshot(part))
+            assert windows(part) == windows(single.export_state(owned_by(shard, n)))
+        assert windows(merge_snapshots(parts)) == windows(data)
+    # One part: the entries and their (least recently updated first) order are unchanged.
+    assert decode_snapshot(merge_snapshots(split_snapshot(data, 1))) == decode_snapshot(data)
+
+
+def test_merge_keeps_the_newer_copy_of_a_duplicated_window():
+    older, newer = engine("default"), engine("default")
+    single_run(older, detect([{"action": "fail", "User": "zed", "@timestamp": at(0)}]))
+    single_run(newer, detect([{"action": "fail", "User": "zed", "@timestamp": at(9)}]))
+    for order in ([older, newer], [newer, older]):
+        merged = decode_snapshot(merge_snapshots(e.export_state() for e in order))
+        assert {newest for _, _, _, _, newest, _ in merged} == {EPOCH0 + 9}
+        assert len(merged) == len(decode_snapshot(newer.export_state()))
+
+
+def test_engines_from_other_rules_are_refused():
+    other = CorrelationEngine(RULESET.correlations[:3], RULE_OBJECTS, CorrelationConfig())
+    with pytest.raises(ValueError, match="same rules"):
+        ShardedCorrelation([engine("default"), other])
+    with pytest.raises(ValueError):
+        ShardedCorrelation([])

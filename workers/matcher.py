@@ -1,0 +1,152 @@
+"""A matcher process: compiles the rules itself, evaluates batches of raw events, owns a correlation shard.
+
+It is synchronous and single-threaded: it blocks on its inbox, answers each frame on its outbox, and
+exits on STOP or when the supervisor is gone. Detection work comes to any matcher; correlation hits
+come only to the matcher that owns their (correlation, group key) (see `rsigma/correlation/sharding.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rsigma.correlation.sharding import decode_hits, encode_hits
+from rsigma.daemon.evaluate import decode_event, result_lines
+from rsigma.daemon.logs import setup_logging
+from rsigma.evaluator import Evaluator
+from workers import protocol
+from workers.ring import Channel, ChannelHandle
+
+log = logging.getLogger("rsigma.worker")
+
+#: How often a matcher with nothing to do checks that its supervisor is still alive.
+PARENT_CHECK_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class MatcherSpec:
+    """Everything a matcher process needs; pickled to it at spawn."""
+
+    index: int
+    build_evaluator: Callable[[], Evaluator]
+    inbox: ChannelHandle
+    outbox: ChannelHandle
+    max_event_bytes: int
+    include_event: bool
+    log_format: str = "json"
+
+
+class Matcher:
+    """The matcher's state and its answer to each frame (separate from the process loop, for tests)."""
+
+    def __init__(self, spec: MatcherSpec, evaluator: Evaluator) -> None:
+        self.spec = spec
+        self.evaluator = evaluator
+
+    def handle(self, frame: list[Any]) -> list[Any] | None:
+        kind = frame[0]
+        if kind == protocol.EVENTS:
+            return self.evaluate(frame[1], frame[2])
+        if kind == protocol.HITS:
+            return self.apply(frame[1], frame[2])
+        if kind == protocol.EXPORT:
+            return [protocol.STATE, frame[1], self.evaluator.correlation.export_state()]
+        if kind == protocol.IMPORT:
+            self.evaluator.correlation.import_state(frame[1])
+            return None
+        if kind == protocol.RELOAD:
+            return self.reload(frame[1])
+        raise ValueError(f"unknown frame kind {kind}")
+
+    def evaluate(self, batch_id: int, payloads: list[bytes]) -> list[Any]:
+        """Detections of every event, and the level-1 correlation hits they make (for the supervisor
+        to route to their owners)."""
+        started = time.perf_counter()
+        evaluator = self.evaluator
+        engine, correlation = evaluator.engine, evaluator.correlation
+        silent = correlation.silent_rules
+        correlating = bool(correlation.correlations)
+        include = self.spec.include_event
+        max_bytes = self.spec.max_event_bytes
+        answers: list[list[Any]] = []
+        hits: list[Any] = []
+        evaluated = 0
+        for position, payload in enumerate(payloads):
+            event = decode_event(payload, max_bytes)
+            if isinstance(event, str):
+                answers.append([position, event, []])
+                continue
+            try:
+                detections = engine.evaluate(event)
+            except RecursionError:
+                answers.append([position, "event nested too deeply to evaluate", []])
+                continue
+            evaluated += 1
+            if not detections:
+                continue
+            if correlating:
+                hits += correlation.hits(event, [d.index for d in detections], position)
+            visible = [d for d in detections if d.index not in silent] if silent else detections
+            if visible:
+                lines, keys = result_lines(visible, include)
+                answers.append([position, lines, keys])
+        encoded = encode_hits(hits) if hits else b""
+        return [protocol.RESULTS, batch_id, answers, encoded, evaluated, time.perf_counter() - started]
+
+    def apply(self, request_id: int, encoded: bytes) -> list[Any]:
+        """Apply hits this matcher owns; results go back by the event (batch position) they belong to."""
+        results, parents = self.evaluator.correlation.apply(decode_hits(encoded))
+        by_position: dict[int, tuple[list[bytes], list[Any]]] = {}
+        include = self.spec.include_event
+        for result in results:
+            lines, keys = result_lines([result], include)
+            entry = by_position.setdefault(result.position, ([], []))
+            entry[0].extend(lines)
+            entry[1].extend(keys)
+        answers = [[position, lines, keys] for position, (lines, keys) in by_position.items()]
+        return [protocol.APPLIED, request_id, answers, encode_hits(parents) if parents else b""]
+
+    def reload(self, request_id: int) -> list[Any]:
+        try:
+            fresh = self.spec.build_evaluator()
+        except Exception as e:  # the supervisor logs it and keeps every matcher on the old rules
+            return [protocol.RELOADED, request_id, str(e), 0, 0]
+        fresh.correlation.import_state(self.evaluator.correlation.export_state())
+        self.evaluator = fresh
+        return [protocol.RELOADED, request_id, None, *self.sizes()]
+
+    def sizes(self) -> tuple[int, int]:
+        return len(self.evaluator.engine.rules), len(self.evaluator.correlation.correlations)
+
+
+def run(spec: MatcherSpec) -> None:
+    """The process entry point (spawned by the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
+    setup_logging(spec.log_format)
+    inbox = Channel.open(spec.inbox)
+    outbox = Channel.open(spec.outbox)
+    try:
+        matcher = Matcher(spec, spec.build_evaluator())
+        outbox.send_wait([protocol.encode([protocol.READY, os.getpid(), *matcher.sizes()])])
+        parent = multiprocessing.parent_process()
+        while True:
+            data = inbox.recv_wait(PARENT_CHECK_S)
+            if data is None:
+                if parent is not None and not parent.is_alive():
+                    return
+                continue
+            frame = protocol.decode(data)
+            if frame[0] == protocol.STOP:
+                return
+            answer = matcher.handle(frame)
+            if answer is not None:
+                outbox.send_wait([protocol.encode(answer)])
+    finally:
+        inbox.close()
+        outbox.close()

@@ -1,0 +1,356 @@
+"""The supervisor's side of the worker pool: N matcher processes behind one asyncio interface.
+
+```
+             EVENTS batch (any matcher)           RESULTS: detections + hits by owner
+supervisor ───────────────────────────▶ matcher k ───────────────────────────────▶ supervisor
+    │  in batch order, round by round:                                              │
+    └──── HITS (only the owner of each (correlation, group)) ──▶ owner ── APPLIED ─┘
+```
+
+`evaluate(payloads)` sends a batch to the matcher with the fewest batches in flight (several
+batches are in flight at once, so every matcher stays busy), then, strictly in the order batches
+were submitted, runs the batch's correlation rounds: its hits go to their owners, which answer with
+correlation results and the hits they make for parent correlations, until none are left. Results
+come back per event, in the batch's order, for the daemon to deliver and acknowledge.
+
+A matcher that dies is started again at once (same index, so it owns the same correlation shard):
+what it held in flight is sent again, and its shard is reloaded from the last state snapshot the
+supervisor collected; what it learned since then is lost, and the log says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from rsigma.correlation.engine import CorrelationEngine
+from rsigma.correlation.sharding import (
+    decode_hits,
+    encode_hits,
+    merge_snapshots,
+    next_round,
+    route,
+    split_snapshot,
+)
+from rsigma.evaluator import Evaluator
+from workers import protocol
+from workers.matcher import MatcherSpec, run
+from workers.ring import Channel
+
+log = logging.getLogger("rsigma.daemon")
+
+#: Bytes of each ring (one per direction per matcher): room for several large batches.
+RING_BYTES: Final = 32 << 20
+#: Batches in flight per matcher (the daemon keeps at most this many per matcher submitted).
+WINDOW: Final = 4
+#: A matcher must compile its rules and say READY within this many seconds.
+START_TIMEOUT_S: Final = 120.0
+STOP_TIMEOUT_S: Final = 5.0
+
+#: A per-event answer: None (nothing to send), a dead-letter reason, or (result lines, rule keys).
+Outcome = tuple[list[bytes], list[Any]] | str | None
+
+
+class PoolError(RuntimeError):
+    """The pool cannot run (a matcher failed to start)."""
+
+
+@dataclass(eq=False)
+class _Worker:
+    index: int
+    process: Any = None
+    inbox: Channel | None = None  # supervisor -> matcher
+    outbox: Channel | None = None  # matcher -> supervisor
+    ready: asyncio.Future[list[Any]] | None = None
+    room: asyncio.Future[None] | None = None
+    inflight: dict[int, tuple[bytes, asyncio.Future[list[Any]]]] = field(default_factory=dict)
+    batches: int = 0
+    events: int = 0
+    restarts: int = 0
+    busy_s: float = 0.0  # time spent evaluating batches, as the matcher measured it
+
+
+class MatcherPool:
+    def __init__(
+        self,
+        build_evaluator: Callable[[], Evaluator],
+        workers: int,
+        correlation: CorrelationEngine,
+        *,
+        max_event_bytes: int,
+        include_event: bool,
+        log_format: str = "json",
+    ) -> None:
+        self.build_evaluator = build_evaluator
+        self.n = workers
+        self.correlation = correlation  # the supervisor's copy: correlation levels and keys for routing
+        self.max_event_bytes = max_event_bytes
+        self.include_event = include_event
+        self.log_format = log_format
+        self.workers = [_Worker(i) for i in range(workers)]
+        self.last_snapshot: bytes | None = None  # merged state, for restoring a restarted matcher
+        self.snapshot_at: float | None = None
+        self._ids = itertools.count(1)
+        self._stage_tail: asyncio.Future[None] | None = None
+        self._gate: asyncio.Future[None] | None = None  # set while a reload waits for batches to finish
+        self._stopping = False
+        self._context = multiprocessing.get_context("spawn")  # never fork a process with threads
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, snapshot: bytes | None = None) -> None:
+        """Start every matcher, wait until each compiled its rules, and hand out its state shard."""
+        self._loop = asyncio.get_running_loop()
+        for worker in self.workers:
+            self._spawn(worker)
+        await self._await_ready(self.workers)
+        if snapshot is not None:
+            self.last_snapshot = snapshot
+            self.snapshot_at = time.time()
+            for worker, shard in zip(self.workers, split_snapshot(snapshot, self.n), strict=True):
+                await self._send(worker, protocol.encode([protocol.IMPORT, shard]))
+
+    def _spawn(self, worker: _Worker) -> None:
+        assert self._loop is not None
+        worker.inbox = Channel.create(RING_BYTES)
+        worker.outbox = Channel.create(RING_BYTES)
+        spec = MatcherSpec(
+            index=worker.index,
+            build_evaluator=self.build_evaluator,
+            inbox=worker.inbox.handle(),
+            outbox=worker.outbox.handle(),
+            max_event_bytes=self.max_event_bytes,
+            include_event=self.include_event,
+            log_format=self.log_format,
+        )
+        worker.ready = self._loop.create_future()
+        worker.process = self._context.Process(
+            target=run, args=(spec,), name=f"rsigma-matcher-{worker.index}"
+        )
+        worker.process.start()
+        self._loop.add_reader(worker.outbox.data.fileno(), self._on_data, worker)
+        self._loop.add_reader(worker.inbox.space.fileno(), self._on_space, worker)
+        self._loop.add_reader(worker.process.sentinel, self._on_exit, worker)
+
+    async def _await_ready(self, workers: list[_Worker]) -> None:
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                for worker in workers:
+                    assert worker.ready is not None
+                    await worker.ready
+        except TimeoutError:
+            raise PoolError(f"a matcher did not start within {START_TIMEOUT_S:g} s") from None
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for worker in self.workers:
+            if worker.process is not None and worker.process.is_alive():
+                with contextlib.suppress(OSError):
+                    await asyncio.wait_for(self._send(worker, protocol.encode([protocol.STOP])), 1.0)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for worker in self.workers:
+            if worker.process is None:
+                continue
+            await asyncio.to_thread(worker.process.join, max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                await asyncio.to_thread(worker.process.join, 1.0)
+            self._detach(worker)
+
+    def _detach(self, worker: _Worker) -> None:
+        assert self._loop is not None
+        for channel in (worker.inbox, worker.outbox):
+            if channel is None:
+                continue
+            fd = (channel.data if channel is worker.outbox else channel.space).fileno()
+            self._loop.remove_reader(fd)
+            channel.close()
+        if worker.process is not None:
+            self._loop.remove_reader(worker.process.sentinel)
+        worker.inbox = worker.outbox = None
+
+    def _on_exit(self, worker: _Worker) -> None:
+        """A matcher died: start it again and re-send what it held (it was never acknowledged)."""
+        if self._stopping:
+            return
+        code = worker.process.exitcode
+        held = list(worker.inflight.items())
+        self._detach(worker)
+        worker.restarts += 1
+        log.error(
+            "matcher died; restarting it",
+            extra={"matcher": worker.index, "exit_code": code, "batches_in_flight": len(held)},
+        )
+        self._spawn(worker)
+        asyncio.ensure_future(self._resume(worker, held))
+
+    async def _resume(self, worker: _Worker, held: list[tuple[int, tuple[bytes, Any]]]) -> None:
+        started = time.monotonic()
+        await self._await_ready([worker])
+        if self.last_snapshot is not None:
+            shard = split_snapshot(self.last_snapshot, self.n)[worker.index]
+            await self._send(worker, protocol.encode([protocol.IMPORT, shard]))
+        log.warning(
+            "matcher restarted; its correlation groups were restored from the last snapshot, and what"
+            " they learned from events acknowledged after it is lost",
+            extra={
+                "matcher": worker.index,
+                "restart_seconds": round(time.monotonic() - started, 3),
+                "snapshot_age_seconds": round(time.time() - self.snapshot_at, 3)
+                if self.snapshot_at
+                else None,
+            },
+        )
+        for request_id, (data, future) in held:
+            worker.inflight[request_id] = (data, future)
+            await self._send(worker, data)
+
+    # ---- requests --------------------------------------------------------------------------
+
+    async def evaluate(self, payloads: list[bytes]) -> tuple[list[Outcome], int]:
+        """Per-event outcomes of a batch, in order, and how many events were evaluated."""
+        while self._gate is not None:  # a reload is under way
+            await self._gate
+        loop = asyncio.get_running_loop()
+        previous, mine = self._stage_tail, loop.create_future()
+        self._stage_tail = mine  # the correlation stage runs in submission order
+        try:
+            worker = min(self.workers, key=lambda w: len(w.inflight))
+            batch_id = next(self._ids)
+            frame = await self._request(worker, batch_id, [protocol.EVENTS, batch_id, payloads])
+            _, _, answers, hits, evaluated, busy_s = frame
+            worker.batches += 1
+            worker.events += len(payloads)
+            worker.busy_s += busy_s
+            outcomes: list[Outcome] = [None] * len(payloads)
+            for position, answer, keys in answers:
+                outcomes[position] = answer if isinstance(answer, str) else (answer, keys)
+            if previous is not None:
+                await previous
+            await self._correlate(hits, outcomes)
+            return outcomes, evaluated
+        finally:
+            mine.set_result(None)
+
+    async def _correlate(self, encoded: bytes, outcomes: list[Outcome]) -> None:
+        """Rounds, lowest correlation level first, of hits sent to their owners, until no parent hits
+        are left; each result joins the outcome of the event it belongs to (see `sharding.py`)."""
+        pending = decode_hits(encoded) if encoded else []
+        correlation = self.correlation
+        while pending:
+            ready, pending = next_round(pending, correlation.levels)
+            frames = await asyncio.gather(
+                *(
+                    self._request(
+                        self.workers[owner], rid := next(self._ids), [protocol.HITS, rid, encode_hits(owned)]
+                    )
+                    for owner, owned in enumerate(route(ready, correlation.keys, self.n))
+                    if owned
+                )
+            )
+            for _, _, answers, parents in frames:
+                for position, lines, keys in answers:
+                    current = outcomes[position]
+                    if current is None or isinstance(current, str):
+                        outcomes[position] = (list(lines), list(keys))
+                    else:
+                        current[0].extend(lines)
+                        current[1].extend(keys)
+                if parents:
+                    pending += decode_hits(parents)
+
+    async def export_state(self) -> bytes:
+        """Every matcher's correlation shard, merged into one snapshot (kept for restarts)."""
+        frames = await asyncio.gather(
+            *(self._request(w, rid := next(self._ids), [protocol.EXPORT, rid]) for w in self.workers)
+        )
+        self.last_snapshot = merge_snapshots([frame[2] for frame in frames])
+        self.snapshot_at = time.time()
+        return self.last_snapshot
+
+    async def reload(self, correlation: CorrelationEngine) -> str | None:
+        """Recompile in every matcher between batches; the first error (None when all succeeded).
+
+        Hits name correlations by index, so no batch may be out while the rules change: new batches
+        wait, the ones out finish, then every matcher swaps (keeping its windows) and the supervisor
+        takes the new correlation levels and keys.
+        """
+        assert self._loop is not None
+        gate = self._gate = self._loop.create_future()
+        try:
+            if self._stage_tail is not None:
+                await self._stage_tail
+            frames = await asyncio.gather(
+                *(self._request(w, rid := next(self._ids), [protocol.RELOAD, rid]) for w in self.workers)
+            )
+            error = next((frame[2] for frame in frames if frame[2] is not None), None)
+            if error is None:
+                self.correlation = correlation
+            return error
+        finally:
+            self._gate = None
+            gate.set_result(None)
+
+    def status(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "index": w.index,
+                "pid": w.process.pid if w.process is not None else None,
+                "alive": bool(w.process is not None and w.process.is_alive()),
+                "batches": w.batches,
+                "events": w.events,
+                "in_flight": len(w.inflight),
+                "busy_seconds": round(w.busy_s, 3),
+                "restarts": w.restarts,
+            }
+            for w in self.workers
+        ]
+
+    # ---- transport -------------------------------------------------------------------------
+
+    async def _request(self, worker: _Worker, request_id: int, frame: list[Any]) -> list[Any]:
+        assert self._loop is not None
+        data = protocol.encode(frame)
+        future: asyncio.Future[list[Any]] = self._loop.create_future()
+        worker.inflight[request_id] = (data, future)
+        await self._send(worker, data)
+        return await future
+
+    async def _send(self, worker: _Worker, data: bytes) -> None:
+        assert self._loop is not None
+        while True:
+            inbox = worker.inbox
+            if inbox is not None and inbox.send([data]):
+                return
+            worker.room = self._loop.create_future()
+            await worker.room  # rung by the matcher's reads, or by a restart
+
+    def _on_space(self, worker: _Worker) -> None:
+        assert worker.inbox is not None
+        worker.inbox.space.drain()
+        if worker.room is not None and not worker.room.done():
+            worker.room.set_result(None)
+
+    def _on_data(self, worker: _Worker) -> None:
+        outbox = worker.outbox
+        assert outbox is not None
+        outbox.data.drain()
+        while (data := outbox.recv()) is not None:
+            frame = protocol.decode(data)
+            kind = frame[0]
+            if kind == protocol.READY:
+                assert worker.ready is not None
+                if not worker.ready.done():
+                    worker.ready.set_result(frame)
+                continue
+            held = worker.inflight.pop(frame[1], None)
+            if held is not None and not held[1].done():
+                held[1].set_result(frame)
