@@ -32,6 +32,9 @@ log = logging.getLogger("rsigma.daemon")
 
 #: Messages per pull request; at most twice this many wait in the process (see `PullConsumer`).
 PULL_BATCH: Final = 512
+#: Messages delivered and not yet acked that JetStream allows the consumer (its default, 1,000, is
+#: fewer than the daemon's queues and a worker pool hold at once, and would starve them).
+MAX_ACK_PENDING: Final = 50_000
 
 
 #: A message handed back after a sink gave up is redelivered after this many seconds per delivery so far.
@@ -214,7 +217,15 @@ def start_position(replay: Replay) -> dict[str, Any]:
 
 
 async def ensure_consumer(
-    js: Any, stream: str, subject: str, durable: str, *, ack_wait_s: float, max_deliver: int, replay: Replay
+    js: Any,
+    stream: str,
+    subject: str,
+    durable: str,
+    *,
+    ack_wait_s: float,
+    max_deliver: int,
+    replay: Replay,
+    max_ack_pending: int = MAX_ACK_PENDING,
 ) -> None:
     """Get or create the durable consumer; a replay request moves an existing one.
 
@@ -228,6 +239,7 @@ async def ensure_consumer(
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=ack_wait_s,
         max_deliver=max_deliver,
+        max_ack_pending=max_ack_pending,
         filter_subject=subject,
         **start_position(replay),
     )
@@ -252,7 +264,8 @@ async def ensure_consumer(
         )
         return
     current = existing.config
-    if current.ack_wait != ack_wait_s or current.max_deliver != max_deliver:
+    wanted = (ack_wait_s, max_deliver, max_ack_pending)
+    if (current.ack_wait, current.max_deliver, current.max_ack_pending) != wanted:
         config.deliver_policy = current.deliver_policy
         config.opt_start_seq = current.opt_start_seq
         config.opt_start_time = current.opt_start_time
