@@ -21,13 +21,18 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: $(STAMP)
+$(VENV)/.bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(VENV)/.bench
+
+bench: $(VENV)/.bench
 	$(PY) benchmarks/engine_bench.py
 	$(PY) benchmarks/correlation_bench.py
 	$(PY) benchmarks/routing_bench.py
 	$(PY) benchmarks/daemon_bench.py
 	$(PY) benchmarks/nats_bench.py
 	$(PY) benchmarks/nats_pipeline_bench.py
+	$(PY) benchmarks/pool_bench.py
 
 demo: $(STAMP)
 	$(PY) -m rsigma engine eval -r examples/rules --events examples/events.ndjson
