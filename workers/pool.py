@@ -75,6 +75,8 @@ class _Worker:
     events: int = 0
     restarts: int = 0
     busy_s: float = 0.0  # time spent evaluating batches, as the matcher measured it
+    generation: int = 0  # bumped at each restart
+    resuming: asyncio.Future[None] | None = None  # set from a restart until its state and held frames are in
 
 
 class MatcherPool:
@@ -181,37 +183,49 @@ class MatcherPool:
         """A matcher died: start it again and re-send what it held (it was never acknowledged)."""
         if self._stopping:
             return
+        worker.process.join(1.0)  # its sentinel closed as it exited: reap it, so exitcode is set
         code = worker.process.exitcode
         held = list(worker.inflight.items())
         self._detach(worker)
+        worker.generation += 1
+        if worker.room is not None and not worker.room.done():
+            worker.room.set_result(None)  # a sender waiting for room in the dead ring gives up
+        assert self._loop is not None
+        worker.resuming = self._loop.create_future()  # new frames wait until state and held ones are in
         worker.restarts += 1
         log.error(
             "matcher died; restarting it",
             extra={"matcher": worker.index, "exit_code": code, "batches_in_flight": len(held)},
         )
         self._spawn(worker)
-        asyncio.ensure_future(self._resume(worker, held))
+        asyncio.ensure_future(self._resume(worker, held, time.monotonic()))
 
-    async def _resume(self, worker: _Worker, held: list[tuple[int, tuple[bytes, Any]]]) -> None:
-        started = time.monotonic()
-        await self._await_ready([worker])
-        if self.last_snapshot is not None:
-            shard = split_snapshot(self.last_snapshot, self.n)[worker.index]
-            await self._send(worker, protocol.encode([protocol.IMPORT, shard]))
+    async def _resume(self, worker: _Worker, held: list[tuple[int, tuple[bytes, Any]]], died: float) -> None:
+        """Give the restarted matcher its state shard, then what it held, before anything new."""
+        try:
+            await self._await_ready([worker])
+            if self.last_snapshot is not None:
+                shard = split_snapshot(self.last_snapshot, self.n)[worker.index]
+                await self._send(worker, protocol.encode([protocol.IMPORT, shard]), resuming=True)
+            for request_id, (data, future) in held:
+                worker.inflight[request_id] = (data, future)
+                await self._send(worker, data, resuming=True)
+        finally:
+            resumed, worker.resuming = worker.resuming, None
+            if resumed is not None and not resumed.done():
+                resumed.set_result(None)
         log.warning(
             "matcher restarted; its correlation groups were restored from the last snapshot, and what"
             " they learned from events acknowledged after it is lost",
             extra={
                 "matcher": worker.index,
-                "restart_seconds": round(time.monotonic() - started, 3),
+                "restart_seconds": round(time.monotonic() - died, 3),
                 "snapshot_age_seconds": round(time.time() - self.snapshot_at, 3)
                 if self.snapshot_at
                 else None,
+                "resent_requests": len(held),
             },
         )
-        for request_id, (data, future) in held:
-            worker.inflight[request_id] = (data, future)
-            await self._send(worker, data)
 
     # ---- requests --------------------------------------------------------------------------
 
@@ -324,14 +338,21 @@ class MatcherPool:
         await self._send(worker, data)
         return await future
 
-    async def _send(self, worker: _Worker, data: bytes) -> None:
+    async def _send(self, worker: _Worker, data: bytes, *, resuming: bool = False) -> None:
+        """Write a frame, waiting for room. If the matcher dies meanwhile, the frame is dropped here:
+        the restart re-sends everything that was in flight, this request included."""
         assert self._loop is not None
+        while worker.resuming is not None and not resuming:
+            await worker.resuming
+        generation = worker.generation
         while True:
             inbox = worker.inbox
             if inbox is not None and inbox.send([data]):
                 return
             worker.room = self._loop.create_future()
             await worker.room  # rung by the matcher's reads, or by a restart
+            if worker.generation != generation:
+                return
 
     def _on_space(self, worker: _Worker) -> None:
         assert worker.inbox is not None
