@@ -1,0 +1,235 @@
+"""The matcher pool (`--workers N`): same results as one process, crash recovery, re-sharded state,
+drain, per-worker metrics and status, hot reload, and `serve --help`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def failed_at(user: str, seconds: int) -> dict[str, Any]:
+    """A failed logon `seconds` after BASE (Events.failed only spans one hour)."""
+    stamp = (BASE + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"EventID": 4625, "User": user, "@timestamp": stamp}
+
+
+def canonical(results: list[Any]) -> list[str]:
+    return sorted(json.dumps(r, sort_keys=True) for r in results)
+
+
+def titled(results: list[dict[str, Any]], title: str) -> list[dict[str, Any]]:
+    return [r for r in results if r["rule_title"] == title]
+
+
+def fired_users(results: list[dict[str, Any]]) -> set[str]:
+    return {r["group_key"][0][1] for r in titled(results, "Brute force")}
+
+
+def whoami_seqs(results: list[dict[str, Any]]) -> list[int]:
+    """The `seq` of every Whoami detection (the matched CommandLine is `cmd /c whoami #<seq>`)."""
+    seqs = []
+    for r in titled(results, "Whoami"):
+        (field,) = [f for f in r["matched_fields"] if f["field"] == "CommandLine"]
+        seqs.append(int(field["value"].rsplit("#", 1)[1]))
+    return sorted(seqs)
+
+
+def mixed_stream(ev: Any, n: int = 3000) -> tuple[list[dict[str, Any]], set[str], set[str]]:
+    """Whoami detections, quiet events and failed logons, in time order (2 s apart).
+
+    user<k> has k failed logons close together (k >= 3 fires Brute force); "slow" has 3 spread over
+    more than the 1 h window (never fires). Returns the events, the users that fire and those that don't.
+    """
+    failed: dict[int, str] = {}
+    for k in range(1, 9):
+        for j in range(k):
+            failed[100 + 300 * k + 7 * j] = f"user{k}"
+    for position in (50, 1950, n - 1):  # 0 s, ~63 min, ~100 min: never 3 within an hour
+        failed[position] = "slow"
+    events = []
+    for i in range(n):
+        if i in failed:
+            events.append(failed_at(failed[i], 2 * i))
+        elif i % 3 == 0:
+            events.append(ev.whoami(i))
+        else:
+            events.append(ev.quiet(i))
+    firing = {f"user{k}" for k in range(3, 9)}
+    quiet = {f"user{k}" for k in range(1, 3)} | {"slow"}
+    return events, firing, quiet
+
+
+def test_pool_results_equal_single_process(daemon, ev, rules_dir):
+    events, firing, quiet = mixed_stream(ev)
+    stream = ev.ndjson(*events)
+    runs = {}
+    for workers in ("2", "0"):
+        d = daemon("-r", rules_dir, "--workers", workers, stdin=stream)
+        assert d.wait_exit(30) == 0, d.stderr()
+        runs[workers] = d.results()
+        assert (d.find_log("matcher pool started") is not None) == (workers != "0")
+    pooled, single = runs["2"], runs["0"]
+    whoamis = sum(1 for e in events if "whoami" in e.get("CommandLine", ""))
+    assert len(whoami_seqs(single)) == whoamis
+    assert fired_users(single) == firing and not fired_users(single) & quiet
+    assert canonical(pooled) == canonical(single)
+
+
+def test_killed_matcher_is_restarted_and_nothing_is_lost(daemon, ev, rules_dir, wait_until):
+    first = [ev.whoami(i) if i % 2 == 0 else ev.quiet(i) for i in range(4000)]
+    rest = [ev.whoami(i) if i % 2 == 0 else ev.quiet(i) for i in range(4000, 8000)]
+    rest += [failed_at("late", 10), failed_at("late", 20), failed_at("late", 30)]
+    d = daemon("-r", rules_dir, "--workers", "2")
+    workers = d.get("/api/v1/status").json()["workers"]
+    victim = workers[0]["pid"]
+    d.send(ev.ndjson(*first))
+    wait_until(lambda: (d.metric("rsigma_events_processed_total") or 0) > 0, "some events processed")
+    # Stopped first, so it surely holds a batch when it dies (the next batch goes to the first idle
+    # matcher, and the batches behind it wait for its answer): that batch must be sent again.
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        d.send(ev.ndjson(*rest))
+        wait_until(lambda: d.get("/api/v1/status").json()["workers"][0]["in_flight"] > 0, "a batch held by 0")
+    finally:
+        os.kill(victim, signal.SIGKILL)  # never leave a stopped process behind
+
+    def restarted() -> dict[str, Any] | None:
+        return next((r for r in d.logs() if r.get("message", "").startswith("matcher restarted")), None)
+
+    record = wait_until(restarted, "the 'matcher restarted' log record", 15)
+    assert record["level"] == "warning"
+    assert record["matcher"] == 0
+    assert record["restart_seconds"] < 2
+    died = d.find_log("matcher died; restarting it")
+    assert died is not None and died["matcher"] == 0 and died["exit_code"] == -signal.SIGKILL
+    assert died["batches_in_flight"] >= 1
+    assert d.metric("rsigma_worker_restarts_total", worker="0") == 1
+    assert d.metric("rsigma_worker_restarts_total", worker="1") == 0
+    status = wait_until(
+        lambda: (s := d.get("/api/v1/status").json()["workers"]) and all(w["alive"] for w in s) and s,
+        "both matchers alive again",
+    )
+    assert status[0]["restarts"] == 1 and status[0]["pid"] != victim
+    d.close_stdin()
+    assert d.wait_exit(30) == 0, d.stderr()
+    results = d.results()
+    expected = sorted(e["seq"] for e in first + rest if "whoami" in e.get("CommandLine", ""))
+    assert whoami_seqs(results) == expected, "every Whoami detection, once"
+    assert fired_users(results) == {"late"}
+    assert d.find_log("daemon stopped")["events_processed"] == len(first) + len(rest)
+
+
+def copy_db(db: Path, to: Path) -> Path:
+    to.mkdir()
+    for f in db.parent.glob(db.name + "*"):  # the database and any -wal/-shm companions
+        shutil.copy2(f, to / f.name)
+    return to / db.name
+
+
+def test_state_is_resharded_for_another_worker_count(daemon, ev, rules_dir, tmp_path):
+    """Windows saved by N matchers are found by their owners under M matchers (and by one process).
+
+    Many users, so that their windows are spread over every shard whatever N is."""
+    us, vs = [f"u{k}" for k in range(12)], [f"v{k}" for k in range(12)]
+    db = tmp_path / "a" / "state.db"
+    db.parent.mkdir()
+
+    def run(workers: str, path: Path, *events: dict[str, Any]) -> set[str]:
+        d = daemon("-r", rules_dir, "--state-db", path, "--workers", workers, stdin=ev.ndjson(*events))
+        assert d.wait_exit(30) == 0, d.stderr()
+        return fired_users(d.results())
+
+    def twice(users: list[str]) -> list[dict[str, Any]]:
+        return [failed_at(u, 60 * m) for m in (0, 1) for u in users]
+
+    # --workers 2: two failed logons each for eve and the u* users: nothing fires yet.
+    assert run("2", db, *twice(["eve", *us]), ev.whoami(1)) == set()
+    # --workers 3: their third fires from the state the 2 matchers saved; the v* users start windows,
+    # so the snapshot this run writes holds windows made by 3 matchers.
+    assert run("3", db, *[failed_at(u, 120) for u in ["eve", *us]], *twice(vs)) == {"eve", *us}
+    # From the 3-matcher snapshot, with 1 matcher and with none (x has no window: the control).
+    one_db, zero_db = copy_db(db, tmp_path / "one"), copy_db(db, tmp_path / "zero")
+    third = [failed_at(v, 180) for v in [*vs, "x"]]
+    assert run("1", one_db, *third) == set(vs)
+    assert run("0", zero_db, *third) == set(vs)
+
+
+def test_sigterm_drains_the_pool(daemon, ev, rules_dir):
+    d = daemon("-r", rules_dir, "--input", "http", "--workers", "2")
+    events = [ev.whoami(i) if i % 2 == 0 else ev.quiet(i) for i in range(3000)]
+    for start in range(0, len(events), 500):
+        d.post_events(*events[start : start + 500])
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(30) == 0, d.stderr()
+    assert whoami_seqs(d.results()) == list(range(0, 3000, 2))
+    stopped = d.find_log("daemon stopped")
+    assert stopped is not None and stopped["events_processed"] == len(events)
+    assert d.find_log("events not acknowledged at shutdown") is None
+
+
+def test_per_worker_metrics_and_status(daemon, ev, rules_dir):
+    d = daemon("-r", rules_dir, "--workers", "2")
+    n = 6000
+    d.send(ev.ndjson(*[ev.whoami(i) if i % 5 == 0 else ev.quiet(i) for i in range(n)]))
+    d.wait_processed(n, timeout=20)
+    per_worker = [d.metric("rsigma_worker_events_total", worker=str(i)) for i in range(2)]
+    assert all(v is not None and v > 0 for v in per_worker), per_worker
+    assert sum(per_worker) == n == d.metric("rsigma_events_processed_total")
+    assert all(d.metric("rsigma_worker_busy_seconds_total", worker=str(i)) > 0 for i in range(2))
+    assert [d.metric("rsigma_worker_queue_depth", worker=str(i)) for i in range(2)] == [0, 0]
+    assert [d.metric("rsigma_worker_restarts_total", worker=str(i)) for i in range(2)] == [0, 0]
+    status = d.get("/api/v1/status").json()
+    workers = status["workers"]
+    assert [w["index"] for w in workers] == [0, 1]
+    assert all(w["alive"] and w["restarts"] == 0 and w["in_flight"] == 0 for w in workers)
+    pids = {w["pid"] for w in workers}
+    assert len(pids) == 2 and d.pid not in pids
+    for pid in pids:
+        os.kill(pid, 0)  # a live process
+    assert [w["events"] for w in workers] == per_worker
+    assert status["events_processed"] == n
+
+
+def test_hot_reload_reaches_the_matchers(daemon, ev, rules_dir, netcat_rule, wait_until):
+    d = daemon("-r", rules_dir, "--workers", "2")
+    d.send(ev.ndjson(ev.netcat(0), ev.whoami(1), failed_at("eve", 0), failed_at("eve", 60)))
+    d.wait_processed(4)
+    assert [r["rule_title"] for r in d.results()] == ["Whoami"]
+    (rules_dir / "netcat.yml").write_text(netcat_rule)
+    response = d.post("/api/v1/reload")
+    assert response.status == 200, response.body
+    assert response.json()["detection_rules"] == 3
+    events = [ev.netcat(i) if i % 2 else ev.quiet(i) for i in range(2, 4002)]
+    d.send(ev.ndjson(*events, failed_at("eve", 120)))
+    d.wait_processed(4 + len(events) + 1, timeout=20)
+    results = d.results()
+    assert len(titled(results, "Netcat")) == len(events) // 2
+    assert fired_users(results) == {"eve"}, "the windows survive the reload"
+    workers = d.get("/api/v1/status").json()["workers"]
+    assert all(w["events"] > 0 for w in workers), workers
+    d.close_stdin()
+    assert d.wait_exit() == 0, d.stderr()
+
+
+def test_serve_help_mentions_workers():
+    result = subprocess.run(
+        [sys.executable, "-m", "rsigma", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--workers" in result.stdout
+    assert any("--workers" in line and "Matcher processes" in line for line in result.stdout.splitlines())
