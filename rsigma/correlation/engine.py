@@ -327,18 +327,9 @@ class CorrelationEngine:
 
         `hits()` then `apply()` with the parent hits applied in the same call, children first.
         """
-        feeds = self._feeds
-        if not feeds:
+        hits = self.hits(event, rule_indexes)
+        if not hits:
             return []
-        for ri in rule_indexes:
-            if ri in feeds:
-                break
-        else:
-            return []
-        ts = self._time(event)
-        if ts is None:
-            return []
-        hits = self._rule_hits(event, rule_indexes, ts, 0)
         out: list[CorrelationResult] = []
         parents: list[Hit] = []
         if len(hits) == 1:
@@ -347,8 +338,6 @@ class CorrelationEngine:
                 return out
             hits = parents
             parents = []
-        if not hits:
-            return out
         pending: dict[int, list[Hit]] = {}
         for hit in hits:
             same = pending.get(hit[0])
