@@ -214,9 +214,14 @@ class MatcherPool:
             resumed, worker.resuming = worker.resuming, None
             if resumed is not None and not resumed.done():
                 resumed.set_result(None)
+        lost = (
+            "its correlation groups were restored from the last snapshot, and what they learned from"
+            " events acknowledged after it is lost"
+            if self.last_snapshot is not None
+            else "no state snapshot exists (no --state-db), so its correlation groups start empty"
+        )
         log.warning(
-            "matcher restarted; its correlation groups were restored from the last snapshot, and what"
-            " they learned from events acknowledged after it is lost",
+            f"matcher restarted; {lost}",
             extra={
                 "matcher": worker.index,
                 "restart_seconds": round(time.monotonic() - died, 3),
