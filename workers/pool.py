@@ -218,7 +218,7 @@ class MatcherPool:
             "its correlation groups were restored from the last snapshot, and what they learned from"
             " events acknowledged after it is lost"
             if self.last_snapshot is not None
-            else "no state snapshot exists (no --state-db), so its correlation groups start empty"
+            else "no state snapshot was taken yet, so its correlation groups start empty"
         )
         log.warning(
             f"matcher restarted; {lost}",

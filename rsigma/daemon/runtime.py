@@ -189,7 +189,7 @@ class Daemon:
         self._tasks += [asyncio.create_task(w.run(), name=f"sink-{w.sink.name}") for w in self.sinks]
         if self.dlq is not None and self.dlq.sink is not None:
             self._tasks.append(asyncio.create_task(self.dlq.run(), name="dlq"))
-        if self.store is not None:
+        if self.store is not None or self.pool is not None:  # a pool keeps one to restart matchers from
             self._tasks.append(asyncio.create_task(self._save_periodically(), name="state"))
         if self.nats_source is not None:
             self._tasks.append(asyncio.create_task(self._poll_consumer(self.nats_source), name="consumer"))
@@ -482,14 +482,17 @@ class Daemon:
     # ---- state and reload ------------------------------------------------------------------
 
     async def save_state(self) -> None:
-        if self.store is None:
-            return
-        position = self.nats_source.floor.floor if self.nats_source is not None else None
+        """Snapshot the correlation state: into the state database, and with a pool also in memory,
+        where a restarted matcher gets its shard back from (with or without --state-db)."""
         if self.pool is not None:
             snapshot = await self.pool.export_state()
-        else:
+        elif self.store is not None:
             snapshot = self.evaluator.correlation.export_state()
-        self.store.save(snapshot, position)
+        else:
+            return
+        if self.store is not None:
+            position = self.nats_source.floor.floor if self.nats_source is not None else None
+            self.store.save(snapshot, position)
 
     async def _poll_consumer(self, source: NatsSource) -> None:
         """The consumer's backlog for status and metrics; a failed poll (e.g. while disconnected) waits."""
