@@ -34,8 +34,10 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/nats_pipeline_bench.py
 	$(PY) benchmarks/pool_bench.py
 
+# A throwaway JetStream server, `rsigma serve --workers 2` on examples/rules, the example events published
+# and their detections shown, then everything stopped (examples/demo.py).
 demo: $(STAMP)
-	$(PY) -m rsigma engine eval -r examples/rules --events examples/events.ndjson
+	$(PY) examples/demo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
