@@ -1,7 +1,7 @@
 """NATS JetStream client benchmark: nats-py's JetStream helpers against `rsigma.nats.core`.
 
 Why: the daemon must sustain >= 50,000 events/s end to end on two cores, and nats-py's per-message
-JetStream helpers alone cost ~16 µs of client CPU per consumed and acked message. This measures
+JetStream helpers alone cost ~23 µs of client CPU per consumed and acked message ((a) below). This measures
 client CPU per message (`time.process_time()` of this process; the nats-server it starts is
 another process) and wall rate, under uvloop, for:
 

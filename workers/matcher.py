@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rsigma.correlation.sharding import decode_hits, encode_hits
-from rsigma.daemon.evaluate import decode_event, result_lines
+from rsigma.daemon.evaluate import TOO_DEEP_TO_WRITE, decode_event, result_lines
 from rsigma.daemon.logs import setup_logging
 from rsigma.evaluator import Evaluator
 from workers import protocol
@@ -90,14 +90,19 @@ class Matcher:
             evaluated += 1
             if not detections:
                 continue
-            if correlating:
-                hits += correlation.hits(event, [d.index for d in detections], position)
             visible = [d for d in detections if d.index not in silent] if silent else detections
             if visible:
-                lines, keys = result_lines(visible, include)
+                try:
+                    lines, keys = result_lines(visible, include)
+                except RecursionError:  # dead-lettered (TOO_DEEP_TO_WRITE), and it feeds no correlation
+                    answers.append([position, TOO_DEEP_TO_WRITE, []])
+                    continue
                 answers.append([position, lines, keys])
+            if correlating:
+                hits += correlation.hits(event, [d.index for d in detections], position)
         encoded = encode_hits(hits) if hits else b""
-        return [protocol.RESULTS, batch_id, answers, encoded, evaluated, time.perf_counter() - started]
+        busy = time.perf_counter() - started
+        return [protocol.RESULTS, batch_id, answers, encoded, evaluated, busy, len(correlation.state)]
 
     def apply(self, request_id: int, encoded: bytes) -> list[Any]:
         """Apply hits this matcher owns; results go back by the event (batch position) they belong to."""
@@ -110,7 +115,8 @@ class Matcher:
             entry[0].extend(lines)
             entry[1].extend(keys)
         answers = [[position, lines, keys] for position, (lines, keys) in by_position.items()]
-        return [protocol.APPLIED, request_id, answers, encode_hits(parents) if parents else b""]
+        parent_hits = encode_hits(parents) if parents else b""
+        return [protocol.APPLIED, request_id, answers, parent_hits, len(self.evaluator.correlation.state)]
 
     def reload(self, request_id: int) -> list[Any]:
         try:

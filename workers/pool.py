@@ -28,7 +28,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from rsigma.correlation.engine import CorrelationEngine
 from rsigma.correlation.sharding import (
@@ -58,6 +58,12 @@ STOP_TIMEOUT_S: Final = 5.0
 Outcome = tuple[list[bytes], list[Any]] | str | None
 
 
+class BatchResult(NamedTuple):
+    outcomes: list[Outcome]
+    evaluated: int  # events decoded and evaluated (the others were dead-lettered)
+    busy_s: float  # the matcher's evaluation time for the batch
+
+
 class PoolError(RuntimeError):
     """The pool cannot run (a matcher failed to start)."""
 
@@ -75,6 +81,7 @@ class _Worker:
     events: int = 0
     restarts: int = 0
     busy_s: float = 0.0  # time spent evaluating batches, as the matcher measured it
+    windows: int = 0  # its live correlation windows, as of its last answer
     generation: int = 0  # bumped at each restart
     resuming: asyncio.Future[None] | None = None  # set from a restart until its state and held frames are in
 
@@ -234,8 +241,8 @@ class MatcherPool:
 
     # ---- requests --------------------------------------------------------------------------
 
-    async def evaluate(self, payloads: list[bytes]) -> tuple[list[Outcome], int]:
-        """Per-event outcomes of a batch, in order, and how many events were evaluated."""
+    async def evaluate(self, payloads: list[bytes]) -> BatchResult:
+        """Per-event outcomes of a batch, in order, with how many events were evaluated and how long."""
         while self._gate is not None:  # a reload is under way
             await self._gate
         loop = asyncio.get_running_loop()
@@ -245,7 +252,7 @@ class MatcherPool:
             worker = min(self.workers, key=lambda w: len(w.inflight))
             batch_id = next(self._ids)
             frame = await self._request(worker, batch_id, [protocol.EVENTS, batch_id, payloads])
-            _, _, answers, hits, evaluated, busy_s = frame
+            _, _, answers, hits, evaluated, busy_s, worker.windows = frame
             worker.batches += 1
             worker.events += len(payloads)
             worker.busy_s += busy_s
@@ -255,7 +262,7 @@ class MatcherPool:
             if previous is not None:
                 await previous
             await self._correlate(hits, outcomes)
-            return outcomes, evaluated
+            return BatchResult(outcomes, evaluated, busy_s)
         finally:
             mine.set_result(None)
 
@@ -266,16 +273,18 @@ class MatcherPool:
         correlation = self.correlation
         while pending:
             ready, pending = next_round(pending, correlation.levels)
+            owned_by = [(o, hits) for o, hits in enumerate(route(ready, correlation.keys, self.n)) if hits]
+            owners = [owner for owner, _ in owned_by]
             frames = await asyncio.gather(
                 *(
                     self._request(
-                        self.workers[owner], rid := next(self._ids), [protocol.HITS, rid, encode_hits(owned)]
+                        self.workers[owner], rid := next(self._ids), [protocol.HITS, rid, encode_hits(hits)]
                     )
-                    for owner, owned in enumerate(route(ready, correlation.keys, self.n))
-                    if owned
+                    for owner, hits in owned_by
                 )
             )
-            for _, _, answers, parents in frames:
+            for owner, frame in zip(owners, frames, strict=True):
+                _, _, answers, parents, self.workers[owner].windows = frame
                 for position, lines, keys in answers:
                     current = outcomes[position]
                     if current is None or isinstance(current, str):
@@ -317,6 +326,11 @@ class MatcherPool:
         finally:
             self._gate = None
             gate.set_result(None)
+
+    @property
+    def windows(self) -> int:
+        """Live correlation windows across the matchers (as of their last answers)."""
+        return sum(w.windows for w in self.workers)
 
     def status(self) -> list[dict[str, Any]]:
         return [

@@ -14,8 +14,9 @@ To a matcher:
     [STOP]                                       exit
 From a matcher:
     [READY, pid, rules, correlations]
-    [RESULTS, batch_id, [[position, reason or [line, ...], [key, ...]], ...], hits, evaluated, busy_s]
-    [APPLIED, round_id, [[origin, [line, ...], [key, ...]], ...], parent_hits]
+    [RESULTS, batch_id, [[position, reason or [line, ...], [key, ...]], ...], hits, evaluated, busy_s,
+     windows]                                   (windows: its live correlation windows)
+    [APPLIED, round_id, [[origin, [line, ...], [key, ...]], ...], parent_hits, windows]
     [STATE, request_id, snapshot]
     [RELOADED, request_id, error or None, rules, correlations]
 """

@@ -337,7 +337,7 @@ def engine_daemon(
         list[str] | None,
         typer.Option(
             "--output",
-            help="Sink: stdout or file:///path; repeatable (every sink gets every result).",
+            help="Sink: stdout, file:///path or nats://host:port/subject; repeatable (each gets all).",
             show_default=False,
         ),
     ] = None,

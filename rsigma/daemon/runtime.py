@@ -34,7 +34,7 @@ from rsigma.daemon.ack import AckToken, Delivery, InFlight, RawEvent
 from rsigma.daemon.api import ApiServer
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
-from rsigma.daemon.evaluate import RuleKey, decode_event, result_lines
+from rsigma.daemon.evaluate import TOO_DEEP_TO_WRITE, RuleKey, decode_event, result_lines
 from rsigma.daemon.event_queue import EventQueue
 from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.sinks import Publisher, SinkWorker, ThreadedWriter, open_sink
@@ -378,9 +378,12 @@ class Daemon:
         metrics = self.metrics
         while (item := await submitted.get()) is not None:
             events, evaluation = item
-            outcomes, evaluated = await evaluation
+            outcomes, evaluated, busy_s = await evaluation
             self.events_processed += evaluated
             metrics.events_processed.inc(evaluated)
+            if evaluated:
+                metrics.processing_seconds.observe(busy_s / evaluated)
+            metrics.state_entries.set(self.pool.windows if self.pool is not None else 0)
             for raw, outcome in zip(events, outcomes, strict=True):
                 if outcome is None:
                     raw.token.ack()
@@ -407,7 +410,11 @@ class Daemon:
         if not results:
             raw.token.ack()
             return None
-        lines, keys = result_lines(results, self.config.include_event)
+        try:
+            lines, keys = result_lines(results, self.config.include_event)
+        except RecursionError:
+            self.metrics.parse_errors.inc()
+            return TOO_DEEP_TO_WRITE
         self.count_results(keys)
         return Delivery(lines=lines, token=raw.token, pending=len(self.sinks), source_id=raw.source_id)
 
@@ -574,7 +581,9 @@ class Daemon:
             "status": "running" if self.ready else "loading",
             "detection_rules": len(self.evaluator.engine.rules),
             "correlation_rules": len(self.evaluator.correlation.correlations),
-            "correlation_state_entries": len(self.evaluator.correlation.state),
+            "correlation_state_entries": self.pool.windows
+            if self.pool is not None
+            else len(self.evaluator.correlation.state),
             "events_processed": self.events_processed,
             "detection_matches": self.detections,
             "correlation_matches": self.correlation_results,

@@ -198,6 +198,13 @@ def test_per_worker_metrics_and_status(daemon, ev, rules_dir):
         os.kill(pid, 0)  # a live process
     assert [w["events"] for w in workers] == per_worker
     assert status["events_processed"] == n
+    # Correlation windows live in the matchers: the supervisor reports theirs.
+    users = [f"user{i}" for i in range(7)]
+    d.send(ev.ndjson(*[ev.failed(user, 0) for user in users]))
+    d.wait_processed(n + len(users), timeout=20)
+    assert d.get("/api/v1/status").json()["correlation_state_entries"] == len(users)
+    assert d.metric("rsigma_correlation_state_entries") == len(users)
+    assert d.metric("rsigma_event_processing_seconds_count") > 0
 
 
 def test_hot_reload_reaches_the_matchers(daemon, ev, rules_dir, netcat_rule, wait_until):

@@ -55,7 +55,7 @@ class Harness:
             tasks = [asyncio.ensure_future(self.pool.evaluate(chunk)) for chunk in chunks]
             per_event: list[Counter[bytes]] = []
             for task in tasks:
-                outcomes, _ = await task
+                outcomes = (await task).outcomes
                 for outcome in outcomes:
                     assert not isinstance(outcome, str), outcome
                     per_event.append(Counter(outcome[0]) if outcome else Counter())
