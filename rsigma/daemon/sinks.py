@@ -9,6 +9,7 @@ done with it (see `ack.py`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -65,11 +66,18 @@ class FileSink:
 
     def write(self, data: bytes) -> None:
         if self._handle is None:
-            self._handle = self.path.open("ab")
+            self._handle = self.path.open("ab", buffering=0)
+        fd = self._handle.fileno()
+        size = os.fstat(fd).st_size
         try:
-            self._handle.write(data)
-            self._handle.flush()
+            view = memoryview(data)
+            while view:
+                view = view[self._handle.write(view) :]
         except OSError:
+            # A full disk (ENOSPC, EFBIG) takes what fits first: cut it off again, or the retry would
+            # glue that torn line to the next one, and both results would be lost to a line reader.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
             self.close()
             raise
 

@@ -534,6 +534,14 @@ class AsyncPublisher:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
+    def reconnected(self) -> None:
+        """The connection came back: fail the calls in progress now rather than `timeout_s` after their
+        last ack. The publish-acks of what went out before the drop were answered to a connection that
+        is gone, so they never come; a retry publishes again (a `Nats-Msg-Id` makes the copies of what
+        the server did store count as duplicates, a success)."""
+        for call in list(self._calls):
+            self._fail(call, OSError(f"publish to {call.subject!r}: connection lost before the acks came"))
+
     # -- internals ---------------------------------------------------------------------------------
 
     def _write_chunk(self, call: _Call, chunk: Sequence[tuple[bytes, str | None]], now: float) -> None:

@@ -30,6 +30,7 @@ class NatsPublisher:
         self.subject = subject
         self.watch = watch
         self.publisher = AsyncPublisher(nc, timeout_s=PUBLISH_TIMEOUT_S)
+        watch.on_reconnect(self.publisher.reconnected)  # retry at once, not after PUBLISH_TIMEOUT_S
 
     @classmethod
     async def open(
