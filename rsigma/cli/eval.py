@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 
+from rsigma.daemon.evaluate import TOO_DEEP_TO_WRITE, result_lines
 from rsigma.evaluator import Evaluator
 
 PROGRESS_INTERVAL_S = 1.0
@@ -52,10 +53,16 @@ def run_eval(
                 print(f"line {lineno}: expected a JSON object, got {type(decoded).__name__}", file=sys.stderr)
                 continue
             events += 1
-            for result in evaluator.process(decoded):
-                results += 1
-                out.write(orjson.dumps(result.to_dict(include_event)))
-                out.write(b"\n")
+            found = evaluator.process(decoded)
+            if found:
+                try:
+                    lines, _ = result_lines(found, include_event)
+                except RecursionError:  # an event too deep for its results to be written
+                    bad += 1
+                    print(f"line {lineno}: {TOO_DEEP_TO_WRITE}", file=sys.stderr)
+                else:
+                    results += len(lines)
+                    out.write(b"".join(lines))
             if progress and time.monotonic() - last_report >= PROGRESS_INTERVAL_S:
                 last_report = time.monotonic()
                 print(

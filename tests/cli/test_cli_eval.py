@@ -142,6 +142,17 @@ def test_eval_include_event_appends_the_event(whoami_rule):
     assert obj["event"] == WHOAMI_EVENT
 
 
+def test_eval_include_event_writes_deeply_nested_events(whoami_rule):
+    """orjson writes 254 levels at most; deeper matching events are still written, not a crash."""
+    deep: dict = dict(WHOAMI_EVENT)
+    for _ in range(400):
+        deep = {**WHOAMI_EVENT, "inner": deep}
+    proc = rsigma("engine", "eval", "-r", whoami_rule, "--include-event", stdin=json.dumps(deep) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    (obj,) = lines(proc.stdout)
+    assert obj["event"] == deep
+
+
 def test_eval_without_include_event_has_no_event_key(whoami_rule):
     proc = rsigma("engine", "eval", "-r", whoami_rule, "-e", json.dumps(WHOAMI_EVENT))
     (obj,) = lines(proc.stdout)
