@@ -46,6 +46,11 @@ class AckToken:
         return False
 
     @property
+    def source_id(self) -> str | None:
+        """The event's id at its source, stable across redeliveries (JetStream: stream and sequence)."""
+        return None
+
+    @property
     def delivery_count(self) -> int | None:
         """How often the source has handed this event out, where it counts."""
         return None
@@ -83,7 +88,6 @@ class InFlight:
 class RawEvent:
     payload: bytes
     token: AckToken
-    source_id: str | None = None  # stable across redeliveries (JetStream: stream and sequence)
 
 
 @dataclass(slots=True)
@@ -93,7 +97,6 @@ class Delivery:
     lines: list[bytes]  # one JSON line per result
     token: AckToken
     pending: int
-    source_id: str | None = None  # the source's stable id for the event (a JetStream stream sequence)
     failed: bool = False  # a sink gave up and the source will redeliver the event
 
     def results_json(self) -> str:

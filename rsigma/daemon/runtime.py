@@ -231,7 +231,6 @@ class Daemon:
     async def _read_nats(self, source: NatsSource) -> None:
         """Each message's token acks it when done, or naks it while JetStream can still redeliver it
         (a sink gave up); the last delivery dead-letters instead (see `JetStreamToken`)."""
-        self.input_state = "connected"
         async for events in source.events(self.inflight):
             await self._queue(events)
 
@@ -393,7 +392,7 @@ class Daemon:
                 else:
                     lines, keys = outcome
                     self.count_results([tuple(k) for k in keys])  # type: ignore[misc]
-                    await self._dispatch(raw, Delivery(lines, raw.token, len(self.sinks), raw.source_id))
+                    await self._dispatch(raw, Delivery(lines, raw.token, len(self.sinks)))
 
     def _process(self, raw: RawEvent) -> Delivery | str | None:
         """Evaluate one line: a Delivery of its results, a dead-letter reason, or None (nothing to send)."""
@@ -416,7 +415,7 @@ class Daemon:
             self.metrics.parse_errors.inc()
             return TOO_DEEP_TO_WRITE
         self.count_results(keys)
-        return Delivery(lines=lines, token=raw.token, pending=len(self.sinks), source_id=raw.source_id)
+        return Delivery(lines=lines, token=raw.token, pending=len(self.sinks))
 
     def count_results(self, keys: list[RuleKey]) -> None:
         """Result metrics and status counters, by rule."""

@@ -51,11 +51,11 @@ class NatsPublisher:
     async def deliver(self, batch: list[Delivery]) -> None:
         """Every result of the batch, with `Nats-Msg-Id: <stream>:<sequence>:<result index>` when the
         event has a stable source id; raises OSError (the sink worker retries) on any failure."""
-        items = [
-            (line.rstrip(b"\n"), f"{d.source_id}:{i}" if d.source_id else None)
-            for d in batch
-            for i, line in enumerate(d.lines)
-        ]
+        items = []
+        for d in batch:
+            source = d.token.source_id  # derived only for events that have results
+            for i, line in enumerate(d.lines):
+                items.append((line.rstrip(b"\n"), f"{source}:{i}" if source else None))
         await self.publisher.publish_many(self.subject, items)
 
     async def write(self, data: bytes) -> None:

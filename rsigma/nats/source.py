@@ -62,6 +62,10 @@ class JetStreamToken(AckToken):
         return not self._last
 
     @property
+    def source_id(self) -> str:
+        return f"{self._source.stream}:{self._sequence}"
+
+    @property
     def delivery_count(self) -> int:
         return self._delivered
 
@@ -137,7 +141,6 @@ class NatsSource:
 
     async def events(self, tracker: InFlight) -> AsyncIterator[list[RawEvent | None]]:
         """Delivered messages as raw events with their tokens, a pulled batch at a time, forever."""
-        stream = self.stream
         floor = self.floor
         async for msgs in self.consumer.batches():
             events: list[RawEvent | None] = []
@@ -148,7 +151,7 @@ class NatsSource:
                 if delivered > 1:
                     self._count_redelivery()
                 token = JetStreamToken(tracker, self, reply, sequence, delivered)
-                events.append(RawEvent(msg.data, token, f"{stream}:{sequence}"))
+                events.append(RawEvent(msg.data, token))
             yield events
 
     def _count_redelivery(self) -> None:
