@@ -12,27 +12,18 @@ Target: the daemon at >= 80% of eval.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import events as sysmon
 import orjson
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_RULES = HERE.parents[1] / "shared/corpus/sigmahq/rules"
 TARGET_RATIO = 0.8
-
-
-def _events_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("rsigma_bench_events", HERE / "events.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def timed(command: list[str], stdin: Path, repeat: int) -> float:
@@ -59,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         empty = Path(tmp) / "empty.ndjson"
         empty.write_bytes(b"")
         with events.open("wb") as f:
-            for event in _events_module().generate(args.events, 1, 0.002):
+            for event in sysmon.generate(args.events, 1, 0.002):
                 f.write(orjson.dumps(event) + b"\n")
         out = Path(tmp) / "out.ndjson"
         daemon = [

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import importlib.util
 import io
 import json
 import pstats
@@ -31,6 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import events as sysmon
 import orjson
 
 HERE = Path(__file__).resolve().parent
@@ -42,17 +42,6 @@ TARGET_LOAD_S = 1.5
 TARGET_EPS = 10_000.0
 TARGET_RSS_MB = 300.0
 ATTACK_STREAM_RATIO = 0.01
-
-
-def _load_events_module() -> ModuleType:
-    """Import benchmarks/events.py by path, so the script works from any cwd without packaging."""
-    spec = importlib.util.spec_from_file_location("rsigma_bench_events", HERE / "events.py")
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {HERE / 'events.py'}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _import_engine() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
@@ -174,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: rules path {rules_path} does not exist", file=sys.stderr)
             return 2
 
-    events_mod = _load_events_module()
+    events_mod = sysmon
     load_rules, engine_cls = _import_engine()
 
     # 1. Load + compile, timed together, first: as a daemon starts.

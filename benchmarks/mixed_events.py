@@ -7,12 +7,12 @@ deterministically for a given seed.
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import events as sysmon
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,15 +45,6 @@ AWS_CALLS = (
     ("lambda.amazonaws.com", "Invoke"),
     ("dynamodb.amazonaws.com", "Query"),
 )
-
-
-def _windows_module() -> Any:
-    spec = importlib.util.spec_from_file_location("rsigma_bench_events", HERE / "events.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _linux_sysmon(r: random.Random, ts: str, host: str) -> dict[str, Any]:
@@ -126,7 +117,7 @@ def _cloudtrail(r: random.Random, ts: str) -> dict[str, Any]:
 
 def generate(n: int, seed: int = 1, attack_ratio: float = 0.0) -> Iterator[dict[str, Any]]:
     """70 % Windows, 10 % Sysmon for Linux, 10 % auditd, 10 % CloudTrail, interleaved."""
-    windows = _windows_module().generate(n, seed, attack_ratio)
+    windows = sysmon.generate(n, seed, attack_ratio)
     r = random.Random(seed * 7919)
     hosts = [f"lnx-{r.choice(('web', 'db', 'ci', 'k8s'))}-{i:03d}" for i in range(60)]
     for i in range(n):

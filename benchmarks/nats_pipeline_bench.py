@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import subprocess
@@ -26,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import events as sysmon
 import nats
 import orjson
 
@@ -44,17 +44,8 @@ KEPT_FIELDS = (
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _events_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("rsigma_bench_events", HERE / "events.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def payloads(n: int) -> list[bytes]:
-    events = _events_module().generate(n, seed=1, attack_ratio=0.01)
+    events = sysmon.generate(n, seed=1, attack_ratio=0.01)
     return [orjson.dumps({k: e[k] for k in KEPT_FIELDS if k in e}) for e in events]
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import os
 import statistics
 import subprocess
@@ -33,23 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+import nats_pipeline_bench as pipeline  # payloads, fill, wait_done, cpu_seconds, NatsServer
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SIGMAHQ = ROOT.parent / "shared" / "corpus" / "sigmahq" / "rules"
-
-
-def _load(name: str):  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pipeline = _load("nats_pipeline_bench")  # payloads, fill, wait_done, cpu_seconds, NatsServer
 
 
 @dataclass

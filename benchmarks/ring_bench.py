@@ -51,7 +51,6 @@ It is a report, not a gate: it exits 0 whatever the numbers are.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import multiprocessing
 import sys
@@ -60,9 +59,9 @@ from array import array
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import events as sysmon
 import orjson
 
 HERE = Path(__file__).resolve().parent
@@ -94,17 +93,8 @@ KEPT_FIELDS = (
 )  # fmt: skip  (the fields a shipper usually keeps, as in nats_pipeline_bench.py: ~470-byte events)
 
 
-def _events_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rsigma_bench_events", HERE / "events.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def make_batches(batch_size: int) -> list[list[bytes]]:
-    events = _events_module().generate(batch_size * DISTINCT_BATCHES, seed=1, attack_ratio=0.01)
+    events = sysmon.generate(batch_size * DISTINCT_BATCHES, seed=1, attack_ratio=0.01)
     payloads = [orjson.dumps({k: e[k] for k in KEPT_FIELDS if k in e}) for e in events]
     return [payloads[i : i + batch_size] for i in range(0, len(payloads), batch_size)]
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import mixed_events
 import orjson
 
 HERE = Path(__file__).resolve().parent
@@ -29,14 +29,6 @@ from rsigma.routing import load_routers  # noqa: E402
 from rsigma.rules import load_rules  # noqa: E402
 
 DEFAULT_RULES = HERE.parents[1] / "shared/corpus/sigmahq/rules"
-
-
-def _mixed_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("rsigma_bench_mixed", HERE / "mixed_events.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(engine: Engine, path: Path) -> tuple[float, int, int]:
@@ -71,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rsigma-routing-") as tmp:
         path = Path(tmp) / "mixed.ndjson"
         with path.open("wb") as f:
-            for event in _mixed_module().generate(args.events, args.seed):
+            for event in mixed_events.generate(args.events, args.seed):
                 f.write(orjson.dumps(event) + b"\n")
         routed_warm = run(routed, path)  # first pass builds the per-logsource indexes
         plain_s, n, plain_matches = run(plain, path)
