@@ -299,7 +299,7 @@ class Daemon:
     async def _oversized(self, kept: bytes, dropped: int) -> None:
         self.metrics.parse_errors.inc()
         await self._dead_letter(
-            payload_text(kept) + f"...[{dropped} more bytes]",
+            clipped_text(kept, dropped),
             f"line of {len(kept) + dropped} bytes exceeds --max-event-bytes {self.config.max_event_bytes}",
             AckToken(self.inflight),
         )
@@ -311,7 +311,7 @@ class Daemon:
         if len(payload) <= limit:
             return payload_text(payload)
         keep = min(OVERSIZE_KEEP_BYTES, limit)
-        return payload_text(payload[:keep]) + f"...[{len(payload) - keep} more bytes]"
+        return clipped_text(payload[:keep], len(payload) - keep)
 
     async def _dead_letter(self, original: str, error: str, token: AckToken) -> None:
         assert self.dlq is not None
@@ -619,6 +619,11 @@ async def open_publisher(url: str, flag: str, auth: NatsAuth, metrics: Metrics |
 def payload_text(payload: bytes) -> str:
     """The raw line as a string for a dead-letter entry (invalid UTF-8 replaced, never dropped)."""
     return payload.decode("utf-8", "replace")
+
+
+def clipped_text(kept: bytes, dropped: int) -> str:
+    """What a dead-letter entry keeps of an oversized event: its start, and how much was left out."""
+    return payload_text(kept) + f"...[{dropped} more bytes]"
 
 
 def run_daemon(config: DaemonConfig, evaluator: Evaluator) -> int:
