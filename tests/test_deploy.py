@@ -66,7 +66,16 @@ def exported_metrics() -> set[str]:
 
     class OneWorker:
         def status(self) -> list[dict[str, Any]]:
-            return [{"index": 0, "events": 0, "busy_seconds": 0.0, "in_flight": 0, "restarts": 0}]
+            return [
+                {
+                    "index": 0,
+                    "events": 0,
+                    "busy_seconds": 0.0,
+                    "in_flight": 0,
+                    "restarts": 0,
+                    "poisoned_events": 0,
+                }
+            ]
 
     metrics = Metrics()
     families = [*metrics.registry.collect(), *PoolCollector(OneWorker()).collect()]  # type: ignore[arg-type]

@@ -45,14 +45,18 @@ class MatcherSpec:
 class Matcher:
     """The matcher's state and its answer to each frame (separate from the process loop, for tests)."""
 
-    def __init__(self, spec: MatcherSpec, evaluator: Evaluator) -> None:
+    def __init__(
+        self, spec: MatcherSpec, evaluator: Evaluator, say: Callable[[list[Any]], None] | None = None
+    ) -> None:
         self.spec = spec
         self.evaluator = evaluator
+        self.say = say  # writes a frame at once (progress of a careful batch)
 
     def handle(self, frame: list[Any]) -> list[Any] | None:
         kind = frame[0]
         if kind == protocol.EVENTS:
-            return self.evaluate(frame[1], frame[2])
+            skip = dict(frame[3]) if len(frame) > 3 else None
+            return self.evaluate(frame[1], frame[2], skip)
         if kind == protocol.HITS:
             return self.apply(frame[1], frame[2])
         if kind == protocol.EXPORT:
@@ -64,9 +68,12 @@ class Matcher:
             return self.reload(frame[1])
         raise ValueError(f"unknown frame kind {kind}")
 
-    def evaluate(self, batch_id: int, payloads: list[bytes]) -> list[Any]:
+    def evaluate(
+        self, batch_id: int, payloads: list[bytes], careful: dict[int, str] | None = None
+    ) -> list[Any]:
         """Detections of every event, and the level-1 correlation hits they make (for the supervisor
-        to route to their owners)."""
+        to route to their owners). `careful` (after this batch killed a matcher) names each event
+        before it is evaluated, and maps the positions to leave out to their dead-letter reasons."""
         started = time.perf_counter()
         evaluator = self.evaluator
         engine, correlation = evaluator.engine, evaluator.correlation
@@ -78,6 +85,12 @@ class Matcher:
         hits: list[Any] = []
         evaluated = 0
         for position, payload in enumerate(payloads):
+            if careful is not None:
+                if position in careful:
+                    answers.append([position, careful[position], []])
+                    continue
+                if self.say is not None:
+                    self.say([protocol.EVALUATING, batch_id, position])
             event = decode_event(payload, max_bytes)
             if isinstance(event, str):
                 answers.append([position, event, []])
@@ -138,7 +151,9 @@ def run(spec: MatcherSpec) -> None:
     inbox = Channel.open(spec.inbox)
     outbox = Channel.open(spec.outbox)
     try:
-        matcher = Matcher(spec, spec.build_evaluator())
+        matcher = Matcher(
+            spec, spec.build_evaluator(), lambda frame: outbox.send_wait([protocol.encode(frame)])
+        )
         outbox.send_wait([protocol.encode([protocol.READY, os.getpid(), *matcher.sizes()])])
         parent = multiprocessing.parent_process()
         while True:

@@ -27,10 +27,16 @@ class PoolCollector(Collector):
         restarts = CounterMetricFamily(
             "rsigma_worker_restarts", "Times a matcher died and was started again.", labels=["worker"]
         )
+        poisoned = CounterMetricFamily(
+            "rsigma_worker_poison_events",
+            "Events dead-lettered because the matcher evaluating them died each time.",
+            labels=["worker"],
+        )
         for worker in self.pool.status():
             label = [str(worker["index"])]
             events.add_metric(label, worker["events"])
             busy.add_metric(label, worker["busy_seconds"])
             depth.add_metric(label, worker["in_flight"])
             restarts.add_metric(label, worker["restarts"])
-        yield from (events, busy, depth, restarts)
+            poisoned.add_metric(label, worker["poisoned_events"])
+        yield from (events, busy, depth, restarts, poisoned)

@@ -16,6 +16,11 @@ come back per event, in the batch's order, for the daemon to deliver and acknowl
 A matcher that dies is started again at once (same index, so it owns the same correlation shard):
 what it held in flight is sent again, and its shard is reloaded from the last state snapshot the
 supervisor collected; what it learned since then is lost, and the log says so.
+
+An event that kills its matcher must not kill it forever. A matcher works through its frames in
+order, so the oldest unanswered request is the one it died on. An event batch it died on is sent
+again *carefully*: the matcher names each event before evaluating it. An event it dies on
+`POISON_DEATHS` times is left out of the batch and dead-lettered, and the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ WINDOW: Final = 4
 #: A matcher must compile its rules and say READY within this many seconds.
 START_TIMEOUT_S: Final = 120.0
 STOP_TIMEOUT_S: Final = 5.0
+#: Deaths of a matcher on one event (evaluated carefully) before that event is dead-lettered.
+POISON_DEATHS: Final = 2
 
 #: A per-event answer: None (nothing to send), a dead-letter reason, or (result lines, rule keys).
 Outcome = tuple[list[bytes], list[Any]] | str | None
@@ -68,6 +75,18 @@ class PoolError(RuntimeError):
     """The pool cannot run (a matcher failed to start)."""
 
 
+@dataclass(eq=False, slots=True)
+class _Request:
+    """A frame sent to a matcher and not answered yet (re-sent if the matcher dies)."""
+
+    data: bytes
+    future: asyncio.Future[list[Any]]
+    payloads: list[bytes] | None = None  # an event batch's, for re-sending it carefully
+    skip: dict[int, str] | None = None  # careful once set: dead-lettered positions and why
+    at: int | None = None  # careful: the position the matcher said it was evaluating
+    deaths: dict[int, int] = field(default_factory=dict)  # careful: matcher deaths per position
+
+
 @dataclass(eq=False)
 class _Worker:
     index: int
@@ -76,10 +95,11 @@ class _Worker:
     outbox: Channel | None = None  # matcher -> supervisor
     ready: asyncio.Future[list[Any]] | None = None
     room: asyncio.Future[None] | None = None
-    inflight: dict[int, tuple[bytes, asyncio.Future[list[Any]]]] = field(default_factory=dict)
+    inflight: dict[int, _Request] = field(default_factory=dict)  # in the order the matcher answers
     batches: int = 0
     events: int = 0
     restarts: int = 0
+    poisoned: int = 0  # events dead-lettered because this matcher kept dying on them
     busy_s: float = 0.0  # time spent evaluating batches, as the matcher measured it
     windows: int = 0  # its live correlation windows, as of its last answer
     generation: int = 0  # bumped at each restart
@@ -192,6 +212,11 @@ class MatcherPool:
             return
         worker.process.join(1.0)  # its sentinel closed as it exited: reap it, so exitcode is set
         code = worker.process.exitcode
+        self._on_data(worker)  # answers and progress it wrote before dying
+        if worker.inflight:
+            request_id, oldest = next(iter(worker.inflight.items()))
+            if oldest.payloads is not None:
+                self._suspect(worker, request_id, oldest, code)
         held = list(worker.inflight.items())
         self._detach(worker)
         worker.generation += 1
@@ -207,16 +232,38 @@ class MatcherPool:
         self._spawn(worker)
         asyncio.ensure_future(self._resume(worker, held, time.monotonic()))
 
-    async def _resume(self, worker: _Worker, held: list[tuple[int, tuple[bytes, Any]]], died: float) -> None:
+    def _suspect(self, worker: _Worker, request_id: int, request: _Request, code: int | None) -> None:
+        """The matcher died on this batch: re-send it carefully, without an event it keeps dying on."""
+        assert request.payloads is not None
+        if request.skip is None:
+            request.skip = {}
+        elif request.at is not None:
+            position = request.at
+            deaths = request.deaths[position] = request.deaths.get(position, 0) + 1
+            if deaths >= POISON_DEATHS:
+                request.skip[position] = (
+                    f"the matcher process died {deaths} times evaluating this event (last exit code"
+                    f" {code}); it was left out so the rest of its batch could be evaluated"
+                )
+                worker.poisoned += 1
+                log.error(
+                    "event dead-lettered: it kills the matcher that evaluates it",
+                    extra={"matcher": worker.index, "exit_code": code, "batch_position": position},
+                )
+        request.at = None
+        skip = [[position, reason] for position, reason in request.skip.items()]
+        request.data = protocol.encode([protocol.EVENTS, request_id, request.payloads, skip])
+
+    async def _resume(self, worker: _Worker, held: list[tuple[int, _Request]], died: float) -> None:
         """Give the restarted matcher its state shard, then what it held, before anything new."""
         try:
             await self._await_ready([worker])
             if self.last_snapshot is not None:
                 shard = split_snapshot(self.last_snapshot, self.n)[worker.index]
                 await self._send(worker, protocol.encode([protocol.IMPORT, shard]), resuming=True)
-            for request_id, (data, future) in held:
-                worker.inflight[request_id] = (data, future)
-                await self._send(worker, data, resuming=True)
+            for request_id, request in held:
+                worker.inflight[request_id] = request
+                await self._send(worker, request.data, resuming=True)
         finally:
             resumed, worker.resuming = worker.resuming, None
             if resumed is not None and not resumed.done():
@@ -251,7 +298,7 @@ class MatcherPool:
         try:
             worker = min(self.workers, key=lambda w: len(w.inflight))
             batch_id = next(self._ids)
-            frame = await self._request(worker, batch_id, [protocol.EVENTS, batch_id, payloads])
+            frame = await self._request(worker, batch_id, [protocol.EVENTS, batch_id, payloads], payloads)
             _, _, answers, hits, evaluated, busy_s, worker.windows = frame
             worker.batches += 1
             worker.events += len(payloads)
@@ -343,19 +390,21 @@ class MatcherPool:
                 "in_flight": len(w.inflight),
                 "busy_seconds": round(w.busy_s, 3),
                 "restarts": w.restarts,
+                "poisoned_events": w.poisoned,
             }
             for w in self.workers
         ]
 
     # ---- transport -------------------------------------------------------------------------
 
-    async def _request(self, worker: _Worker, request_id: int, frame: list[Any]) -> list[Any]:
+    async def _request(
+        self, worker: _Worker, request_id: int, frame: list[Any], payloads: list[bytes] | None = None
+    ) -> list[Any]:
         assert self._loop is not None
-        data = protocol.encode(frame)
-        future: asyncio.Future[list[Any]] = self._loop.create_future()
-        worker.inflight[request_id] = (data, future)
-        await self._send(worker, data)
-        return await future
+        request = _Request(protocol.encode(frame), self._loop.create_future(), payloads)
+        worker.inflight[request_id] = request
+        await self._send(worker, request.data)
+        return await request.future
 
     async def _send(self, worker: _Worker, data: bytes, *, resuming: bool = False) -> None:
         """Write a frame, waiting for room. If the matcher dies meanwhile, the frame is dropped here:
@@ -368,7 +417,8 @@ class MatcherPool:
             inbox = worker.inbox
             if inbox is not None and inbox.send([data]):
                 return
-            worker.room = self._loop.create_future()
+            if worker.room is None or worker.room.done():  # shared by every sender waiting for room
+                worker.room = self._loop.create_future()
             await worker.room  # rung by the matcher's reads, or by a restart
             if worker.generation != generation:
                 return
@@ -391,6 +441,11 @@ class MatcherPool:
                 if not worker.ready.done():
                     worker.ready.set_result(frame)
                 continue
-            held = worker.inflight.pop(frame[1], None)
-            if held is not None and not held[1].done():
-                held[1].set_result(frame)
+            if kind == protocol.EVALUATING:
+                careful = worker.inflight.get(frame[1])
+                if careful is not None:
+                    careful.at = frame[2]
+                continue
+            request = worker.inflight.pop(frame[1], None)
+            if request is not None and not request.future.done():
+                request.future.set_result(frame)

@@ -7,6 +7,9 @@ nothing on the way back.
 
 To a matcher:
     [EVENTS, batch_id, [payload, ...]]           evaluate detections; answer RESULTS
+    [EVENTS, batch_id, [payload, ...], skip]     the same, carefully (after a matcher died on it): say
+                                                 EVALUATING before each event; answer each
+                                                 [position, reason] of skip with its reason
     [HITS, round_id, hits]                       apply correlation hits it owns; answer APPLIED
     [EXPORT, request_id]                         answer STATE with its correlation snapshot
     [IMPORT, snapshot]                           load correlation state (its shard of it)
@@ -14,6 +17,7 @@ To a matcher:
     [STOP]                                       exit
 From a matcher:
     [READY, pid, rules, correlations]
+    [EVALUATING, batch_id, position]             (careful batches only)
     [RESULTS, batch_id, [[position, reason or [line, ...], [key, ...]], ...], hits, evaluated, busy_s,
      windows]                                   (windows: its live correlation windows)
     [APPLIED, round_id, [[origin, [line, ...], [key, ...]], ...], parent_hits, windows]
@@ -39,6 +43,7 @@ RESULTS: Final = 11
 APPLIED: Final = 12
 STATE: Final = 13
 RELOADED: Final = 14
+EVALUATING: Final = 15
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
