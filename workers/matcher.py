@@ -19,6 +19,7 @@ from typing import Any
 from rsigma.correlation.sharding import decode_hits, encode_hits
 from rsigma.daemon.evaluate import TOO_DEEP_TO_WRITE, decode_event, result_lines
 from rsigma.daemon.logs import setup_logging
+from rsigma.engine.regex import backtracking_timeouts
 from rsigma.evaluator import Evaluator
 from workers import protocol
 from workers.ring import Channel, ChannelHandle
@@ -115,7 +116,8 @@ class Matcher:
                 hits += correlation.hits(event, [d.index for d in detections], position)
         encoded = encode_hits(hits) if hits else b""
         busy = time.perf_counter() - started
-        return [protocol.RESULTS, batch_id, answers, encoded, evaluated, busy, len(correlation.state)]
+        timeouts, windows = backtracking_timeouts(), len(correlation.state)
+        return [protocol.RESULTS, batch_id, answers, encoded, evaluated, busy, windows, timeouts]
 
     def apply(self, request_id: int, encoded: bytes) -> list[Any]:
         """Apply hits this matcher owns; results go back by the event (batch position) they belong to."""

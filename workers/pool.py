@@ -102,6 +102,7 @@ class _Worker:
     poisoned: int = 0  # events dead-lettered because this matcher kept dying on them
     busy_s: float = 0.0  # time spent evaluating batches, as the matcher measured it
     windows: int = 0  # its live correlation windows, as of its last answer
+    regex_timeouts: int = 0  # its backtracking regex searches cut off, as of its last answer
     generation: int = 0  # bumped at each restart
     resuming: asyncio.Future[None] | None = None  # set from a restart until its state and held frames are in
 
@@ -125,6 +126,7 @@ class MatcherPool:
         self.log_format = log_format
         self.workers = [_Worker(i) for i in range(workers)]
         self.last_snapshot: bytes | None = None  # merged state, for restoring a restarted matcher
+        self._retired_regex_timeouts = 0  # those of matcher processes that died
         self.snapshot_at: float | None = None
         self._ids = itertools.count(1)
         self._stage_tail: asyncio.Future[None] | None = None
@@ -219,6 +221,8 @@ class MatcherPool:
                 self._suspect(worker, request_id, oldest, code)
         held = list(worker.inflight.items())
         self._detach(worker)
+        self._retired_regex_timeouts += worker.regex_timeouts
+        worker.regex_timeouts = 0
         worker.generation += 1
         if worker.room is not None and not worker.room.done():
             worker.room.set_result(None)  # a sender waiting for room in the dead ring gives up
@@ -299,7 +303,7 @@ class MatcherPool:
             worker = min(self.workers, key=lambda w: len(w.inflight))
             batch_id = next(self._ids)
             frame = await self._request(worker, batch_id, [protocol.EVENTS, batch_id, payloads], payloads)
-            _, _, answers, hits, evaluated, busy_s, worker.windows = frame
+            _, _, answers, hits, evaluated, busy_s, worker.windows, worker.regex_timeouts = frame
             worker.batches += 1
             worker.events += len(payloads)
             worker.busy_s += busy_s
@@ -378,6 +382,11 @@ class MatcherPool:
     def windows(self) -> int:
         """Live correlation windows across the matchers (as of their last answers)."""
         return sum(w.windows for w in self.workers)
+
+    @property
+    def regex_timeouts(self) -> int:
+        """Backtracking regex searches cut off in any matcher process, dead ones included."""
+        return self._retired_regex_timeouts + sum(w.regex_timeouts for w in self.workers)
 
     def status(self) -> list[dict[str, Any]]:
         return [

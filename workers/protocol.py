@@ -19,7 +19,8 @@ From a matcher:
     [READY, pid, rules, correlations]
     [EVALUATING, batch_id, position]             (careful batches only)
     [RESULTS, batch_id, [[position, reason or [line, ...], [key, ...]], ...], hits, evaluated, busy_s,
-     windows]                                   (windows: its live correlation windows)
+     windows, regex_timeouts]                   (windows: its live correlation windows; regex_timeouts:
+                                                 its backtracking searches cut off so far)
     [APPLIED, round_id, [[origin, [line, ...], [key, ...]], ...], parent_hits, windows]
     [STATE, request_id, snapshot]
     [RELOADED, request_id, error or None, rules, correlations]

@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from rsigma.engine.regex import backtracking_timeouts
+
+
+class _RegexTimeouts(Collector):
+    """Read at each scrape: the count lives in the engine (or in the matcher processes)."""
+
+    def __init__(self) -> None:
+        self.read: Callable[[], int] = backtracking_timeouts
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "rsigma_regex_timeouts",
+            "Backtracking (non-RE2) regex searches cut off; the value counted as not matching.",
+            value=self.read(),
+        )
 
 
 class Metrics:
@@ -91,6 +110,8 @@ class Metrics:
         self.nats_naks = Counter(
             "rsigma_nats_naks", "Messages handed back for redelivery after a sink gave up.", registry=r
         )
+        self.regex_timeouts = _RegexTimeouts()  # its `read` becomes the pool's when there is one
+        r.register(self.regex_timeouts)
 
     def render(self) -> bytes:
         self.uptime.set(time.monotonic() - self.started)

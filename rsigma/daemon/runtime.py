@@ -122,7 +122,7 @@ class Daemon:
         await self.api.start(cfg.api_addr)
         snapshot = self._saved_state()
         if cfg.workers > 0:
-            self.pool = MatcherPool(
+            self.pool = pool = MatcherPool(
                 cfg.build_evaluator,
                 cfg.workers,
                 self.evaluator.correlation,
@@ -130,8 +130,9 @@ class Daemon:
                 include_event=cfg.include_event,
                 log_format=cfg.log_format,
             )
-            self.metrics.registry.register(PoolCollector(self.pool))
-            await self.pool.start(snapshot)  # each matcher takes its shard, whatever N was before
+            self.metrics.registry.register(PoolCollector(pool))
+            self.metrics.regex_timeouts.read = lambda: pool.regex_timeouts
+            await pool.start(snapshot)  # each matcher takes its shard, whatever N was before
             log.info("matcher pool started", extra={"workers": cfg.workers})
         elif snapshot is not None:
             kept = self.evaluator.correlation.import_state(snapshot)

@@ -1,7 +1,9 @@
 """Regexes from rules run on RE2 (linear time), so no rule can stall the engine on a hostile event.
 
-Patterns that need features RE2 lacks (backreferences, lookaround) fall back to Python's `re`; the
-rule is named in a warning because that pattern can backtrack.
+Patterns that need features RE2 lacks (backreferences, lookaround) fall back to the backtracking
+`regex` module, and the rule is named in a warning. Each fallback search stops after
+`BACKTRACKING_TIMEOUT_S`: the value then counts as not matching, a warning names the pattern, and
+`backtracking_timeouts()` counts it (the daemon exports it as `rsigma_regex_timeouts_total`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import re
 import re._constants as _c
 import re._parser as _parser
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import re2
+import regex
 
 from rsigma.errors import SigmaValueError
 
@@ -25,6 +28,16 @@ _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 _RE2_OPTIONS.max_mem = 64 << 20
 
+#: Longest one backtracking search may run on one value; past it, the value counts as not matching.
+BACKTRACKING_TIMEOUT_S: Final = 0.1
+
+_timeouts = 0
+
+
+def backtracking_timeouts() -> int:
+    """Backtracking searches this process cut off at `BACKTRACKING_TIMEOUT_S`."""
+    return _timeouts
+
 
 def compile_search(pattern: str, flags: frozenset[str] = frozenset(), *, context: str = "") -> Search:
     """A `search(text)` function for the pattern; flags are the Sigma `i`, `m`, `s` sub-modifiers."""
@@ -34,11 +47,35 @@ def compile_search(pattern: str, flags: frozenset[str] = frozenset(), *, context
     except re2.error:
         pass
     try:
-        compiled = re.compile(prefix + pattern)
-    except re.error as e:
+        compiled = regex.compile(prefix + pattern)
+    except (regex.error, RecursionError, OverflowError) as e:
         raise SigmaValueError(f"{context}invalid regular expression {pattern!r}: {e}") from e
-    log.warning("%sregex %r needs Python's backtracking engine (not RE2-compatible)", context, pattern)
-    return compiled.search
+    log.warning(
+        "%sregex %r needs a backtracking engine (not RE2-compatible); each search is cut off after %g s",
+        context,
+        pattern,
+        BACKTRACKING_TIMEOUT_S,
+    )
+    return _bounded(compiled.search, pattern, context)
+
+
+def _bounded(search: Callable[..., Any], pattern: str, context: str) -> Search:
+    def bounded_search(text: str) -> Any:
+        global _timeouts
+        try:
+            return search(text, timeout=BACKTRACKING_TIMEOUT_S)
+        except TimeoutError:
+            _timeouts += 1
+            log.warning(
+                "%sregex %r gave up after %g s on a value of %d characters; counted as not matching",
+                context,
+                pattern,
+                BACKTRACKING_TIMEOUT_S,
+                len(text),
+            )
+            return None
+
+    return bounded_search
 
 
 def compile_fullmatch(pattern: str) -> Search:

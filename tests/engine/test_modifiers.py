@@ -90,12 +90,35 @@ RE = [
     pytest.param("F|re", "^a?c$", "c", True, id="re-question-optional"),
     pytest.param("F|re", "(?:evil|bad)[0-9]{2}", "a bad42 b", True, id="re-group-alternation"),
     pytest.param("F|re", ["^x", "y$"], "aay", True, id="re-value-list-or"),
+    # RE2 cannot run these: the backtracking fallback must give the same answers
+    pytest.param("F|re", r"cmd(?!\.exe)", "cmd.com", True, id="re-negative-lookahead"),
+    pytest.param("F|re", r"cmd(?!\.exe)", "cmd.exe", False, id="re-negative-lookahead-miss"),
+    pytest.param("F|re", r"(?<=\\)evil", "C:\\evil", True, id="re-lookbehind"),
+    pytest.param("F|re", r"(?<=\\)evil", "C:/evil", False, id="re-lookbehind-miss"),
+    pytest.param("F|re", r"(\w)\1{3}", "xAAAAy", True, id="re-backreference"),
+    pytest.param("F|re|i", r"(\w)\1{3}", "xAaaAy", True, id="re-backreference-i"),
+    pytest.param("F|re", r"(\w)\1{3}", "xAAAby", False, id="re-backreference-miss"),
 ]
 
 
 @pytest.mark.parametrize(("field", "value", "event_value", "expected"), RE)
 def test_re(matches, field, value, event_value, expected):
     assert matches({field: value}, {"F": event_value}) is expected
+
+
+def test_a_backtracking_search_is_cut_off_and_counts_as_not_matching(matches, caplog):
+    """Lookaround needs the backtracking fallback; on a hostile value its search stops after
+    BACKTRACKING_TIMEOUT_S (instead of running for days), is counted and named in a warning."""
+    from rsigma.engine.regex import BACKTRACKING_TIMEOUT_S, backtracking_timeouts
+
+    before = backtracking_timeouts()
+    assert matches({"F|re": r"(a|aa)+(?<=a)$"}, {"F": "aaaa"}) is True
+    assert backtracking_timeouts() == before
+    assert matches({"F|re": r"(a|aa)+(?<=a)$"}, {"F": "a" * 100_000 + "!"}) is False
+    assert backtracking_timeouts() == before + 1
+    warning = next(r.getMessage() for r in caplog.records if "gave up" in r.getMessage())
+    assert f"gave up after {BACKTRACKING_TIMEOUT_S:g} s on a value of 100001 characters" in warning
+    assert "(a|aa)+(?<=a)$" in warning
 
 
 WINDASH = [

@@ -46,6 +46,8 @@ import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client.parser import text_string_to_metric_families
 
+from rsigma.engine.regex import BACKTRACKING_TIMEOUT_S, backtracking_timeouts
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "nats"))
 
@@ -795,6 +797,10 @@ def kill_matcher(
         result.check(
             "rsigma_worker_restarts_total counts every kill", total_restarts == kills, total_restarts
         )
+        samples = daemon.metrics()
+        poison = "rsigma_worker_poison_events_total"
+        poisoned = [samples.get((poison, frozenset({("worker", w)}))) for w in "01"]
+        result.check("a kill from outside dead-letters no event as poison", poisoned == [0, 0], poisoned)
         result.recovery_s = max(restarts)
         result.check("each restart under 2 s", max(restarts) < 2, f"restart_seconds {restarts}")
         code = daemon.terminate()
@@ -1395,7 +1401,8 @@ def malformed(work: Path, *, hostile: int = 2_000, via: str = "nats", workers: i
 # 6. Hostile rules
 
 CATASTROPHIC = [r"(a+)+$", r"(a|aa)+$", r"(a|a?)+$", r"^(\w+\s?)*$", r"(.*a){12}$"]
-BACKTRACKING = r"^(a+)+(?!b)$"  # lookahead: RE2 cannot run it, so it falls back to Python's re
+#: Lookaround and a backreference: RE2 cannot run these, so they fall back to the backtracking `regex`.
+BACKTRACKING = [r"^(a+)+(?!b)$", r"(a|aa)+(?<=a)$", r"^(a|a?)+\1$"]
 
 GOOD_RULES = {
     "good_whoami.yml": RULES.split("---\n")[0],
@@ -1432,8 +1439,9 @@ def regex_rules(patterns: list[str]) -> str:
 def hostile_rules(work: Path, *, field_bytes: int = 1_000_000, runs: int = 3) -> Result:
     """(a) Catastrophic-backtracking regexes on a field of `field_bytes`: evaluation time must stay
     bounded and grow linearly (RE2). Measured in-process at three sizes, and end to end through the
-    daemon. A pattern RE2 cannot run falls back to Python's re with a warning; its time on a short
-    field is reported, not bounded. (b) A rule directory with broken files: the good rules load and
+    daemon. A pattern RE2 cannot run falls back to the backtracking `regex` module with a warning;
+    each of its searches is cut off after 0.1 s (counted, and the value does not match), in process
+    and through a matcher pool. (b) A rule directory with broken files: the good rules load and
     every broken file is named, by `rule validate` (exit 1), `engine eval` and the daemon (exit 0)."""
 
     result = Result("hostile rules", len(CATASTROPHIC))
@@ -1480,13 +1488,60 @@ def hostile_rules(work: Path, *, field_bytes: int = 1_000_000, runs: int = 3) ->
     result.check("the good rule fired alongside", titles[WHOAMI] == 1, titles)
     result.check("the daemon exits 0", code == 0, f"exit {code}")
 
-    # The documented escape hatch: patterns RE2 cannot run use Python's backtracking re.
+    # Patterns RE2 cannot run: backtracking, but each search is cut off.
     with _capture_warnings() as warnings:
-        slow = compile_rules(_write(work / "fallback.yml", regex_rules([BACKTRACKING])))
+        slow = compile_rules(_write(work / "fallback.yml", regex_rules(BACKTRACKING)))
     result.check(
-        "a non-RE2 pattern is named in a warning", any("backtracking" in w for w in warnings), warnings
+        "each non-RE2 pattern is named in a warning",
+        sum("needs a backtracking engine" in w for w in warnings) == len(BACKTRACKING),
+        warnings,
     )
-    fallback = {n: _timed(lambda n=n: slow.process({"Payload": "a" * n + "!"})) for n in (16, 18, 20)}
+    fired = {d.rule_title for d in slow.process({"Payload": "aaaa"})}
+    result.check("the non-RE2 patterns still match", len(fired) == len(BACKTRACKING), sorted(fired))
+    cut_before = backtracking_timeouts()
+    fallback = _timed(lambda: slow.process({"Payload": "a" * field_bytes + "!"}))
+    cut = backtracking_timeouts() - cut_before
+    result.check(f"each of their searches on {field_bytes:,} bytes is cut off", cut == len(BACKTRACKING), cut)
+    per_fallback = fallback / len(BACKTRACKING)
+    result.check(
+        f"< 1 s per non-RE2 pattern (cut off at {BACKTRACKING_TIMEOUT_S:g} s)",
+        per_fallback < 1,
+        f"{per_fallback:.3f} s",
+    )
+    rules_f = work / "fallback-rules"
+    rules_f.mkdir()
+    (rules_f / "fallback.yml").write_text(regex_rules(BACKTRACKING))
+    (rules_f / "whoami.yml").write_text(GOOD_RULES["good_whoami.yml"])
+    out_f = work / "fallback-out.ndjson"
+    args = [
+        "--input",
+        "stdin",
+        "--output",
+        f"file://{out_f}",
+        "--max-event-bytes",
+        str(2 * field_bytes + 1000),
+    ]
+    with Daemon(work / "daemon-fallback", rules_f, args, stdin_pipe=True, workers=1) as daemon:
+        daemon.start()
+        t0 = time.monotonic()
+        daemon.send(big * 3 + orjson.dumps({"CommandLine": "whoami"}) + b"\n")
+        wait_until(lambda: daemon.metric("rsigma_events_processed_total") >= 4, "the events", 60, 0.05)
+        pool_s = time.monotonic() - t0
+        pool_cut = daemon.metric("rsigma_regex_timeouts_total")
+        gave_up = [r for r in daemon.records() if "gave up after" in str(r.get("message"))]
+        daemon.close_stdin()
+        code = daemon.proc.wait(30) if daemon.proc else None
+    expected_cut = 3 * len(BACKTRACKING)
+    result.check(
+        "serve --workers 1: rsigma_regex_timeouts_total counts every cut-off search",
+        pool_cut == expected_cut,
+        f"{pool_cut:g} of {expected_cut}",
+    )
+    result.check("and the log names the pattern each time", len(gave_up) == expected_cut, len(gave_up))
+    result.check("serve --workers 1: 3 such events in < 10 s", pool_s < 10, f"{pool_s:.2f} s")
+    titles = Counter(json.loads(line)["rule_title"] for line in file_lines(out_f))
+    result.check("serve --workers 1: the good rule fired alongside", titles == {WHOAMI: 1}, titles)
+    result.check("serve --workers 1 exits 0", code == 0, f"exit {code}")
 
     # (b) A directory of good and broken rules.
     rule_dir = work / "rules"
@@ -1549,7 +1604,8 @@ def hostile_rules(work: Path, *, field_bytes: int = 1_000_000, runs: int = 3) ->
     result.details.update(
         seconds_by_field_bytes={k: round(v, 4) for k, v in timings.items()},
         end_to_end_s=round(end_to_end, 2),
-        fallback_seconds={k: round(v, 3) for k, v in fallback.items()},
+        fallback_seconds=round(fallback, 3),
+        fallback_pool_seconds=round(pool_s, 2),
         broken_files=len(BROKEN_RULES),
     )
     result.notes.append(
@@ -1558,9 +1614,9 @@ def hostile_rules(work: Path, *, field_bytes: int = 1_000_000, runs: int = 3) ->
         f" ({ratio:.1f}x for 10x); daemon {end_to_end:.2f} s for 3 events of 1 MB"
     )
     result.notes.append(
-        f"fallback to Python re ({BACKTRACKING}):"
-        f" {', '.join(f'{k} chars {v * 1000:.0f} ms' for k, v in fallback.items())}"
-        f" (x4 per 2 chars: exponential)"
+        f"{len(BACKTRACKING)} non-RE2 patterns ({', '.join(BACKTRACKING)}), each search cut off at"
+        f" {BACKTRACKING_TIMEOUT_S:g} s: {fallback:.2f} s together on {field_bytes // 1000:,} KB;"
+        f" serve --workers 1 {pool_s:.2f} s for 3 events of 1 MB, {pool_cut:g} searches cut off"
     )
     result.notes.append(
         f"{len(BROKEN_RULES)} broken rule files among {len(GOOD_RULES)} good: each named, good ones loaded"
