@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint bench demo clean
+.PHONY: install test soak lint bench demo clean
 
 install: $(STAMP)
 
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The fault suite's soak for 5 minutes instead of the one minute inside `make test` (CI runs both).
+soak: $(STAMP)
+	RSIGMA_SOAK_SECONDS=300 $(PY) -m pytest -q -s -m slow tests/faults
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

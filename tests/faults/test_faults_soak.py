@@ -1,18 +1,23 @@
-"""A one-minute soak at 70% of the measured capacity: 0 lost, memory and backlog flat.
+"""A soak at 70% of the measured capacity: 0 lost, memory and backlog flat.
 
+One minute in `make test`; `make soak` (run by CI after `make test`) sets RSIGMA_SOAK_SECONDS=300.
 The 30-minute version: `python benchmarks/faults.py --scenario soak --minutes 30`.
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from harness import soak
 
+SECONDS = float(os.environ.get("RSIGMA_SOAK_SECONDS", "60"))
+
 
 @pytest.mark.slow
-def test_a_minute_at_70_percent_of_capacity(tmp_path, assert_passed):
-    result = soak(tmp_path, seconds=60, load=0.7)
+def test_a_soak_at_70_percent_of_capacity(tmp_path, assert_passed):
+    result = soak(tmp_path, seconds=SECONDS, load=0.7)
     assert result.lost == 0
     assert result.duplicated == 0
-    assert len(result.details["samples"]) >= 25
+    assert len(result.details["samples"]) >= SECONDS / 2.4  # one every 2 s
     assert_passed(result)
