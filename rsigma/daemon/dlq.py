@@ -26,7 +26,7 @@ DLQ_RETRY_MAX = 5
 class _Writer(Protocol):
     name: str
 
-    async def write(self, data: bytes) -> None: ...
+    async def write(self, data: bytes, msg_id: str | None = None) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -44,11 +44,20 @@ class DeadLetterQueue:
     def __init__(self, sink: _Writer | None, *, buffer_size: int, metrics: Metrics) -> None:
         self.sink = sink
         self.metrics = metrics
-        self.queue: asyncio.Queue[tuple[bytes, Callable[[], None]]] = asyncio.Queue(maxsize=buffer_size)
+        self.queue: asyncio.Queue[tuple[bytes, Callable[[], None], str | None]] = asyncio.Queue(
+            maxsize=buffer_size
+        )
 
     async def put(
-        self, original: str, error: str, done: Callable[[], None], delivery_count: int | None = None
+        self,
+        original: str,
+        error: str,
+        done: Callable[[], None],
+        delivery_count: int | None = None,
+        msg_id: str | None = None,
     ) -> None:
+        """`msg_id` is a de-duplication key for sinks that have one (a NATS DLQ's `Nats-Msg-Id`), so
+        an entry written again after a reconnect is stored once."""
         self.metrics.dlq_events.inc()
         if self.sink is None:
             log.error(
@@ -57,15 +66,15 @@ class DeadLetterQueue:
             )
             done()
             return
-        await self.queue.put((dlq_entry(original, error, delivery_count), done))
+        await self.queue.put((dlq_entry(original, error, delivery_count), done, msg_id))
 
     async def run(self) -> None:
         assert self.sink is not None
         while True:
-            data, done = await self.queue.get()
+            data, done, msg_id = await self.queue.get()
             for attempt in range(DLQ_RETRY_MAX + 1):
                 try:
-                    await self.sink.write(data)
+                    await self.sink.write(data, msg_id)
                     break
                 except OSError as e:
                     log.error("DLQ write failed", extra={"attempt": attempt + 1, "error": str(e)})

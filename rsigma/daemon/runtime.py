@@ -316,7 +316,8 @@ class Daemon:
 
     async def _dead_letter(self, original: str, error: str, token: AckToken) -> None:
         assert self.dlq is not None
-        await self.dlq.put(original, error, token.ack, token.delivery_count)
+        source = token.source_id
+        await self.dlq.put(original, error, token.ack, token.delivery_count, source and f"{source}:dlq")
 
     async def _engine_loop(self) -> None:
         batch_size = max(1, self.config.batch_size)

@@ -119,7 +119,8 @@ class ThreadedWriter:
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
         self._thread.start()
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes, msg_id: str | None = None) -> None:
+        """`msg_id` is ignored: a file or stdout has no de-duplication."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._requests.put((data, future))
         await future
@@ -162,7 +163,7 @@ class Publisher(Protocol):
 
     async def deliver(self, batch: list[Delivery]) -> None: ...
 
-    async def write(self, data: bytes) -> None: ...
+    async def write(self, data: bytes, msg_id: str | None = None) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -224,7 +225,9 @@ class SinkWorker:
             if d.token.redeliverable:
                 d.sink_failed()
             else:
-                await self.dlq.put(d.results_json(), reason, d.sink_done, d.token.delivery_count)
+                source = d.token.source_id
+                msg_id = source and f"{source}:dlq:{self.sink.name}"
+                await self.dlq.put(d.results_json(), reason, d.sink_done, d.token.delivery_count, msg_id)
         if batch[0].token.redeliverable:
             log.warning(
                 "sink gave up; events left for redelivery",

@@ -58,9 +58,10 @@ class NatsPublisher:
                 items.append((line.rstrip(b"\n"), f"{source}:{i}" if source else None))
         await self.publisher.publish_many(self.subject, items)
 
-    async def write(self, data: bytes) -> None:
-        """Dead-letter entries: one message per line."""
-        await self.publisher.publish_many(self.subject, [(line, None) for line in data.splitlines()])
+    async def write(self, data: bytes, msg_id: str | None = None) -> None:
+        """A dead-letter entry (one line), with `Nats-Msg-Id: msg_id` when the event has a source id:
+        `<stream>:<sequence>:dlq`, plus `:<sink>` for results a sink gave up on."""
+        await self.publisher.publish_many(self.subject, [(data.rstrip(b"\n"), msg_id)])
 
     async def aclose(self) -> None:
         await self.publisher.close()

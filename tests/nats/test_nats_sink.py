@@ -34,13 +34,19 @@ def run_daemon(tmp_path: Path, *args: str, stdin: bytes = b"") -> subprocess.Com
 
 def stream_messages(url: str, stream: str, **options: Any) -> list[bytes]:
     """`options`: for `nats.connect` (credentials, TLS) when the server wants them."""
+    return [data for data, _ in stored(url, stream, **options)]
 
-    async def fetch() -> list[bytes]:
+
+def stored(url: str, stream: str, **options: Any) -> list[tuple[bytes, dict[str, str]]]:
+    """Every message of the stream with its headers."""
+
+    async def fetch() -> list[tuple[bytes, dict[str, str]]]:
         nc = await nats.connect(url, **options)
         try:
             js = nc.jetstream()
             info = await js.stream_info(stream)
-            return [(await js.get_msg(stream, seq)).data for seq in range(1, info.state.last_seq + 1)]
+            messages = [await js.get_msg(stream, seq) for seq in range(1, info.state.last_seq + 1)]
+            return [(m.data or b"", dict(m.headers or {})) for m in messages]
         finally:
             await nc.close()
 

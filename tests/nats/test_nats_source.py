@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from test_nats_sink import RULE, stream_messages
+from test_nats_sink import RULE, stored, stream_messages
 
 WHOAMI = {"Image": "C:\\Windows\\System32\\whoami.exe"}
 
@@ -89,6 +89,10 @@ def test_consumes_publishes_and_acks(nats_server, tmp_path):
             assert entry["delivery_count"] == 1
             assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", entry["timestamp"])
         assert sorted(e["original_event"] for e in entries) == ["", "not json"]
+        # de-duplication keys: a copy published again after a reconnect is dropped by the stream
+        ids = sorted(headers["Nats-Msg-Id"] for _, headers in stored(url, "rsigma-dlq"))
+        assert ids == ["rsigma-events:3:dlq", "rsigma-events:4:dlq"]
+        assert [h["Nats-Msg-Id"] for _, h in stored(url, "rsigma-detections")] == ["rsigma-events:1:0"]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
