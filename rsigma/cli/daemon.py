@@ -10,9 +10,9 @@ import typer
 
 from rsigma.cli.common import EXIT_RULE_ERROR, RuleLoadFailed
 from rsigma.daemon.config import DaemonConfig
+from rsigma.daemon.errors import ConfigError
 from rsigma.daemon.logs import setup_logging
 from rsigma.daemon.runtime import run_daemon
-from rsigma.daemon.sinks import ConfigError
 from rsigma.nats.auth import NatsAuth, NatsAuthUsageError, nats_auth_from_flags
 
 #: Startup failures other than usage and rules (state database, sinks, API address).

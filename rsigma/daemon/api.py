@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from rsigma.daemon.sinks import ConfigError
+from rsigma.daemon.errors import ConfigError
 
 if TYPE_CHECKING:
     from rsigma.daemon.runtime import Daemon

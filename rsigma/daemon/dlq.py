@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Protocol
 
 import orjson
 
 from rsigma.daemon.metrics import Metrics
+from rsigma.daemon.state import format_ns
 
 log = logging.getLogger("rsigma.daemon")
 
@@ -33,7 +34,7 @@ class _Writer(Protocol):
 
 def dlq_entry(original: str, error: str, delivery_count: int | None = None) -> bytes:
     """`delivery_count` (how often a redelivering source handed the event out) is added when known."""
-    timestamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    timestamp = format_ns(time.time_ns())
     entry: dict[str, object] = {"original_event": original, "error": error, "timestamp": timestamp}
     if delivery_count is not None:
         entry["delivery_count"] = delivery_count

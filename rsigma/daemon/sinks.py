@@ -20,15 +20,12 @@ from urllib.parse import urlparse
 
 from rsigma.daemon.ack import Delivery
 from rsigma.daemon.dlq import DeadLetterQueue
+from rsigma.daemon.errors import ConfigError
 from rsigma.daemon.metrics import Metrics
 
 log = logging.getLogger("rsigma.daemon")
 
 STDOUT_FD = 1
-
-
-class ConfigError(Exception):
-    """A startup setting is unusable (exit code 3); the message says which and why."""
 
 
 class Sink(Protocol):

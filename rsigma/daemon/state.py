@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
-from rsigma.daemon.sinks import ConfigError
+from rsigma.daemon.errors import ConfigError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rsigma_correlation_state (
