@@ -226,15 +226,19 @@ class MatcherPool:
         worker.generation += 1
         if worker.room is not None and not worker.room.done():
             worker.room.set_result(None)  # a sender waiting for room in the dead ring gives up
+        if worker.ready is not None and not worker.ready.done():
+            worker.ready.cancel()  # it died again before READY: this restart takes over from the last
         assert self._loop is not None
-        worker.resuming = self._loop.create_future()  # new frames wait until state and held ones are in
+        if worker.resuming is None:  # new frames wait until state and held ones are in
+            worker.resuming = self._loop.create_future()
         worker.restarts += 1
         log.error(
             "matcher died; restarting it",
             extra={"matcher": worker.index, "exit_code": code, "batches_in_flight": len(held)},
         )
         self._spawn(worker)
-        asyncio.ensure_future(self._resume(worker, held, time.monotonic()))
+        resume = asyncio.ensure_future(self._resume(worker, held, time.monotonic()))
+        resume.add_done_callback(self._resumed)
 
     def _suspect(self, worker: _Worker, request_id: int, request: _Request, code: int | None) -> None:
         """The matcher died on this batch: re-send it carefully, without an event it keeps dying on."""
@@ -259,19 +263,27 @@ class MatcherPool:
         request.data = protocol.encode([protocol.EVENTS, request_id, request.payloads, skip])
 
     async def _resume(self, worker: _Worker, held: list[tuple[int, _Request]], died: float) -> None:
-        """Give the restarted matcher its state shard, then what it held, before anything new."""
+        """Give the restarted matcher its state shard, then what it held, before anything new.
+
+        If it dies again meanwhile, the next restart (which holds all of this again) takes over."""
+        generation = worker.generation
         try:
             await self._await_ready([worker])
-            if self.last_snapshot is not None:
-                shard = split_snapshot(self.last_snapshot, self.n)[worker.index]
-                await self._send(worker, protocol.encode([protocol.IMPORT, shard]), resuming=True)
-            for request_id, request in held:
-                worker.inflight[request_id] = request
-                await self._send(worker, request.data, resuming=True)
-        finally:
-            resumed, worker.resuming = worker.resuming, None
-            if resumed is not None and not resumed.done():
-                resumed.set_result(None)
+        except asyncio.CancelledError:
+            if worker.generation != generation:
+                return
+            raise
+        frames = [request.data for _, request in held]
+        if self.last_snapshot is not None:
+            shard = split_snapshot(self.last_snapshot, self.n)[worker.index]
+            frames.insert(0, protocol.encode([protocol.IMPORT, shard]))
+        for data in frames:
+            await self._send(worker, data, resuming=True)
+            if worker.generation != generation:
+                return
+        resumed, worker.resuming = worker.resuming, None
+        if resumed is not None and not resumed.done():
+            resumed.set_result(None)
         lost = (
             "its correlation groups were restored from the last snapshot, and what they learned from"
             " events acknowledged after it is lost"
@@ -289,6 +301,11 @@ class MatcherPool:
                 "resent_requests": len(held),
             },
         )
+
+    @staticmethod
+    def _resumed(task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("a matcher could not be restarted", exc_info=error)
 
     # ---- requests --------------------------------------------------------------------------
 
@@ -419,9 +436,11 @@ class MatcherPool:
         """Write a frame, waiting for room. If the matcher dies meanwhile, the frame is dropped here:
         the restart re-sends everything that was in flight, this request included."""
         assert self._loop is not None
+        generation = worker.generation
         while worker.resuming is not None and not resuming:
             await worker.resuming
-        generation = worker.generation
+            if worker.generation != generation:
+                return  # it died again while this frame waited: that restart re-sent it
         while True:
             inbox = worker.inbox
             if inbox is not None and inbox.send([data]):

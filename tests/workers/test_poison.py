@@ -8,6 +8,7 @@ process (SIGKILL, as a segfault in a C extension or the OOM killer would) on any
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -62,21 +63,29 @@ class PoisonedSpec:
         return evaluator
 
 
-@pytest.fixture
-def pool(tmp_path: Path) -> Iterator[tuple[MatcherPool, EvaluatorSpec, asyncio.AbstractEventLoop]]:
+@contextlib.contextmanager
+def started_pool(
+    tmp_path: Path, workers: int
+) -> Iterator[tuple[MatcherPool, EvaluatorSpec, asyncio.AbstractEventLoop]]:
     rules = tmp_path / "rules.yml"
     rules.write_text(RULE)
     spec = EvaluatorSpec((rules,), CorrelationConfig(timestamp_fallback="skip"))
     loop = asyncio.new_event_loop()
-    pool = MatcherPool(
-        PoisonedSpec(spec), 2, spec().correlation, max_event_bytes=1 << 20, include_event=False
+    matchers = MatcherPool(
+        PoisonedSpec(spec), workers, spec().correlation, max_event_bytes=1 << 20, include_event=False
     )
-    loop.run_until_complete(pool.start())
+    loop.run_until_complete(matchers.start())
     try:
-        yield pool, spec, loop
+        yield matchers, spec, loop
     finally:
-        loop.run_until_complete(pool.stop())
+        loop.run_until_complete(matchers.stop())
         loop.close()
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[tuple[MatcherPool, EvaluatorSpec, asyncio.AbstractEventLoop]]:
+    with started_pool(tmp_path, 2) as started:
+        yield started
 
 
 def run(loop: asyncio.AbstractEventLoop, work: Any) -> Any:
@@ -164,3 +173,31 @@ def test_a_matcher_killed_from_outside_dead_letters_nothing(pool):
     assert [o[0] if o else None for o in result.outcomes] == expected(spec, batch)
     assert sum(w["restarts"] for w in matchers.status()) == 1
     assert sum(w["poisoned_events"] for w in matchers.status()) == 0
+
+
+def test_a_matcher_killed_again_while_it_restarts_recovers(tmp_path):
+    """The second death lands before the restarted matcher said READY, with a batch sent during
+    the first restart waiting: the second restart takes over, and both batches come back right."""
+    first_batch = [event(i) for i in range(2000)]
+    second_batch = [event(i) for i in range(2000, 2100)]
+
+    async def kill_twice(matchers: MatcherPool) -> list[Any]:
+        (worker,) = matchers.workers
+        first = asyncio.ensure_future(matchers.evaluate(first_batch))
+        while not worker.inflight:
+            await asyncio.sleep(0)
+        killed = worker.process.pid
+        os.kill(killed, signal.SIGKILL)
+        while worker.process.pid == killed:
+            await asyncio.sleep(0.001)
+        second = asyncio.ensure_future(matchers.evaluate(second_batch))  # waits for the restart
+        await asyncio.sleep(0.01)
+        assert worker.ready is not None and not worker.ready.done()
+        os.kill(worker.process.pid, signal.SIGKILL)
+        return [await first, await second]
+
+    with started_pool(tmp_path, 1) as (matchers, spec, loop):
+        results = run(loop, kill_twice(matchers))
+        for batch, result in zip((first_batch, second_batch), results, strict=True):
+            assert [o[0] if o else None for o in result.outcomes] == expected(spec, batch)
+        assert matchers.status()[0]["restarts"] == 2
