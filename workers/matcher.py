@@ -153,9 +153,12 @@ def run(spec: MatcherSpec) -> None:
     inbox = Channel.open(spec.inbox)
     outbox = Channel.open(spec.outbox)
     try:
-        matcher = Matcher(
-            spec, spec.build_evaluator(), lambda frame: outbox.send_wait([protocol.encode(frame)])
-        )
+        try:
+            evaluator = spec.build_evaluator()
+        except Exception as e:  # rules that compiled in the supervisor broke on disk since, say
+            log.error("matcher could not compile the rules", extra={"matcher": spec.index, "error": str(e)})
+            raise SystemExit(1) from e
+        matcher = Matcher(spec, evaluator, lambda frame: outbox.send_wait([protocol.encode(frame)]))
         outbox.send_wait([protocol.encode([protocol.READY, os.getpid(), *matcher.sizes()])])
         parent = multiprocessing.parent_process()
         while True:

@@ -60,6 +60,8 @@ START_TIMEOUT_S: Final = 120.0
 STOP_TIMEOUT_S: Final = 5.0
 #: Deaths of a matcher on one event (evaluated carefully) before that event is dead-lettered.
 POISON_DEATHS: Final = 2
+#: Deaths in a row before READY (its rules no longer compile, say) before the pool gives up.
+FAILED_STARTS: Final = 3
 
 #: A per-event answer: None (nothing to send), a dead-letter reason, or (result lines, rule keys).
 Outcome = tuple[list[bytes], list[Any]] | str | None
@@ -72,7 +74,7 @@ class BatchResult(NamedTuple):
 
 
 class PoolError(RuntimeError):
-    """The pool cannot run (a matcher failed to start)."""
+    """The pool cannot run: a matcher failed to start, or to start again after it died."""
 
 
 @dataclass(eq=False, slots=True)
@@ -104,6 +106,7 @@ class _Worker:
     windows: int = 0  # its live correlation windows, as of its last answer
     regex_timeouts: int = 0  # its backtracking regex searches cut off, as of its last answer
     generation: int = 0  # bumped at each restart
+    failed_starts: int = 0  # deaths before READY since it was last ready
     resuming: asyncio.Future[None] | None = None  # set from a restart until its state and held frames are in
 
 
@@ -134,6 +137,8 @@ class MatcherPool:
         self._stopping = False
         self._context = multiprocessing.get_context("spawn")  # never fork a process with threads
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.failure: PoolError | None = None  # set once the pool gave up
+        self.on_failure: Callable[[PoolError], None] | None = None  # the daemon's: it then stops
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -175,8 +180,16 @@ class MatcherPool:
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
                 for worker in workers:
-                    assert worker.ready is not None
-                    await worker.ready
+                    while True:
+                        ready = worker.ready
+                        assert ready is not None
+                        try:
+                            await ready
+                            break
+                        except asyncio.CancelledError:
+                            if worker.ready is ready:
+                                raise
+                            # it died before READY and was started again: wait for that one
         except TimeoutError:
             raise PoolError(f"a matcher did not start within {START_TIMEOUT_S:g} s") from None
 
@@ -210,11 +223,22 @@ class MatcherPool:
 
     def _on_exit(self, worker: _Worker) -> None:
         """A matcher died: start it again and re-send what it held (it was never acknowledged)."""
-        if self._stopping:
+        if self._stopping or self.failure is not None:
             return
         worker.process.join(1.0)  # its sentinel closed as it exited: reap it, so exitcode is set
         code = worker.process.exitcode
         self._on_data(worker)  # answers and progress it wrote before dying
+        if worker.ready is not None and not worker.ready.done():
+            worker.failed_starts += 1
+            if worker.failed_starts >= FAILED_STARTS:
+                self._detach(worker)
+                error = PoolError(
+                    f"matcher {worker.index} died {worker.failed_starts} times in a row before it was"
+                    f" ready (last exit code {code}); its own error is logged above"
+                )
+                worker.ready.set_exception(error)
+                self._fail(error)
+                return
         if worker.inflight:
             request_id, oldest = next(iter(worker.inflight.items()))
             if oldest.payloads is not None:
@@ -302,10 +326,20 @@ class MatcherPool:
             },
         )
 
-    @staticmethod
-    def _resumed(task: asyncio.Future[None]) -> None:
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("a matcher could not be restarted", exc_info=error)
+    def _resumed(self, task: asyncio.Future[None]) -> None:
+        if task.cancelled() or (error := task.exception()) is None:
+            return
+        self._fail(error if isinstance(error, PoolError) else PoolError(f"restarting a matcher: {error!r}"))
+
+    def _fail(self, error: PoolError) -> None:
+        """The pool cannot go on: say so once, and let the daemon stop (unacknowledged events stay
+        with their source)."""
+        if self.failure is not None:
+            return
+        self.failure = error
+        log.critical("the matcher pool gave up", extra={"error": str(error)})
+        if self.on_failure is not None:
+            self.on_failure(error)
 
     # ---- requests --------------------------------------------------------------------------
 
@@ -468,6 +502,7 @@ class MatcherPool:
                 assert worker.ready is not None
                 if not worker.ready.done():
                     worker.ready.set_result(frame)
+                worker.failed_starts = 0
                 continue
             if kind == protocol.EVALUATING:
                 careful = worker.inflight.get(frame[1])

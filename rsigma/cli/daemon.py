@@ -14,6 +14,7 @@ from rsigma.daemon.errors import ConfigError
 from rsigma.daemon.logs import setup_logging
 from rsigma.daemon.runtime import run_daemon
 from rsigma.nats.auth import NatsAuth, NatsAuthUsageError, nats_auth_from_flags
+from workers.pool import PoolError
 
 #: Startup failures other than usage and rules (state database, sinks, API address).
 EXIT_CONFIG_ERROR = 3
@@ -28,7 +29,7 @@ def start_daemon(config: DaemonConfig, log_format: str) -> int:
         return EXIT_RULE_ERROR
     try:
         return run_daemon(config, evaluator)
-    except ConfigError as e:
+    except (ConfigError, PoolError) as e:  # PoolError here: a matcher could not start at all
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
 

@@ -58,6 +58,8 @@ OVERSIZE_KEEP_BYTES = 4096
 POOL_BATCH = 512
 #: Seconds between polls of the NATS consumer's backlog.
 CONSUMER_POLL_S = 2.0
+#: The daemon stopped because it could not go on (a matcher pool that gave up, an engine error).
+EXIT_FAILURE = 1
 
 
 class Daemon:
@@ -76,6 +78,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self._stopping_since = 0.0
         self._source_done = asyncio.Event()
+        self._failed = asyncio.Event()
+        self.failure: BaseException | None = None  # why the daemon cannot go on (it exits 1)
         self._reload_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
         self._by_rule: dict[tuple[str, str, str | None], Any] = {}  # bound label children, per rule
@@ -132,6 +136,7 @@ class Daemon:
             )
             self.metrics.registry.register(PoolCollector(pool))
             self.metrics.regex_timeouts.read = lambda: pool.regex_timeouts
+            pool.on_failure = self._fail
             await pool.start(snapshot)  # each matcher takes its shard, whatever N was before
             log.info("matcher pool started", extra={"workers": cfg.workers})
         elif snapshot is not None:
@@ -187,6 +192,7 @@ class Daemon:
         )
         loop = self._engine_loop() if self.pool is None else self._pool_loop(self.pool)
         engine = asyncio.create_task(loop, name="engine")
+        engine.add_done_callback(self._engine_done)
         self._tasks += [asyncio.create_task(w.run(), name=f"sink-{w.sink.name}") for w in self.sinks]
         if self.dlq is not None and self.dlq.sink is not None:
             self._tasks.append(asyncio.create_task(self.dlq.run(), name="dlq"))
@@ -199,13 +205,35 @@ class Daemon:
         source = asyncio.create_task(self._source(), name="source")
         stop = asyncio.create_task(self._stop.wait())
         done_reading = asyncio.create_task(self._source_done.wait())
-        await asyncio.wait([stop, done_reading], return_when=asyncio.FIRST_COMPLETED)
+        failed = asyncio.create_task(self._failed.wait())
+        await asyncio.wait([stop, done_reading, failed], return_when=asyncio.FIRST_COMPLETED)
         source.cancel()
         await asyncio.gather(source, return_exceptions=True)
-        await self._drain(engine)
+        if not self._failed.is_set():
+            await self._drain(engine)
         stop.cancel()
         done_reading.cancel()
+        failed.cancel()
+        if self._failed.is_set():  # also when it failed while draining
+            await self._close(engine, save=False)
+            return EXIT_FAILURE
+        await self._close(engine, save=True)
         return 0
+
+    def _engine_done(self, engine: asyncio.Task[None]) -> None:
+        if not engine.cancelled() and (error := engine.exception()) is not None:
+            log.critical("the engine stopped on an error", exc_info=error)
+            self._fail(error)
+
+    def _fail(self, error: BaseException) -> None:
+        """The daemon cannot go on: stop reading and exit 1 without a drain or a state save.
+
+        Unacknowledged JetStream events are redelivered to the next start, and the last state saved
+        is what it restores: nothing acknowledged is lost."""
+        if self.failure is None:
+            self.failure = error
+            self.ready = False
+            self._failed.set()
 
     def _request_stop(self, sig: signal.Signals) -> None:
         """The first SIGTERM/SIGINT drains. A second SIGINT (Ctrl+C again, not a signal delivered
@@ -440,7 +468,7 @@ class Daemon:
     # ---- shutdown --------------------------------------------------------------------------
 
     async def _drain(self, engine: asyncio.Task[None]) -> None:
-        """Finish queued events and deliveries within --drain-timeout, then save state."""
+        """Finish queued events and deliveries within --drain-timeout."""
         self.ready = False  # intake stops: the ingest handler answers 503 from its next line on
         deadline = time.monotonic() + self.config.drain_timeout
         try:
@@ -456,14 +484,18 @@ class Daemon:
                     "drain_seconds_left": round(remaining, 3),
                 },
             )
+
+    async def _close(self, engine: asyncio.Task[None], *, save: bool) -> None:
+        """Stop every task, save state (after a drain), and close the pool, outputs, API and input."""
         engine.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(engine, *self._tasks, return_exceptions=True)
-        try:
-            await self.save_state()
-        except Exception:
-            log.exception("saving correlation state at shutdown failed")
+        if save:
+            try:
+                await self.save_state()
+            except Exception:
+                log.exception("saving correlation state at shutdown failed")
         if self.pool is not None:
             await self.pool.stop()
         for worker in self.sinks:
@@ -476,7 +508,17 @@ class Daemon:
             await self.nats_source.aclose()
         if self.store is not None:
             self.store.close()
-        log.info("daemon stopped", extra={"events_processed": self.events_processed})
+        if self.failure is None:
+            log.info("daemon stopped", extra={"events_processed": self.events_processed})
+        else:
+            log.critical(
+                "daemon stopped after a failure; unacknowledged events stay with their source",
+                extra={
+                    "error": str(self.failure),
+                    "events_processed": self.events_processed,
+                    "unacknowledged_events": self.inflight.count,
+                },
+            )
 
     async def _wait_drained(self, engine: asyncio.Task[None]) -> None:
         if not engine.done():

@@ -129,6 +129,24 @@ def test_killed_matcher_is_restarted_and_nothing_is_lost(daemon, ev, rules_dir, 
     assert d.find_log("daemon stopped")["events_processed"] == len(first) + len(rest)
 
 
+def test_a_matcher_that_cannot_start_again_stops_the_daemon(daemon, ev, rules_file, wait_until):
+    """Its rules file broke on disk (no reload yet) and then it died: every restart dies before it is
+    ready. After 3 the daemon exits 1 instead of holding events forever, and says why."""
+    d = daemon("-r", rules_file, "--workers", "1")
+    victim = d.get("/api/v1/status").json()["workers"][0]["pid"]
+    d.send(ev.ndjson(ev.whoami(1)))
+    wait_until(lambda: len(d.results()) == 1, "the first detection")
+    rules_file.write_text("title: [unclosed\n")
+    os.kill(victim, signal.SIGKILL)
+    assert d.wait_exit(60) == 1, d.stderr()
+    gave_up = d.find_log("the matcher pool gave up")
+    assert gave_up is not None and gave_up["level"] == "critical"
+    assert "matcher 0 died 3 times in a row before it was ready" in gave_up["error"]
+    stopped = next(r for r in d.logs() if r.get("message", "").startswith("daemon stopped after a failure"))
+    assert stopped["events_processed"] == 1
+    assert rules_file.name in d.stderr()  # each failed start names the broken file
+
+
 def copy_db(db: Path, to: Path) -> Path:
     to.mkdir()
     for f in db.parent.glob(db.name + "*"):  # the database and any -wal/-shm companions
