@@ -7,6 +7,7 @@ correlation says `generate: true` (Sigma correlation specification, "Generate").
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from rsigma.correlation.engine import CorrelationConfig, CorrelationEngine, CorrelationResult
@@ -41,6 +42,17 @@ class Evaluator:
         if ruleset.errors:
             raise ruleset.errors[0]
         return cls(ruleset, config, strict=True)
+
+    def fingerprint(self) -> str:
+        """The rule set's shape: its rules and correlations, in order. Matchers compile the rules
+        themselves, and hits name rules and correlations by position, so every process of a pool
+        must have the same fingerprint."""
+        digest = hashlib.blake2b(digest_size=8)
+        for compiled in self.engine.rules:
+            digest.update(f"{compiled.rule.id}\0{compiled.rule.title}\n".encode())
+        for c in self.correlation.correlations:
+            digest.update(f"{c.id}\0{c.name}\0{c.title}\0{c.type}\0{c.rules}\0{c.group_by}\n".encode())
+        return digest.hexdigest()
 
     @property
     def errors(self) -> list[SigmaError]:

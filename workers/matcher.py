@@ -51,6 +51,7 @@ class Matcher:
     ) -> None:
         self.spec = spec
         self.evaluator = evaluator
+        self.pending: Evaluator | None = None  # built by RELOAD, run from SWAP on
         self.say = say  # writes a frame at once (progress of a careful batch)
 
     def handle(self, frame: list[Any]) -> list[Any] | None:
@@ -67,6 +68,14 @@ class Matcher:
             return None
         if kind == protocol.RELOAD:
             return self.reload(frame[1])
+        if kind == protocol.SWAP:
+            assert self.pending is not None, "SWAP without a RELOAD"
+            self.pending.correlation.import_state(self.evaluator.correlation.export_state())
+            self.evaluator, self.pending = self.pending, None
+            return [protocol.SWAPPED, frame[1]]
+        if kind == protocol.DISCARD:
+            self.pending = None
+            return None
         raise ValueError(f"unknown frame kind {kind}")
 
     def evaluate(
@@ -134,16 +143,18 @@ class Matcher:
         return [protocol.APPLIED, request_id, answers, parent_hits, len(self.evaluator.correlation.state)]
 
     def reload(self, request_id: int) -> list[Any]:
+        """Build the new rules beside the running ones; they run only once every matcher has them."""
         try:
-            fresh = self.spec.build_evaluator()
+            self.pending = self.spec.build_evaluator()
         except Exception as e:  # the supervisor logs it and keeps every matcher on the old rules
-            return [protocol.RELOADED, request_id, str(e), 0, 0]
-        fresh.correlation.import_state(self.evaluator.correlation.export_state())
-        self.evaluator = fresh
-        return [protocol.RELOADED, request_id, None, *self.sizes()]
+            self.pending = None
+            return [protocol.RELOADED, request_id, str(e), 0, 0, ""]
+        return [protocol.RELOADED, request_id, None, *self.describe(self.pending)]
 
-    def sizes(self) -> tuple[int, int]:
-        return len(self.evaluator.engine.rules), len(self.evaluator.correlation.correlations)
+    def describe(self, evaluator: Evaluator | None = None) -> tuple[int, int, str]:
+        """Rules, correlations and the fingerprint of the running (or the given) evaluator."""
+        e = evaluator or self.evaluator
+        return len(e.engine.rules), len(e.correlation.correlations), e.fingerprint()
 
 
 def run(spec: MatcherSpec) -> None:
@@ -159,7 +170,7 @@ def run(spec: MatcherSpec) -> None:
             log.error("matcher could not compile the rules", extra={"matcher": spec.index, "error": str(e)})
             raise SystemExit(1) from e
         matcher = Matcher(spec, evaluator, lambda frame: outbox.send_wait([protocol.encode(frame)]))
-        outbox.send_wait([protocol.encode([protocol.READY, os.getpid(), *matcher.sizes()])])
+        outbox.send_wait([protocol.encode([protocol.READY, os.getpid(), *matcher.describe()])])
         parent = multiprocessing.parent_process()
         while True:
             data = inbox.recv_wait(PARENT_CHECK_S)

@@ -117,6 +117,7 @@ class MatcherPool:
         workers: int,
         correlation: CorrelationEngine,
         *,
+        fingerprint: str,
         max_event_bytes: int,
         include_event: bool,
         log_format: str = "json",
@@ -124,6 +125,7 @@ class MatcherPool:
         self.build_evaluator = build_evaluator
         self.n = workers
         self.correlation = correlation  # the supervisor's copy: correlation levels and keys for routing
+        self.fingerprint = fingerprint  # of the supervisor's rules: every matcher must have the same
         self.max_event_bytes = max_event_bytes
         self.include_event = include_event
         self.log_format = log_format
@@ -406,12 +408,14 @@ class MatcherPool:
         self.snapshot_at = time.time()
         return self.last_snapshot
 
-    async def reload(self, correlation: CorrelationEngine) -> str | None:
+    async def reload(self, correlation: CorrelationEngine, fingerprint: str) -> str | None:
         """Recompile in every matcher between batches; the first error (None when all succeeded).
 
         Hits name correlations by index, so no batch may be out while the rules change: new batches
-        wait, the ones out finish, then every matcher swaps (keeping its windows) and the supervisor
-        takes the new correlation levels and keys.
+        wait, the ones out finish. Then in two phases: every matcher builds the new rules beside the
+        running ones; only if all succeeded, with the supervisor's fingerprint, do they all swap
+        (keeping their windows) and the supervisor take the new correlation levels and keys.
+        Otherwise every matcher drops what it built and the old rules stay, everywhere.
         """
         assert self._loop is not None
         gate = self._gate = self._loop.create_future()
@@ -422,9 +426,17 @@ class MatcherPool:
                 *(self._request(w, rid := next(self._ids), [protocol.RELOAD, rid]) for w in self.workers)
             )
             error = next((frame[2] for frame in frames if frame[2] is not None), None)
-            if error is None:
-                self.correlation = correlation
-            return error
+            if error is None and any(frame[5] != fingerprint for frame in frames):
+                error = "a matcher compiled other rules than the supervisor (the files changed meanwhile)"
+            if error is not None:
+                for worker in self.workers:
+                    await self._send(worker, protocol.encode([protocol.DISCARD]))
+                return error
+            await asyncio.gather(
+                *(self._request(w, rid := next(self._ids), [protocol.SWAP, rid]) for w in self.workers)
+            )
+            self.correlation, self.fingerprint = correlation, fingerprint
+            return None
         finally:
             self._gate = None
             gate.set_result(None)
@@ -500,6 +512,14 @@ class MatcherPool:
             kind = frame[0]
             if kind == protocol.READY:
                 assert worker.ready is not None
+                if frame[4] != self.fingerprint:
+                    log.error(
+                        "matcher compiled other rules than the running ones (the rule files changed"
+                        " since they were loaded); stopping it",
+                        extra={"matcher": worker.index, "rules": frame[2], "correlations": frame[3]},
+                    )
+                    worker.process.kill()  # a failed start: see _on_exit
+                    continue
                 if not worker.ready.done():
                     worker.ready.set_result(frame)
                 worker.failed_starts = 0

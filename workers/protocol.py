@@ -13,17 +13,21 @@ To a matcher:
     [HITS, round_id, hits]                       apply correlation hits it owns; answer APPLIED
     [EXPORT, request_id]                         answer STATE with its correlation snapshot
     [IMPORT, snapshot]                           load correlation state (its shard of it)
-    [RELOAD, request_id]                         rebuild the evaluator; answer RELOADED
+    [RELOAD, request_id]                         build a new evaluator beside the running one; answer
+                                                 RELOADED
+    [SWAP, request_id]                           run the new evaluator (windows kept); answer SWAPPED
+    [DISCARD]                                    drop the new evaluator
     [STOP]                                       exit
 From a matcher:
-    [READY, pid, rules, correlations]
+    [READY, pid, rules, correlations, fingerprint]
     [EVALUATING, batch_id, position]             (careful batches only)
     [RESULTS, batch_id, [[position, reason or [line, ...], [key, ...]], ...], hits, evaluated, busy_s,
      windows, regex_timeouts]                   (windows: its live correlation windows; regex_timeouts:
                                                  its backtracking searches cut off so far)
     [APPLIED, round_id, [[origin, [line, ...], [key, ...]], ...], parent_hits, windows]
     [STATE, request_id, snapshot]
-    [RELOADED, request_id, error or None, rules, correlations]
+    [RELOADED, request_id, error or None, rules, correlations, fingerprint]
+    [SWAPPED, request_id]
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ EXPORT: Final = 3
 IMPORT: Final = 4
 RELOAD: Final = 5
 STOP: Final = 6
+SWAP: Final = 7
+DISCARD: Final = 8
 
 READY: Final = 10
 RESULTS: Final = 11
@@ -45,6 +51,7 @@ APPLIED: Final = 12
 STATE: Final = 13
 RELOADED: Final = 14
 EVALUATING: Final = 15
+SWAPPED: Final = 16
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()

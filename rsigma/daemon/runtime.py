@@ -130,6 +130,7 @@ class Daemon:
                 cfg.build_evaluator,
                 cfg.workers,
                 self.evaluator.correlation,
+                fingerprint=self.evaluator.fingerprint(),
                 max_event_bytes=cfg.max_event_bytes,
                 include_event=cfg.include_event,
                 log_format=cfg.log_format,
@@ -577,7 +578,7 @@ class Daemon:
                 )
                 return False
             if self.pool is not None:
-                error = await self.pool.reload(fresh.correlation)
+                error = await self.pool.reload(fresh.correlation, fresh.fingerprint())
                 if error is not None:
                     self.metrics.reloads_failed.inc()
                     log.error("reload failed in a matcher; keeping the loaded rules", extra={"error": error})

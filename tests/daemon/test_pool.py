@@ -147,6 +147,19 @@ def test_a_matcher_that_cannot_start_again_stops_the_daemon(daemon, ev, rules_fi
     assert rules_file.name in d.stderr()  # each failed start names the broken file
 
 
+def test_a_matcher_restarted_onto_changed_rules_is_refused(daemon, ev, rules_dir, netcat_rule):
+    """A rule file was added and not reloaded: a restarted matcher would run other rules than the
+    supervisor routes hits for. It is refused like a failed start, and after 3 the daemon exits 1."""
+    d = daemon("-r", rules_dir, "--workers", "1")
+    victim = d.get("/api/v1/status").json()["workers"][0]["pid"]
+    (rules_dir / "netcat.yml").write_text(netcat_rule)
+    os.kill(victim, signal.SIGKILL)
+    assert d.wait_exit(60) == 1, d.stderr()
+    refused = [r for r in d.logs() if r.get("message", "").startswith("matcher compiled other rules")]
+    assert len(refused) == 3 and refused[0]["rules"] == 3
+    assert "died 3 times in a row before it was ready" in d.find_log("the matcher pool gave up")["error"]
+
+
 def copy_db(db: Path, to: Path) -> Path:
     to.mkdir()
     for f in db.parent.glob(db.name + "*"):  # the database and any -wal/-shm companions

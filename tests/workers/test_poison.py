@@ -71,8 +71,14 @@ def started_pool(
     rules.write_text(RULE)
     spec = EvaluatorSpec((rules,), CorrelationConfig(timestamp_fallback="skip"))
     loop = asyncio.new_event_loop()
+    supervisor = spec()
     matchers = MatcherPool(
-        PoisonedSpec(spec), workers, spec().correlation, max_event_bytes=1 << 20, include_event=False
+        PoisonedSpec(spec),
+        workers,
+        supervisor.correlation,
+        fingerprint=supervisor.fingerprint(),
+        max_event_bytes=1 << 20,
+        include_event=False,
     )
     loop.run_until_complete(matchers.start())
     try:

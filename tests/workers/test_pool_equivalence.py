@@ -40,8 +40,14 @@ class Harness:
         self.loop = asyncio.new_event_loop()
         spec = EvaluatorSpec((rules,), config)
         self.reference = spec()
+        supervisor = spec()  # the daemon's own evaluator: correlation levels and keys for routing
         self.pool = MatcherPool(
-            spec, workers, spec().correlation, max_event_bytes=1 << 20, include_event=False
+            spec,
+            workers,
+            supervisor.correlation,
+            fingerprint=supervisor.fingerprint(),
+            max_event_bytes=1 << 20,
+            include_event=False,
         )
         self.loop.run_until_complete(self.pool.start())
 
