@@ -70,6 +70,17 @@ async def fill(url: str, data: list[bytes]) -> None:
         await nc.close()
 
 
+def start_daemon(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start the daemon (stderr to `log`) and return once it says "daemon started"."""
+    with log.open("w") as err:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
+    while "daemon started" not in log.read_text():
+        if proc.poll() is not None:
+            raise SystemExit(f"daemon exited: {log.read_text()}")
+        time.sleep(0.01)
+    return proc
+
+
 async def wait_done(url: str, poll_s: float = 0.1) -> int:
     """Poll (on one connection) until the daemon's consumer has nothing undelivered or unacked;
     returns the number of detections stored in the output stream."""
@@ -111,12 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--input", f"{server.url}/events.>", "--output", f"{server.url}/detections",
                 "--batch-size", str(args.batch_size), "--api-addr", "127.0.0.1:0", "--reload-poll", "0",
             ]  # fmt: skip
-            with log.open("w") as err:
-                proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
-            while "daemon started" not in log.read_text():
-                if proc.poll() is not None:
-                    raise SystemExit(f"daemon exited: {log.read_text()}")
-                time.sleep(0.01)
+            proc = start_daemon(command, log)
             started = time.perf_counter()
             daemon_cpu0 = cpu_seconds(proc.pid)
             assert server.process is not None

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
-import nats_pipeline_bench as pipeline  # payloads, fill, wait_done, cpu_seconds, NatsServer
+import nats_pipeline_bench as pipeline  # payloads, fill, start_daemon, wait_done, cpu_seconds, NatsServer
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 HERE = Path(__file__).resolve().parent
@@ -126,12 +125,7 @@ def run(data: list[bytes], rules: Path, workers: int, routing: bool, batch: int,
             ]  # fmt: skip
             if routing:
                 command.append("--logsource-routing")
-            with log.open("w") as err:
-                proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
-            while "daemon started" not in log.read_text():
-                if proc.poll() is not None:
-                    raise SystemExit(f"daemon exited: {log.read_text()}")
-                time.sleep(0.01)
+            proc = pipeline.start_daemon(command, log)
             cpu0 = tree_cpu(proc.pid)
             started = time.perf_counter()
             asyncio.run(pipeline.wait_done(server.url))

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import orjson
 
+from rsigma.daemon.ack import AckToken
 from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.state import format_ns
 
@@ -53,12 +54,19 @@ class DeadLetterQueue:
         self,
         original: str,
         error: str,
+        token: AckToken,
         done: Callable[[], None],
-        delivery_count: int | None = None,
-        msg_id: str | None = None,
+        sink: str | None = None,
     ) -> None:
-        """`msg_id` is a de-duplication key for sinks that have one (a NATS DLQ's `Nats-Msg-Id`), so
-        an entry written again after a reconnect is stored once."""
+        """An entry for the event of `token`; `done` runs once it is written. `sink` names the output
+        that gave up on the event's results (None: the event itself failed).
+
+        An event with a source id gets a de-duplication key, `<source id>:dlq[:<sink>]`, for sinks
+        that have one (a NATS DLQ's `Nats-Msg-Id`), so an entry written again after a reconnect is
+        stored once."""
+        delivery_count = token.delivery_count
+        source = token.source_id
+        msg_id = None if source is None else f"{source}:dlq" + (f":{sink}" if sink else "")
         self.metrics.dlq_events.inc()
         if self.sink is None:
             log.error(

@@ -215,11 +215,9 @@ class Daemon:
         stop.cancel()
         done_reading.cancel()
         failed.cancel()
-        if self._failed.is_set():  # also when it failed while draining
-            await self._close(engine, save=False)
-            return EXIT_FAILURE
-        await self._close(engine, save=True)
-        return 0
+        ok = not self._failed.is_set()  # it may also have failed while draining
+        await self._close(engine, save=ok)
+        return 0 if ok else EXIT_FAILURE
 
     def _engine_done(self, engine: asyncio.Task[None]) -> None:
         if not engine.cancelled() and (error := engine.exception()) is not None:
@@ -345,8 +343,7 @@ class Daemon:
 
     async def _dead_letter(self, original: str, error: str, token: AckToken) -> None:
         assert self.dlq is not None
-        source = token.source_id
-        await self.dlq.put(original, error, token.ack, token.delivery_count, source and f"{source}:dlq")
+        await self.dlq.put(original, error, token, token.ack)
 
     async def _engine_loop(self) -> None:
         batch_size = max(1, self.config.batch_size)

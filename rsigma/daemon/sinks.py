@@ -222,9 +222,7 @@ class SinkWorker:
             if d.token.redeliverable:
                 d.sink_failed()
             else:
-                source = d.token.source_id
-                msg_id = source and f"{source}:dlq:{self.sink.name}"
-                await self.dlq.put(d.results_json(), reason, d.sink_done, d.token.delivery_count, msg_id)
+                await self.dlq.put(d.results_json(), reason, d.token, d.sink_done, self.sink.name)
         if batch[0].token.redeliverable:
             log.warning(
                 "sink gave up; events left for redelivery",
