@@ -65,3 +65,8 @@ class SigmaValueError(SigmaRuleError):
 
 class SigmaConditionError(SigmaRuleError):
     """The condition does not parse or refers to identifiers the detection does not define."""
+
+
+class ConfigError(Exception):
+    """A startup setting is unusable (exit code 3); the message says which and why (sinks, NATS,
+    state database, API address)."""

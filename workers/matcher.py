@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from rsigma.correlation.sharding import decode_hits, encode_hits
-from rsigma.daemon.evaluate import TOO_DEEP_TO_WRITE, decode_event, result_lines
-from rsigma.daemon.logs import setup_logging
 from rsigma.engine.regex import backtracking_timeouts
 from rsigma.evaluator import Evaluator
+from rsigma.logs import setup_logging
+from rsigma.payloads import TOO_DEEP_TO_WRITE, decode_event, result_lines
 from workers import protocol
 from workers.ring import Channel, ChannelHandle
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from rsigma.cli.common import EXIT_RULE_ERROR, EvaluatorSpec, RuleLoadFailed, load_evaluator
 from rsigma.cli.daemon import nats_auth_flags, start_daemon
 from rsigma.cli.eval import run_eval
 from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
@@ -20,6 +20,8 @@ from rsigma.daemon.config import DEFAULT_API_ADDR, DEFAULT_BUFFER_SIZE, DEFAULT_
 from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.errors import SigmaError
 from rsigma.evaluator import Evaluator
+from rsigma.exit_codes import EXIT_RULE_ERROR
+from rsigma.loading import EvaluatorSpec, RuleLoadFailed, load_evaluator
 from rsigma.pipelines import builtin_pipelines
 from rsigma.routing.router import builtin_routers
 from rsigma.rules import RuleSet, load_rules
@@ -443,17 +445,23 @@ def engine_daemon(
             require_tls=nats_require_tls,
         ),
         replay=replay,
-        workers=workers if workers is not None else (os.cpu_count() or 1) if ctx.info_name == "serve" else 0,
+        workers=workers if workers is not None else 0,
         log_format=log_format,
     )
     raise typer.Exit(start_daemon(config, log_format))
 
 
-app.command(
-    "serve",
-    help="The daemon with a pool of matcher processes (--workers N, default the CPU count): takes every"
-    " `engine daemon` option.",
-)(engine_daemon)
+@app.command("serve")
+def serve(ctx: typer.Context, **options: Any) -> None:
+    """The daemon with a pool of matcher processes (--workers N, default the CPU count): takes every
+    `engine daemon` option."""
+    if options["workers"] is None:
+        options["workers"] = os.cpu_count() or 1
+    engine_daemon(ctx, **options)
+
+
+# Typer reads a command's options from its signature: serve's are engine daemon's.
+serve.__signature__ = inspect.signature(engine_daemon, eval_str=True)  # type: ignore[attr-defined]
 
 
 @rule_app.command("validate")

@@ -8,16 +8,14 @@ from typing import Any
 
 import typer
 
-from rsigma.cli.common import EXIT_RULE_ERROR, RuleLoadFailed
 from rsigma.daemon.config import DaemonConfig
-from rsigma.daemon.errors import ConfigError
-from rsigma.daemon.logs import setup_logging
 from rsigma.daemon.runtime import run_daemon
+from rsigma.errors import ConfigError
+from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
+from rsigma.loading import RuleLoadFailed
+from rsigma.logs import setup_logging
 from rsigma.nats.auth import NatsAuth, NatsAuthUsageError, nats_auth_from_flags
 from workers.pool import PoolError
-
-#: Startup failures other than usage and rules (state database, sinks, API address).
-EXIT_CONFIG_ERROR = 3
 
 
 def start_daemon(config: DaemonConfig, log_format: str) -> int:

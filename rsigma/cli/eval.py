@@ -8,10 +8,8 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
-import orjson
-
-from rsigma.daemon.evaluate import TOO_DEEP_TO_WRITE, result_lines
 from rsigma.evaluator import Evaluator
+from rsigma.payloads import PayloadOptions, evaluate_payloads
 
 PROGRESS_INTERVAL_S = 1.0
 
@@ -25,6 +23,7 @@ def run_eval(
 ) -> int:
     """Write one JSON line per result; bad lines are reported with their number and skipped."""
     out = sys.stdout.buffer
+    options = PayloadOptions(max_event_bytes=sys.maxsize, include_event=include_event)
     with ExitStack() as stack:
         source: Iterable[bytes]
         total_bytes = 0
@@ -42,27 +41,16 @@ def run_eval(
             read += len(raw)
             if not raw.strip():
                 continue
-            try:
-                decoded = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                bad += 1
-                print(f"line {lineno}: not valid JSON: {e}", file=sys.stderr)
-                continue
-            if not isinstance(decoded, dict):
-                bad += 1
-                print(f"line {lineno}: expected a JSON object, got {type(decoded).__name__}", file=sys.stderr)
-                continue
-            events += 1
-            found = evaluator.process(decoded)
-            if found:
-                try:
-                    lines, _ = result_lines(found, include_event)
-                except RecursionError:  # an event too deep for its results to be written
+            # One line at a time: a pipe's results appear as its lines arrive.
+            answers, evaluated = evaluate_payloads(evaluator, (raw,), options)
+            events += evaluated
+            for _, outcome in answers:
+                if isinstance(outcome, str):
                     bad += 1
-                    print(f"line {lineno}: {TOO_DEEP_TO_WRITE}", file=sys.stderr)
-                else:
-                    results += len(lines)
-                    out.write(b"".join(lines))
+                    print(f"line {lineno}: {outcome}", file=sys.stderr)
+                elif outcome is not None:
+                    results += len(outcome[0])
+                    out.write(b"".join(outcome[0]))
             if progress and time.monotonic() - last_report >= PROGRESS_INTERVAL_S:
                 last_report = time.monotonic()
                 print(

@@ -86,8 +86,13 @@ class InFlight:
 
 @dataclass(slots=True)
 class RawEvent:
+    """An input line or message as read, with the token that acknowledges it. `error` is set when
+    the source could not take it whole (a line over --max-event-bytes): it is then dead-lettered with
+    that reason and `payload` holds what the entry keeps of it."""
+
     payload: bytes
     token: AckToken
+    error: str | None = None
 
 
 @dataclass(slots=True)

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from rsigma.daemon.errors import ConfigError
+from rsigma.daemon.sources import HttpSource
+from rsigma.errors import ConfigError
 
 if TYPE_CHECKING:
     from rsigma.daemon.runtime import Daemon
@@ -105,7 +106,8 @@ class ApiServer:
         return web.json_response({"status": "reload_failed"}, status=500)
 
     async def events(self, request: web.Request) -> web.Response:
-        if self.daemon.config.input != "http":
+        source = self.daemon.source
+        if not isinstance(source, HttpSource):
             return web.json_response(
                 {"error": "event ingestion not enabled (start with --input http)"}, status=404
             )
@@ -118,6 +120,6 @@ class ApiServer:
                 return web.json_response(
                     {"error": "not accepting events (shutting down)", "accepted": accepted}, status=503
                 )
-            await self.daemon.submit(line)
+            await source.submit(line)
             accepted += 1
         return web.json_response({"accepted": accepted})

@@ -11,26 +11,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 import orjson
 
 from rsigma.daemon.ack import AckToken
 from rsigma.daemon.metrics import Metrics
+from rsigma.daemon.sinks import Sink
 from rsigma.daemon.state import format_ns
 
 log = logging.getLogger("rsigma.daemon")
 
 #: Writes of a DLQ entry are retried this many times (with backoff) before the entry is given up on.
 DLQ_RETRY_MAX = 5
-
-
-class _Writer(Protocol):
-    name: str
-
-    async def write(self, data: bytes, msg_id: str | None = None) -> None: ...
-
-    async def aclose(self) -> None: ...
 
 
 def dlq_entry(original: str, error: str, delivery_count: int | None = None) -> bytes:
@@ -43,7 +35,7 @@ def dlq_entry(original: str, error: str, delivery_count: int | None = None) -> b
 
 
 class DeadLetterQueue:
-    def __init__(self, sink: _Writer | None, *, buffer_size: int, metrics: Metrics) -> None:
+    def __init__(self, sink: Sink | None, *, buffer_size: int, metrics: Metrics) -> None:
         self.sink = sink
         self.metrics = metrics
         self.queue: asyncio.Queue[tuple[bytes, Callable[[], None], str | None]] = asyncio.Queue(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from rsigma.engine.regex import backtracking_timeouts
+from rsigma.payloads import RuleKey
 
 
 class _RegexTimeouts(Collector):
@@ -110,8 +112,37 @@ class Metrics:
         self.nats_naks = Counter(
             "rsigma_nats_naks", "Messages handed back for redelivery after a sink gave up.", registry=r
         )
-        self.regex_timeouts = _RegexTimeouts()  # its `read` becomes the pool's when there is one
+        self.regex_timeouts = _RegexTimeouts()  # its `read` becomes the evaluation backend's
         r.register(self.regex_timeouts)
+        # The totals `/api/v1/status` shows, and the by-rule label children, bound once per rule.
+        self.evaluated = 0
+        self.detections = 0
+        self.correlations = 0
+        self._by_rule: dict[RuleKey, Any] = {}
+
+    def batch_evaluated(self, evaluated: int, busy_s: float) -> None:
+        """One observation per batch: its time per event (cheaper than one per event)."""
+        self.evaluated += evaluated
+        if evaluated:
+            self.events_processed.inc(evaluated)
+            self.processing_seconds.observe(busy_s / evaluated)
+
+    def count_results(self, keys: list[RuleKey]) -> None:
+        for key in keys:
+            child = self._by_rule.get(key)
+            if child is None:
+                if key[2] is None:
+                    child = self.detections_by_rule.labels(key[0], key[1])
+                else:
+                    child = self.correlations_by_rule.labels(*key)
+                self._by_rule[key] = child
+            child.inc()
+            if key[2] is None:
+                self.detections += 1
+                self.detection_matches.inc()
+            else:
+                self.correlations += 1
+                self.correlation_matches.inc()
 
     def render(self) -> bytes:
         self.uptime.set(time.monotonic() - self.started)

@@ -6,6 +6,7 @@ position it reflects. The database runs in WAL mode, so a save never blocks a re
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -13,7 +14,10 @@ from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
-from rsigma.daemon.errors import ConfigError
+from rsigma.correlation.snapshot import SnapshotError, decode_snapshot
+from rsigma.errors import ConfigError
+
+log = logging.getLogger("rsigma.daemon")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rsigma_correlation_state (
@@ -122,6 +126,25 @@ class StateStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def restorable_snapshot(store: StateStore, mode: RestoreMode, replay: Replay) -> bytes | None:
+    """The saved snapshot, if the restore decision says to use it (checked whole first: a damaged
+    one is logged and ignored)."""
+    saved = store.load()
+    if saved is None:
+        log.info("no saved correlation state")
+        return None
+    snapshot, position = saved
+    if not decide_state_restore(mode, replay, position):
+        log.info("saved correlation state not restored", extra={"mode": mode.value})
+        return None
+    try:
+        decode_snapshot(snapshot)
+    except SnapshotError as e:
+        log.warning("saved correlation state ignored", extra={"error": str(e)})
+        return None
+    return snapshot
 
 
 def format_ns(timestamp_ns: int) -> str:

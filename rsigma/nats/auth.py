@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from rsigma.daemon.errors import ConfigError
+from rsigma.errors import ConfigError
 
 #: Each option's flag and environment variable, for messages.
 FLAGS: Final = {

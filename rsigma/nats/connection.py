@@ -17,7 +17,7 @@ from nats.errors import AuthorizationError
 from nats.errors import Error as NatsError
 from nats.js.errors import BadRequestError, NotFoundError
 
-from rsigma.daemon.errors import ConfigError
+from rsigma.errors import ConfigError
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.names import NatsUrl, stream_name
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlparse
 
-from rsigma.daemon.errors import ConfigError
+from rsigma.errors import ConfigError
 
 DEFAULT_PORT: Final = 4222
 STREAM_PREFIX: Final = "rsigma"

@@ -114,7 +114,8 @@ def test_retry_count_follows_sink_retry_max(daemon, two_rules, ev, tmp_path, jso
         "--sink-backoff-base-ms",
         "10",
     )
-    bad.mkdir()
+    bad.unlink()  # created at startup
+    bad.mkdir()  # the sink's path is now a directory: every write fails
     d.post_events(ev.whoami(1))
     d.wait_metric("rsigma_dlq_events_total", 1)
     assert d.metric("rsigma_sink_delivery_failures_total", sink="file") == 1
@@ -137,7 +138,8 @@ def test_sink_failure_without_dlq_is_logged_and_counted(daemon, two_rules, ev, t
         "--sink-retry-max",
         "0",
     )
-    bad.mkdir()
+    bad.unlink()  # created at startup
+    bad.mkdir()  # the sink's path is now a directory: every write fails
     d.post_events(ev.whoami(1))
     d.wait_metric("rsigma_sink_delivery_failures_total", 1, sink="file")
     assert d.metric("rsigma_dlq_events_total") == 1

@@ -374,7 +374,7 @@ def test_an_unreadable_file_exits_3_naming_flag_and_path(tmp_path, flags, named)
 
 def test_connect_fails_fast_and_cleanly_on_refused_credentials(nats_with):
     """In this process, so that pytest sees any task or transport the failed attempt leaves behind."""
-    from rsigma.daemon.errors import ConfigError
+    from rsigma.errors import ConfigError
     from rsigma.nats.auth import NatsAuth
     from rsigma.nats.connection import connect
     from rsigma.nats.names import parse_nats_url

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from rsigma.cli.app import app
 from rsigma.daemon.config import DaemonConfig
-from rsigma.daemon.errors import ConfigError
+from rsigma.errors import ConfigError
 from rsigma.evaluator import Evaluator
 from rsigma.nats.auth import NatsAuth, NatsAuthUsageError, nats_auth_from_flags
 

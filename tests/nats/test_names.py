@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rsigma.daemon.errors import ConfigError
+from rsigma.errors import ConfigError
 from rsigma.nats.names import consumer_name, parse_nats_url, stream_name
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 import pytest
 
-from rsigma.cli.common import EvaluatorSpec
+from rsigma.loading import EvaluatorSpec
 from rsigma.correlation.engine import CorrelationConfig
-from rsigma.daemon.evaluate import result_lines
+from rsigma.payloads import result_lines
 from rsigma.evaluator import Evaluator
 from workers.pool import POISON_DEATHS, MatcherPool
 

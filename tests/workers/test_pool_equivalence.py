@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rsigma.cli.common import EvaluatorSpec
+from rsigma.loading import EvaluatorSpec
 from rsigma.correlation.engine import CorrelationConfig
-from rsigma.daemon.evaluate import result_lines
+from rsigma.payloads import result_lines
 from workers.pool import MatcherPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "correlation"))

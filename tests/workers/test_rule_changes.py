@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from rsigma.cli.common import EvaluatorSpec
+from rsigma.loading import EvaluatorSpec
 from rsigma.correlation.engine import CorrelationConfig
 from workers.pool import MatcherPool
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 from typing import Any, Final
 
 from rsigma.daemon.ack import Delivery
+from rsigma.daemon.connection_watch import ConnectionWatch
 from rsigma.daemon.metrics import Metrics
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import connect, ensure_stream
 from rsigma.nats.core import AsyncPublisher
-from rsigma.nats.lifecycle import ConnectionWatch
 from rsigma.nats.names import parse_nats_url
 
 PUBLISH_TIMEOUT_S: Final = 5.0
 
 
-class NatsPublisher:
+class NatsSink:
     """A sink that counts a batch as delivered once the stream acknowledged every message of it."""
 
     name = "nats"
@@ -33,9 +33,7 @@ class NatsPublisher:
         watch.on_reconnect(self.publisher.reconnected)  # retry at once, not after PUBLISH_TIMEOUT_S
 
     @classmethod
-    async def open(
-        cls, url: str, flag: str, *, auth: NatsAuth, metrics: Metrics | None = None
-    ) -> NatsPublisher:
+    async def open(cls, url: str, flag: str, *, auth: NatsAuth, metrics: Metrics | None = None) -> NatsSink:
         target = parse_nats_url(url, flag)
         role = "dlq" if flag == "--dlq" else f"output {target.subject}"
         watch = ConnectionWatch(role, target.server, metrics)
@@ -62,6 +60,9 @@ class NatsPublisher:
         """A dead-letter entry (one line), with `Nats-Msg-Id: msg_id` when the event has a source id:
         `<stream>:<sequence>:dlq`, plus `:<sink>` for results a sink gave up on."""
         await self.publisher.publish_many(self.subject, [(data.rstrip(b"\n"), msg_id)])
+
+    def status(self) -> dict[str, Any]:
+        return {self.watch.role: self.watch.status()}
 
     async def aclose(self) -> None:
         await self.publisher.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -19,13 +18,14 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from rsigma.daemon.ack import AckToken, InFlight, RawEvent
+from rsigma.daemon.connection_watch import ConnectionWatch
 from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.position import AckFloor
-from rsigma.daemon.state import Replay
+from rsigma.daemon.sources.base import Emit
+from rsigma.daemon.state import Position, Replay
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import connect, ensure_stream
 from rsigma.nats.core import PullConsumer, delivery_position
-from rsigma.nats.lifecycle import ConnectionWatch
 from rsigma.nats.names import consumer_name, parse_nats_url
 
 log = logging.getLogger("rsigma.daemon")
@@ -35,6 +35,8 @@ PULL_BATCH: Final = 512
 #: Messages delivered and not yet acked that JetStream allows the consumer (its default, 1,000, is
 #: fewer than the daemon's queues and a worker pool hold at once, and would starve them).
 MAX_ACK_PENDING: Final = 50_000
+#: Seconds between polls of the consumer's backlog (for status and metrics).
+CONSUMER_POLL_S: Final = 2.0
 
 
 #: A message handed back after a sink gave up is redelivered after this many seconds per delivery so far.
@@ -139,20 +141,47 @@ class NatsSource:
         consumer = PullConsumer(nc, stream, durable, batch=pull_batch)
         return cls(nc, consumer, watch, max_deliver=max_deliver, metrics=metrics)
 
-    async def events(self, tracker: InFlight) -> AsyncIterator[list[RawEvent | None]]:
-        """Delivered messages as raw events with their tokens, a pulled batch at a time, forever."""
+    @property
+    def state(self) -> str:
+        return self.watch.state
+
+    @property
+    def position(self) -> Position | None:
+        return self.floor.floor
+
+    async def run(self, emit: Emit, inflight: InFlight) -> None:
+        """Delivered messages as raw events with their tokens, a pulled batch at a time, until
+        cancelled; the consumer's backlog is polled meanwhile."""
+        poller = asyncio.create_task(self._poll_consumer(), name="consumer-info")
         floor = self.floor
-        async for msgs in self.consumer.batches():
-            events: list[RawEvent | None] = []
-            for msg in msgs:
-                reply = msg.reply
-                sequence, delivered, timestamp_ns = delivery_position(reply)
-                floor.received(sequence, timestamp_ns)
-                if delivered > 1:
-                    self._count_redelivery()
-                token = JetStreamToken(tracker, self, reply, sequence, delivered)
-                events.append(RawEvent(msg.data, token))
-            yield events
+        try:
+            async for msgs in self.consumer.batches():
+                events: list[RawEvent] = []
+                for msg in msgs:
+                    reply = msg.reply
+                    sequence, delivered, timestamp_ns = delivery_position(reply)
+                    floor.received(sequence, timestamp_ns)
+                    if delivered > 1:
+                        self._count_redelivery()
+                    events.append(
+                        RawEvent(msg.data, JetStreamToken(inflight, self, reply, sequence, delivered))
+                    )
+                await emit(events)
+        finally:
+            poller.cancel()
+
+    async def _poll_consumer(self) -> None:
+        """The backlog for status and metrics; a failed poll (e.g. while disconnected) waits."""
+        while True:
+            try:
+                info = await self.poll_info()
+            except (TimeoutError, NatsError) as e:
+                log.debug("consumer info unavailable", extra={"error": str(e) or type(e).__name__})
+            else:
+                if self.metrics is not None:
+                    self.metrics.nats_consumer_pending.set(info["pending"])
+                    self.metrics.nats_ack_pending.set(info["ack_pending"])
+            await asyncio.sleep(CONSUMER_POLL_S)
 
     def _count_redelivery(self) -> None:
         self.redelivered += 1

@@ -1,4 +1,5 @@
-"""What every command shares: loading rules and reporting the ones that failed."""
+"""Building an evaluator from rule paths, pipelines and routing maps, for every command, the daemon's
+reloads and the matcher processes; rules that fail are reported, not dropped silently."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 from rsigma.correlation.engine import CorrelationConfig
 from rsigma.errors import SigmaError
@@ -16,9 +16,6 @@ from rsigma.evaluator import Evaluator
 from rsigma.pipelines import apply_pipelines, load_pipeline
 from rsigma.routing import load_routers
 from rsigma.rules import RuleSet, load_rules
-
-#: Exit codes: 2 is a usage error or rules that cannot be loaded (as click and RSigma use it).
-EXIT_RULE_ERROR: Final = 2
 
 
 class RuleLoadFailed(Exception):

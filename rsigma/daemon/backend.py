@@ -1,0 +1,128 @@
+"""Where events are evaluated: in the daemon's own process, or in a pool of matcher processes.
+
+Both backends take the same batches of raw payloads and answer with the same per-event outcomes
+(`rsigma.payloads.BatchResult`), computed by the same function (`rsigma.payloads.evaluate_payloads`),
+so the daemon around them has no mode of its own: `open_backend` is the one place that picks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from rsigma.daemon.config import DaemonConfig
+from rsigma.daemon.metrics import Metrics
+from rsigma.engine.regex import backtracking_timeouts
+from rsigma.evaluator import Evaluator
+from rsigma.payloads import BatchResult, Outcome, PayloadOptions, evaluate_payloads
+from workers.metrics import PoolCollector
+from workers.pool import MatcherPool
+
+log = logging.getLogger("rsigma.daemon")
+
+
+class Backend(Protocol):
+    #: Events per batch it is given at least, when that many are waiting (a pool pays per frame).
+    min_batch: int
+    #: Batches the daemon may have submitted and not yet completed.
+    window: int
+    #: Whether it wants state snapshots even without --state-db (a pool restores restarted matchers).
+    keeps_snapshots: bool
+    #: Called once if the backend can no longer evaluate (the daemon then stops with exit code 1).
+    on_failure: Callable[[BaseException], None] | None
+
+    async def start(self, snapshot: bytes | None) -> None:
+        """Get ready to evaluate, with the correlation windows of `snapshot` if there is one."""
+
+    def submit(self, payloads: list[bytes]) -> Awaitable[BatchResult]:
+        """Start evaluating a batch; batches complete in submission order."""
+
+    async def export_state(self) -> bytes:
+        """Every correlation window, as one snapshot."""
+
+    async def reload(self, evaluator: Evaluator) -> str | None:
+        """Run `evaluator`'s rules from the next batch on, windows kept; the error if it cannot."""
+
+    @property
+    def windows(self) -> int:
+        """Live correlation windows."""
+
+    @property
+    def regex_timeouts(self) -> int:
+        """Backtracking regex searches cut off so far."""
+
+    def status(self) -> list[dict[str, Any]]:
+        """One entry per matcher process (none in process)."""
+
+    async def stop(self) -> None: ...
+
+
+class InlineBackend:
+    """Evaluates in the daemon's event loop, a batch at a time between awaits (`--workers 0`)."""
+
+    min_batch = 1
+    window = 1
+    keeps_snapshots = False
+
+    def __init__(self, evaluator: Evaluator, options: PayloadOptions) -> None:
+        self.evaluator = evaluator
+        self.options = options
+        self.on_failure: Callable[[BaseException], None] | None = None
+
+    async def start(self, snapshot: bytes | None) -> None:
+        if snapshot is not None:
+            kept = self.evaluator.correlation.import_state(snapshot)
+            log.info("correlation state restored", extra={"windows": kept})
+
+    def submit(self, payloads: list[bytes]) -> asyncio.Future[BatchResult]:
+        """Evaluates at once: the future is already done."""
+        started = time.perf_counter()
+        answers, evaluated = evaluate_payloads(self.evaluator, payloads, self.options)
+        outcomes: list[Outcome] = [None] * len(payloads)
+        for position, outcome in answers:
+            outcomes[position] = outcome
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(BatchResult(outcomes, evaluated, time.perf_counter() - started))
+        return done
+
+    async def export_state(self) -> bytes:
+        return self.evaluator.correlation.export_state()
+
+    async def reload(self, evaluator: Evaluator) -> str | None:
+        evaluator.correlation.import_state(self.evaluator.correlation.export_state())
+        self.evaluator = evaluator
+        return None
+
+    @property
+    def windows(self) -> int:
+        return len(self.evaluator.correlation.state)
+
+    @property
+    def regex_timeouts(self) -> int:
+        return backtracking_timeouts()
+
+    def status(self) -> list[dict[str, Any]]:
+        return []
+
+    async def stop(self) -> None:
+        pass
+
+
+def open_backend(config: DaemonConfig, evaluator: Evaluator, metrics: Metrics) -> Backend:
+    """`--workers 0` evaluates in process; N > 0 starts a pool of N matcher processes (each compiles
+    the rules itself with `config.build_evaluator`), whose figures join the daemon's metrics."""
+    options = PayloadOptions(config.max_event_bytes, config.include_event)
+    if config.workers == 0:
+        return InlineBackend(evaluator, options)
+    pool = MatcherPool(
+        config.build_evaluator,
+        config.workers,
+        evaluator,
+        options=options,
+        log_format=config.log_format,
+    )
+    metrics.registry.register(PoolCollector(pool))
+    return pool

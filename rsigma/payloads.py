@@ -1,0 +1,156 @@
+"""Raw payloads in, per-event outcomes out: the one evaluation path of `engine eval`, the daemon's
+in-process backend and the matcher processes, so all of them treat every payload alike.
+
+An event's outcome is one of:
+- nothing to send (no visible result; its source can acknowledge it at once),
+- a dead-letter reason (not JSON, not an object, too large, too deeply nested), or
+- its result lines, serialised once, with the labels each result is counted by.
+
+Correlation happens either here (`evaluate_payloads` without `hits`: the evaluator's own windows, as
+one process does) or at the windows' owners (with `hits`: a matcher of a pool collects the events'
+level-1 hits, and the pool's correlation rounds apply them, see `rsigma/correlation/sharding.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+
+from rsigma.correlation.engine import CorrelationResult, Hit
+from rsigma.engine.engine import Detection
+from rsigma.evaluator import Evaluator
+
+#: (rule title, level or "unknown", correlation type or None): the labels results are counted by.
+RuleKey = tuple[str, str, str | None]
+#: An event's results: one JSON line each, and the labels each is counted by.
+Lines = tuple[list[bytes], list[RuleKey]]
+#: An event's outcome: its results, the reason it cannot be used, or None (nothing to send).
+Outcome = Lines | str | None
+
+#: The dead-letter reason for an event whose nesting is too deep for the engine.
+TOO_DEEP_TO_EVALUATE = "event nested too deeply to evaluate"
+#: The dead-letter reason for results that cannot be written (see `result_lines`).
+TOO_DEEP_TO_WRITE = "event nested too deeply to write its results"
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadOptions:
+    """What shapes an outcome: the largest event accepted, and whether results carry their event."""
+
+    max_event_bytes: int
+    include_event: bool = False
+
+
+class BatchResult(NamedTuple):
+    """A batch's outcomes, one per payload in order, as every evaluation backend returns them."""
+
+    outcomes: list[Outcome]
+    evaluated: int  # events decoded and evaluated (the others were dead-lettered)
+    busy_s: float  # evaluation time of the batch
+
+
+def decode_event(payload: bytes, max_event_bytes: int) -> dict[str, Any] | str:
+    """The event object, or the dead-letter reason for a payload that is not one."""
+    if len(payload) > max_event_bytes:
+        return f"event of {len(payload)} bytes exceeds --max-event-bytes {max_event_bytes}"
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError as e:
+        return "empty line" if not payload.strip() else f"invalid JSON: {e}"
+    if not isinstance(event, dict):
+        return f"expected a JSON object, got {type(event).__name__}"
+    return event
+
+
+def result_lines(results: Sequence[Detection | CorrelationResult], include_event: bool) -> Lines:
+    """The output line of each result, and the labels to count it by (RecursionError for results
+    nested too deeply to write)."""
+    lines: list[bytes] = []
+    keys: list[RuleKey] = []
+    for result in results:
+        d = result.to_dict(include_event)
+        try:
+            line = orjson.dumps(d)
+        except orjson.JSONEncodeError:
+            # orjson writes at most 254 levels, but reads events up to 1,024 deep (kept whole by
+            # --include-event): the standard library writes ~990; deeper raises RecursionError, which
+            # the callers turn into a dead letter (TOO_DEEP_TO_WRITE) instead of dying.
+            line = json.dumps(d, ensure_ascii=False, separators=(",", ":")).encode()
+        lines.append(line + b"\n")
+        keys.append((d["rule_title"], d.get("level") or "unknown", d.get("correlation_type")))
+    return lines, keys
+
+
+def evaluate_payloads(
+    evaluator: Evaluator,
+    payloads: Sequence[bytes],
+    options: PayloadOptions,
+    *,
+    hits: list[Hit] | None = None,
+    skip: Mapping[int, str] | None = None,
+    announce: Callable[[int], None] | None = None,
+) -> tuple[list[tuple[int, Outcome]], int]:
+    """The outcome of each payload that has one, as `(position, outcome)` in order, and how many
+    events were evaluated.
+
+    Without `hits` the evaluator correlates too. With `hits`, the events' level-1 correlation hits
+    (tagged with their positions) are appended to it for the windows' owners to apply. `skip` maps
+    positions not to evaluate to their dead-letter reasons, and `announce` is told each position
+    before it is evaluated (a matcher re-evaluating a batch that killed it, see `workers/pool.py`).
+    """
+    engine, correlation = evaluator.engine, evaluator.correlation
+    silent = correlation.silent_rules
+    here = hits is None and bool(correlation.correlations)
+    feeding = hits is not None and bool(correlation.correlations)
+    include = options.include_event
+    max_bytes = options.max_event_bytes
+    answers: list[tuple[int, Outcome]] = []
+    evaluated = 0
+    for position, payload in enumerate(payloads):
+        if skip is not None and position in skip:
+            answers.append((position, skip[position]))
+            continue
+        if announce is not None:
+            announce(position)
+        event = decode_event(payload, max_bytes)
+        if isinstance(event, str):
+            answers.append((position, event))
+            continue
+        try:
+            detections = engine.evaluate(event)
+        except RecursionError:
+            answers.append((position, TOO_DEEP_TO_EVALUATE))
+            continue
+        evaluated += 1
+        if not detections:
+            continue
+        results: list[Detection | CorrelationResult] = (
+            [d for d in detections if d.index not in silent] if silent else list(detections)
+        )
+        matched = [d.index for d in detections] if here or feeding else ()
+        if here:
+            results += correlation.process(event, matched)
+        if results:
+            try:
+                answers.append((position, result_lines(results, include)))
+            except RecursionError:  # dead-lettered, and it feeds no correlation
+                answers.append((position, TOO_DEEP_TO_WRITE))
+                continue
+        if feeding:
+            hits += correlation.hits(event, matched, position)  # type: ignore[operator]
+    return answers, evaluated
+
+
+def evaluate_batch(evaluator: Evaluator, payloads: Sequence[bytes], options: PayloadOptions) -> BatchResult:
+    """Every payload's outcome, in order, evaluated and correlated in this process."""
+    started = time.perf_counter()
+    answers, evaluated = evaluate_payloads(evaluator, payloads, options)
+    outcomes: list[Outcome] = [None] * len(payloads)
+    for position, outcome in answers:
+        outcomes[position] = outcome
+    return BatchResult(outcomes, evaluated, time.perf_counter() - started)
