@@ -19,10 +19,10 @@ from typing import Any
 import orjson
 import pytest
 
-from rsigma.loading import EvaluatorSpec
 from rsigma.correlation.engine import CorrelationConfig
-from rsigma.payloads import result_lines
 from rsigma.evaluator import Evaluator
+from rsigma.loading import EvaluatorSpec
+from rsigma.payloads import result_lines
 from workers.pool import POISON_DEATHS, MatcherPool
 
 RULE = """

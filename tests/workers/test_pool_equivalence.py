@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rsigma.loading import EvaluatorSpec
 from rsigma.correlation.engine import CorrelationConfig
+from rsigma.loading import EvaluatorSpec
 from rsigma.payloads import result_lines
 from workers.pool import MatcherPool
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import orjson
 
-from rsigma.loading import EvaluatorSpec
 from rsigma.correlation.engine import CorrelationConfig
+from rsigma.loading import EvaluatorSpec
 from workers.pool import MatcherPool
 
 RULE = """
