@@ -14,8 +14,8 @@ batch of events goes through in rounds:
 3. Results carry their event's position (so the event's acknowledgement can wait for them) and
    their order in a single-process run; `ShardedCorrelation` puts each event's results in that order.
 
-`ShardedCorrelation` runs these rounds in-process; a pool runs the same rounds over processes,
-sending hits and results with `encode_hits`/`decode_hits` and `encode_results`/`decode_results`.
+`CorrelationRounds` drives the rounds: `ShardedCorrelation` runs them in process (for tests and as
+the reference), the matcher pool over processes, sending hits with `encode_hits`/`decode_hits`.
 
 Why the results are exactly those of one engine running `process()` on each event in turn: a
 window's state depends only on the sequence of updates made to it, and an update is the set of one
@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -62,11 +62,10 @@ from rsigma.correlation.engine import CorrelationEngine, CorrelationResult, Hit
 from rsigma.correlation.snapshot import Entry, decode_snapshot, encode_entries
 
 __all__ = [
+    "CorrelationRounds",
     "ShardedCorrelation",
     "decode_hits",
-    "decode_results",
     "encode_hits",
-    "encode_results",
     "merge_snapshots",
     "next_round",
     "owned_by",
@@ -88,11 +87,6 @@ _hits_decoder = msgspec.msgpack.Decoder(
             dict[str, Any] | None,
         ]
     ]
-)
-#: A result in plain form: (position, correlation index, group values, aggregated value, ts, order).
-PlainResult = tuple[int, int, tuple[Any, ...], float, float, tuple[Any, ...]]
-_results_decoder = msgspec.msgpack.Decoder(
-    list[tuple[int, int, tuple[Any, ...], float, float, tuple[int, tuple[int, ...]]]]
 )
 
 
@@ -140,6 +134,31 @@ def next_round(pending: Sequence[Hit], levels: Sequence[int]) -> tuple[list[Hit]
     return ready, held
 
 
+class CorrelationRounds:
+    """The round driver: a batch's hits, lowest correlation level first, shared out to their owners.
+
+    Iterating yields one round at a time: `(owner, hits)` for every owner with hits of that round's
+    level. The caller applies each share at its owner (`CorrelationEngine.apply`, in process or in a
+    matcher) and hands the parent hits those firings made back with `add` before taking the next
+    round; iteration ends when no hits are left. Used by the matcher pool and `ShardedCorrelation`.
+    """
+
+    def __init__(self, hits: Sequence[Hit], levels: Sequence[int], keys: Sequence[str], n: int) -> None:
+        self.pending = list(hits)
+        self.levels = levels
+        self.keys = keys
+        self.n = n
+
+    def __iter__(self) -> Iterator[list[tuple[int, list[Hit]]]]:
+        while self.pending:
+            ready, self.pending = next_round(self.pending, self.levels)
+            yield [(owner, owned) for owner, owned in enumerate(route(ready, self.keys, self.n)) if owned]
+
+    def add(self, parents: Iterable[Hit]) -> None:
+        """Hits for parent correlations, made by applying a share: they join a later round."""
+        self.pending.extend(parents)
+
+
 # ---- wire forms -------------------------------------------------------------------------------
 
 
@@ -151,26 +170,6 @@ def encode_hits(hits: Iterable[Hit]) -> bytes:
 def decode_hits(data: bytes) -> list[Hit]:
     """Hits as tuples again, ready for `CorrelationEngine.apply` (typed, so malformed data raises)."""
     return _hits_decoder.decode(data)
-
-
-def encode_results(results: Iterable[CorrelationResult]) -> bytes:
-    """Results in plain form `[position, correlation index, group values, value, ts, order]`."""
-    return _encoder.encode(
-        [
-            (r.position, r.order[0], [v for _, v in r.group_key], r.aggregated_value, r.timestamp, r.order)
-            for r in results
-        ]
-    )
-
-
-def decode_results(data: bytes, engine: CorrelationEngine) -> list[CorrelationResult]:
-    """Results back, their rules taken from `engine` (built from the same rules as the sender's)."""
-    out = []
-    for position, ci, group, value, ts, order in _results_decoder.decode(data):
-        corr = engine.correlations[ci]
-        group_key = list(zip(corr.group_by, group, strict=True))
-        out.append(CorrelationResult(corr, group_key, value, ts, position, order))
-    return out
 
 
 # ---- snapshots --------------------------------------------------------------------------------
@@ -263,18 +262,14 @@ class ShardedCorrelation:
     def run(self, hits: list[Hit], batch_size: int) -> list[list[CorrelationResult]]:
         """Apply a batch's level-1 hits round by round; the results per event position."""
         out: list[list[CorrelationResult]] = [[] for _ in range(batch_size)]
-        pending = hits
-        n = len(self.engines)
-        while pending:
-            ready, pending = next_round(pending, self.levels)
+        rounds = CorrelationRounds(hits, self.levels, self.keys, len(self.engines))
+        for shares in rounds:
             self.rounds += 1
-            for owner, owned in enumerate(route(ready, self.keys, n)):
-                if not owned:
-                    continue
+            for owner, owned in shares:
                 results, parents = self.engines[owner].apply(owned)
                 for result in results:
                     out[result.position].append(result)
-                pending += parents
+                rounds.add(parents)
         for results in out:
             if len(results) > 1:
                 results.sort(key=_result_order)
