@@ -22,6 +22,26 @@ from rsigma.evaluator import Evaluator
 from rsigma.logs import setup_logging
 from rsigma.payloads import TOO_DEEP_TO_WRITE, decode_event, result_lines
 from workers import protocol
+from workers.protocol import (
+    Answer,
+    Applied,
+    Discard,
+    Evaluating,
+    Events,
+    Export,
+    FromMatcher,
+    Hits,
+    Import,
+    Ready,
+    Reload,
+    Reloaded,
+    Results,
+    State,
+    Stop,
+    Swap,
+    Swapped,
+    ToMatcher,
+)
 from workers.ring import Channel, ChannelHandle
 
 log = logging.getLogger("rsigma.worker")
@@ -47,40 +67,39 @@ class Matcher:
     """The matcher's state and its answer to each frame (separate from the process loop, for tests)."""
 
     def __init__(
-        self, spec: MatcherSpec, evaluator: Evaluator, say: Callable[[list[Any]], None] | None = None
+        self, spec: MatcherSpec, evaluator: Evaluator, say: Callable[[FromMatcher], None] | None = None
     ) -> None:
         self.spec = spec
         self.evaluator = evaluator
         self.pending: Evaluator | None = None  # built by RELOAD, run from SWAP on
         self.say = say  # writes a frame at once (progress of a careful batch)
 
-    def handle(self, frame: list[Any]) -> list[Any] | None:
-        kind = frame[0]
-        if kind == protocol.EVENTS:
-            skip = dict(frame[3]) if len(frame) > 3 else None
-            return self.evaluate(frame[1], frame[2], skip)
-        if kind == protocol.HITS:
-            return self.apply(frame[1], frame[2])
-        if kind == protocol.EXPORT:
-            return [protocol.STATE, frame[1], self.evaluator.correlation.export_state()]
-        if kind == protocol.IMPORT:
-            self.evaluator.correlation.import_state(frame[1])
-            return None
-        if kind == protocol.RELOAD:
-            return self.reload(frame[1])
-        if kind == protocol.SWAP:
-            assert self.pending is not None, "SWAP without a RELOAD"
-            self.pending.correlation.import_state(self.evaluator.correlation.export_state())
-            self.evaluator, self.pending = self.pending, None
-            return [protocol.SWAPPED, frame[1]]
-        if kind == protocol.DISCARD:
-            self.pending = None
-            return None
-        raise ValueError(f"unknown frame kind {kind}")
+    def handle(self, frame: ToMatcher) -> FromMatcher | None:
+        match frame:
+            case Events():
+                return self.evaluate(frame.batch_id, frame.payloads, frame.skip)
+            case Hits():
+                return self.apply(frame.round_id, frame.hits)
+            case Export():
+                return State(frame.request_id, self.evaluator.correlation.export_state())
+            case Import():
+                self.evaluator.correlation.import_state(frame.snapshot)
+                return None
+            case Reload():
+                return self.reload(frame.request_id)
+            case Swap():
+                assert self.pending is not None, "SWAP without a RELOAD"
+                self.pending.correlation.import_state(self.evaluator.correlation.export_state())
+                self.evaluator, self.pending = self.pending, None
+                return Swapped(frame.request_id)
+            case Discard():
+                self.pending = None
+                return None
+        raise ValueError(f"unexpected frame {type(frame).__name__}")
 
     def evaluate(
         self, batch_id: int, payloads: list[bytes], careful: dict[int, str] | None = None
-    ) -> list[Any]:
+    ) -> Results:
         """Detections of every event, and the level-1 correlation hits they make (for the supervisor
         to route to their owners). `careful` (after this batch killed a matcher) names each event
         before it is evaluated, and maps the positions to leave out to their dead-letter reasons."""
@@ -91,24 +110,24 @@ class Matcher:
         correlating = bool(correlation.correlations)
         include = self.spec.include_event
         max_bytes = self.spec.max_event_bytes
-        answers: list[list[Any]] = []
+        answers: list[Answer] = []
         hits: list[Any] = []
         evaluated = 0
         for position, payload in enumerate(payloads):
             if careful is not None:
                 if position in careful:
-                    answers.append([position, careful[position], []])
+                    answers.append(Answer(position, reason=careful[position]))
                     continue
                 if self.say is not None:
-                    self.say([protocol.EVALUATING, batch_id, position])
+                    self.say(Evaluating(batch_id, position))
             event = decode_event(payload, max_bytes)
             if isinstance(event, str):
-                answers.append([position, event, []])
+                answers.append(Answer(position, reason=event))
                 continue
             try:
                 detections = engine.evaluate(event)
             except RecursionError:
-                answers.append([position, "event nested too deeply to evaluate", []])
+                answers.append(Answer(position, reason="event nested too deeply to evaluate"))
                 continue
             evaluated += 1
             if not detections:
@@ -118,17 +137,25 @@ class Matcher:
                 try:
                     lines, keys = result_lines(visible, include)
                 except RecursionError:  # dead-lettered (TOO_DEEP_TO_WRITE), and it feeds no correlation
-                    answers.append([position, TOO_DEEP_TO_WRITE, []])
+                    answers.append(Answer(position, reason=TOO_DEEP_TO_WRITE))
                     continue
-                answers.append([position, lines, keys])
+                answers.append(Answer(position, lines, keys))
             if correlating:
                 hits += correlation.hits(event, [d.index for d in detections], position)
         encoded = encode_hits(hits) if hits else b""
         busy = time.perf_counter() - started
         timeouts, windows = backtracking_timeouts(), len(correlation.state)
-        return [protocol.RESULTS, batch_id, answers, encoded, evaluated, busy, windows, timeouts]
+        return Results(
+            batch_id=batch_id,
+            answers=answers,
+            hits=encoded,
+            evaluated=evaluated,
+            busy_s=busy,
+            windows=windows,
+            regex_timeouts=timeouts,
+        )
 
-    def apply(self, request_id: int, encoded: bytes) -> list[Any]:
+    def apply(self, request_id: int, encoded: bytes) -> Applied:
         """Apply hits this matcher owns; results go back by the event (batch position) they belong to."""
         results, parents = self.evaluator.correlation.apply(decode_hits(encoded))
         by_position: dict[int, tuple[list[bytes], list[Any]]] = {}
@@ -138,18 +165,26 @@ class Matcher:
             entry = by_position.setdefault(result.position, ([], []))
             entry[0].extend(lines)
             entry[1].extend(keys)
-        answers = [[position, lines, keys] for position, (lines, keys) in by_position.items()]
+        answers = [Answer(position, lines, keys) for position, (lines, keys) in by_position.items()]
         parent_hits = encode_hits(parents) if parents else b""
-        return [protocol.APPLIED, request_id, answers, parent_hits, len(self.evaluator.correlation.state)]
+        return Applied(
+            round_id=request_id,
+            answers=answers,
+            parent_hits=parent_hits,
+            windows=len(self.evaluator.correlation.state),
+        )
 
-    def reload(self, request_id: int) -> list[Any]:
+    def reload(self, request_id: int) -> Reloaded:
         """Build the new rules beside the running ones; they run only once every matcher has them."""
         try:
             self.pending = self.spec.build_evaluator()
         except Exception as e:  # the supervisor logs it and keeps every matcher on the old rules
             self.pending = None
-            return [protocol.RELOADED, request_id, str(e), 0, 0, ""]
-        return [protocol.RELOADED, request_id, None, *self.describe(self.pending)]
+            return Reloaded(request_id, error=str(e), rules=0, correlations=0, fingerprint="")
+        rules, correlations, fingerprint = self.describe(self.pending)
+        return Reloaded(
+            request_id, error=None, rules=rules, correlations=correlations, fingerprint=fingerprint
+        )
 
     def describe(self, evaluator: Evaluator | None = None) -> tuple[int, int, str]:
         """Rules, correlations and the fingerprint of the running (or the given) evaluator."""
@@ -170,7 +205,9 @@ def run(spec: MatcherSpec) -> None:
             log.error("matcher could not compile the rules", extra={"matcher": spec.index, "error": str(e)})
             raise SystemExit(1) from e
         matcher = Matcher(spec, evaluator, lambda frame: outbox.send_wait([protocol.encode(frame)]))
-        outbox.send_wait([protocol.encode([protocol.READY, os.getpid(), *matcher.describe()])])
+        rules, correlations, fingerprint = matcher.describe()
+        ready = Ready(pid=os.getpid(), rules=rules, correlations=correlations, fingerprint=fingerprint)
+        outbox.send_wait([protocol.encode(ready)])
         parent = multiprocessing.parent_process()
         while True:
             data = inbox.recv_wait(PARENT_CHECK_S)
@@ -178,8 +215,8 @@ def run(spec: MatcherSpec) -> None:
                 if parent is not None and not parent.is_alive():
                     return
                 continue
-            frame = protocol.decode(data)
-            if frame[0] == protocol.STOP:
+            frame = protocol.decode_to_matcher(data)
+            if isinstance(frame, Stop):
                 return
             answer = matcher.handle(frame)
             if answer is not None:

@@ -33,7 +33,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 from rsigma.correlation.engine import CorrelationEngine
 from rsigma.correlation.sharding import (
@@ -47,6 +47,25 @@ from rsigma.correlation.sharding import (
 from rsigma.evaluator import Evaluator
 from workers import protocol
 from workers.matcher import MatcherSpec, run
+from workers.protocol import (
+    Applied,
+    Discard,
+    Evaluating,
+    Events,
+    Export,
+    FromMatcher,
+    Hits,
+    Import,
+    Ready,
+    Reload,
+    Reloaded,
+    Results,
+    State,
+    Stop,
+    Swap,
+    Swapped,
+    ToMatcher,
+)
 from workers.ring import Channel
 
 log = logging.getLogger("rsigma.daemon")
@@ -66,6 +85,9 @@ FAILED_STARTS: Final = 3
 #: A per-event answer: None (nothing to send), a dead-letter reason, or (result lines, rule keys).
 Outcome = tuple[list[bytes], list[Any]] | str | None
 
+#: The answer frame a request expects.
+A = TypeVar("A", bound=FromMatcher)
+
 
 class BatchResult(NamedTuple):
     outcomes: list[Outcome]
@@ -82,7 +104,7 @@ class _Request:
     """A frame sent to a matcher and not answered yet (re-sent if the matcher dies)."""
 
     data: bytes
-    future: asyncio.Future[list[Any]]
+    future: asyncio.Future[FromMatcher]
     payloads: list[bytes] | None = None  # an event batch's, for re-sending it carefully
     skip: dict[int, str] | None = None  # careful once set: dead-lettered positions and why
     at: int | None = None  # careful: the position the matcher said it was evaluating
@@ -95,7 +117,7 @@ class _Worker:
     process: Any = None
     inbox: Channel | None = None  # supervisor -> matcher
     outbox: Channel | None = None  # matcher -> supervisor
-    ready: asyncio.Future[list[Any]] | None = None
+    ready: asyncio.Future[Ready] | None = None
     room: asyncio.Future[None] | None = None
     inflight: dict[int, _Request] = field(default_factory=dict)  # in the order the matcher answers
     batches: int = 0
@@ -154,7 +176,7 @@ class MatcherPool:
             self.last_snapshot = snapshot
             self.snapshot_at = time.time()
             for worker, shard in zip(self.workers, split_snapshot(snapshot, self.n), strict=True):
-                await self._send(worker, protocol.encode([protocol.IMPORT, shard]))
+                await self._send(worker, protocol.encode(Import(shard)))
 
     def _spawn(self, worker: _Worker) -> None:
         assert self._loop is not None
@@ -200,7 +222,7 @@ class MatcherPool:
         for worker in self.workers:
             if worker.process is not None and worker.process.is_alive():
                 with contextlib.suppress(OSError):
-                    await asyncio.wait_for(self._send(worker, protocol.encode([protocol.STOP])), 1.0)
+                    await asyncio.wait_for(self._send(worker, protocol.encode(Stop())), 1.0)
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for worker in self.workers:
             if worker.process is None:
@@ -285,8 +307,7 @@ class MatcherPool:
                     extra={"matcher": worker.index, "exit_code": code, "batch_position": position},
                 )
         request.at = None
-        skip = [[position, reason] for position, reason in request.skip.items()]
-        request.data = protocol.encode([protocol.EVENTS, request_id, request.payloads, skip])
+        request.data = protocol.encode(Events(request_id, request.payloads, skip=request.skip))
 
     async def _resume(self, worker: _Worker, held: list[tuple[int, _Request]], died: float) -> None:
         """Give the restarted matcher its state shard, then what it held, before anything new.
@@ -302,7 +323,7 @@ class MatcherPool:
         frames = [request.data for _, request in held]
         if self.last_snapshot is not None:
             shard = split_snapshot(self.last_snapshot, self.n)[worker.index]
-            frames.insert(0, protocol.encode([protocol.IMPORT, shard]))
+            frames.insert(0, protocol.encode(Import(shard)))
         for data in frames:
             await self._send(worker, data, resuming=True)
             if worker.generation != generation:
@@ -355,18 +376,19 @@ class MatcherPool:
         try:
             worker = min(self.workers, key=lambda w: len(w.inflight))
             batch_id = next(self._ids)
-            frame = await self._request(worker, batch_id, [protocol.EVENTS, batch_id, payloads], payloads)
-            _, _, answers, hits, evaluated, busy_s, worker.windows, worker.regex_timeouts = frame
+            results = await self._request(worker, batch_id, Events(batch_id, payloads), Results, payloads)
+            worker.windows, worker.regex_timeouts = results.windows, results.regex_timeouts
             worker.batches += 1
             worker.events += len(payloads)
-            worker.busy_s += busy_s
+            worker.busy_s += results.busy_s
             outcomes: list[Outcome] = [None] * len(payloads)
-            for position, answer, keys in answers:
-                outcomes[position] = answer if isinstance(answer, str) else (answer, keys)
+            for answer in results.answers:
+                reason = answer.reason
+                outcomes[answer.position] = reason if reason is not None else (answer.lines, answer.keys)
             if previous is not None:
                 await previous
-            await self._correlate(hits, outcomes)
-            return BatchResult(outcomes, evaluated, busy_s)
+            await self._correlate(results.hits, outcomes)
+            return BatchResult(outcomes, results.evaluated, results.busy_s)
         finally:
             mine.set_result(None)
 
@@ -379,32 +401,32 @@ class MatcherPool:
             ready, pending = next_round(pending, correlation.levels)
             owned_by = [(o, hits) for o, hits in enumerate(route(ready, correlation.keys, self.n)) if hits]
             owners = [owner for owner, _ in owned_by]
-            frames = await asyncio.gather(
+            applied = await asyncio.gather(
                 *(
                     self._request(
-                        self.workers[owner], rid := next(self._ids), [protocol.HITS, rid, encode_hits(hits)]
+                        self.workers[owner], rid := next(self._ids), Hits(rid, encode_hits(hits)), Applied
                     )
                     for owner, hits in owned_by
                 )
             )
-            for owner, frame in zip(owners, frames, strict=True):
-                _, _, answers, parents, self.workers[owner].windows = frame
-                for position, lines, keys in answers:
-                    current = outcomes[position]
+            for owner, frame in zip(owners, applied, strict=True):
+                self.workers[owner].windows = frame.windows
+                for answer in frame.answers:
+                    current = outcomes[answer.position]
                     if current is None or isinstance(current, str):
-                        outcomes[position] = (list(lines), list(keys))
+                        outcomes[answer.position] = (list(answer.lines), list(answer.keys))
                     else:
-                        current[0].extend(lines)
-                        current[1].extend(keys)
-                if parents:
-                    pending += decode_hits(parents)
+                        current[0].extend(answer.lines)
+                        current[1].extend(answer.keys)
+                if frame.parent_hits:
+                    pending += decode_hits(frame.parent_hits)
 
     async def export_state(self) -> bytes:
         """Every matcher's correlation shard, merged into one snapshot (kept for restarts)."""
-        frames = await asyncio.gather(
-            *(self._request(w, rid := next(self._ids), [protocol.EXPORT, rid]) for w in self.workers)
+        states = await asyncio.gather(
+            *(self._request(w, rid := next(self._ids), Export(rid), State) for w in self.workers)
         )
-        self.last_snapshot = merge_snapshots([frame[2] for frame in frames])
+        self.last_snapshot = merge_snapshots([state.snapshot for state in states])
         self.snapshot_at = time.time()
         return self.last_snapshot
 
@@ -422,18 +444,18 @@ class MatcherPool:
         try:
             if self._stage_tail is not None:
                 await self._stage_tail
-            frames = await asyncio.gather(
-                *(self._request(w, rid := next(self._ids), [protocol.RELOAD, rid]) for w in self.workers)
+            built = await asyncio.gather(
+                *(self._request(w, rid := next(self._ids), Reload(rid), Reloaded) for w in self.workers)
             )
-            error = next((frame[2] for frame in frames if frame[2] is not None), None)
-            if error is None and any(frame[5] != fingerprint for frame in frames):
+            error = next((frame.error for frame in built if frame.error is not None), None)
+            if error is None and any(frame.fingerprint != fingerprint for frame in built):
                 error = "a matcher compiled other rules than the supervisor (the files changed meanwhile)"
             if error is not None:
                 for worker in self.workers:
-                    await self._send(worker, protocol.encode([protocol.DISCARD]))
+                    await self._send(worker, protocol.encode(Discard()))
                 return error
             await asyncio.gather(
-                *(self._request(w, rid := next(self._ids), [protocol.SWAP, rid]) for w in self.workers)
+                *(self._request(w, rid := next(self._ids), Swap(rid), Swapped) for w in self.workers)
             )
             self.correlation, self.fingerprint = correlation, fingerprint
             return None
@@ -470,13 +492,24 @@ class MatcherPool:
     # ---- transport -------------------------------------------------------------------------
 
     async def _request(
-        self, worker: _Worker, request_id: int, frame: list[Any], payloads: list[bytes] | None = None
-    ) -> list[Any]:
+        self,
+        worker: _Worker,
+        request_id: int,
+        frame: ToMatcher,
+        answer: type[A],
+        payloads: list[bytes] | None = None,
+    ) -> A:
+        """Send `frame` and wait for its answer, a frame of type `answer`."""
         assert self._loop is not None
         request = _Request(protocol.encode(frame), self._loop.create_future(), payloads)
         worker.inflight[request_id] = request
         await self._send(worker, request.data)
-        return await request.future
+        received = await request.future
+        if not isinstance(received, answer):
+            raise protocol.FrameError(
+                f"matcher {worker.index} answered {type(frame).__name__} with {type(received).__name__}"
+            )
+        return received
 
     async def _send(self, worker: _Worker, data: bytes, *, resuming: bool = False) -> None:
         """Write a frame, waiting for room. If the matcher dies meanwhile, the frame is dropped here:
@@ -508,27 +541,36 @@ class MatcherPool:
         assert outbox is not None
         outbox.data.drain()
         while (data := outbox.recv()) is not None:
-            frame = protocol.decode(data)
-            kind = frame[0]
-            if kind == protocol.READY:
-                assert worker.ready is not None
-                if frame[4] != self.fingerprint:
-                    log.error(
-                        "matcher compiled other rules than the running ones (the rule files changed"
-                        " since they were loaded); stopping it",
-                        extra={"matcher": worker.index, "rules": frame[2], "correlations": frame[3]},
-                    )
-                    worker.process.kill()  # a failed start: see _on_exit
-                    continue
-                if not worker.ready.done():
-                    worker.ready.set_result(frame)
-                worker.failed_starts = 0
-                continue
-            if kind == protocol.EVALUATING:
-                careful = worker.inflight.get(frame[1])
-                if careful is not None:
-                    careful.at = frame[2]
-                continue
-            request = worker.inflight.pop(frame[1], None)
-            if request is not None and not request.future.done():
-                request.future.set_result(frame)
+            frame = protocol.decode_from_matcher(data)
+            match frame:
+                case Ready():
+                    assert worker.ready is not None
+                    if frame.fingerprint != self.fingerprint:
+                        log.error(
+                            "matcher compiled other rules than the running ones (the rule files changed"
+                            " since they were loaded); stopping it",
+                            extra={
+                                "matcher": worker.index,
+                                "rules": frame.rules,
+                                "correlations": frame.correlations,
+                            },
+                        )
+                        worker.process.kill()  # a failed start: see _on_exit
+                        continue
+                    if not worker.ready.done():
+                        worker.ready.set_result(frame)
+                    worker.failed_starts = 0
+                case Evaluating():
+                    careful = worker.inflight.get(frame.batch_id)
+                    if careful is not None:
+                        careful.at = frame.position
+                case (
+                    Results(batch_id=request_id)
+                    | Applied(round_id=request_id)
+                    | State(request_id=request_id)
+                    | Reloaded(request_id=request_id)
+                    | Swapped(request_id=request_id)
+                ):
+                    request = worker.inflight.pop(request_id, None)
+                    if request is not None and not request.future.done():
+                        request.future.set_result(frame)
