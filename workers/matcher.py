@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rsigma.correlation.engine import Hit
 from rsigma.correlation.sharding import decode_hits, encode_hits
 from rsigma.engine.regex import backtracking_timeouts
 from rsigma.evaluator import Evaluator
 from rsigma.logs import setup_logging
-from rsigma.payloads import TOO_DEEP_TO_WRITE, decode_event, result_lines
+from rsigma.payloads import PayloadOptions, evaluate_payloads, result_lines
 from workers import protocol
 from workers.protocol import (
     Answer,
@@ -58,8 +59,7 @@ class MatcherSpec:
     build_evaluator: Callable[[], Evaluator]
     inbox: ChannelHandle
     outbox: ChannelHandle
-    max_event_bytes: int
-    include_event: bool
+    options: PayloadOptions
     log_format: str = "json"
 
 
@@ -104,62 +104,36 @@ class Matcher:
         to route to their owners). `careful` (after this batch killed a matcher) names each event
         before it is evaluated, and maps the positions to leave out to their dead-letter reasons."""
         started = time.perf_counter()
-        evaluator = self.evaluator
-        engine, correlation = evaluator.engine, evaluator.correlation
-        silent = correlation.silent_rules
-        correlating = bool(correlation.correlations)
-        include = self.spec.include_event
-        max_bytes = self.spec.max_event_bytes
-        answers: list[Answer] = []
-        hits: list[Any] = []
-        evaluated = 0
-        for position, payload in enumerate(payloads):
-            if careful is not None:
-                if position in careful:
-                    answers.append(Answer(position, reason=careful[position]))
-                    continue
-                if self.say is not None:
-                    self.say(Evaluating(batch_id, position))
-            event = decode_event(payload, max_bytes)
-            if isinstance(event, str):
-                answers.append(Answer(position, reason=event))
-                continue
-            try:
-                detections = engine.evaluate(event)
-            except RecursionError:
-                answers.append(Answer(position, reason="event nested too deeply to evaluate"))
-                continue
-            evaluated += 1
-            if not detections:
-                continue
-            visible = [d for d in detections if d.index not in silent] if silent else detections
-            if visible:
-                try:
-                    lines, keys = result_lines(visible, include)
-                except RecursionError:  # dead-lettered (TOO_DEEP_TO_WRITE), and it feeds no correlation
-                    answers.append(Answer(position, reason=TOO_DEEP_TO_WRITE))
-                    continue
-                answers.append(Answer(position, lines, keys))
-            if correlating:
-                hits += correlation.hits(event, [d.index for d in detections], position)
-        encoded = encode_hits(hits) if hits else b""
-        busy = time.perf_counter() - started
-        timeouts, windows = backtracking_timeouts(), len(correlation.state)
+        hits: list[Hit] = []
+        announce = None
+        if careful is not None and self.say is not None:
+            say = self.say
+
+            def announce(position: int) -> None:
+                say(Evaluating(batch_id, position))
+
+        answers, evaluated = evaluate_payloads(
+            self.evaluator, payloads, self.spec.options, hits=hits, skip=careful, announce=announce
+        )
         return Results(
             batch_id=batch_id,
-            answers=answers,
-            hits=encoded,
+            answers=[
+                Answer(position, reason=outcome) if isinstance(outcome, str) else Answer(position, *outcome)
+                for position, outcome in answers
+                if outcome is not None
+            ],
+            hits=encode_hits(hits) if hits else b"",
             evaluated=evaluated,
-            busy_s=busy,
-            windows=windows,
-            regex_timeouts=timeouts,
+            busy_s=time.perf_counter() - started,
+            windows=len(self.evaluator.correlation.state),
+            regex_timeouts=backtracking_timeouts(),
         )
 
     def apply(self, request_id: int, encoded: bytes) -> Applied:
         """Apply hits this matcher owns; results go back by the event (batch position) they belong to."""
         results, parents = self.evaluator.correlation.apply(decode_hits(encoded))
         by_position: dict[int, tuple[list[bytes], list[Any]]] = {}
-        include = self.spec.include_event
+        include = self.spec.options.include_event
         for result in results:
             lines, keys = result_lines([result], include)
             entry = by_position.setdefault(result.position, ([], []))

@@ -33,18 +33,17 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, TypeVar
 
-from rsigma.correlation.engine import CorrelationEngine
 from rsigma.correlation.sharding import (
+    CorrelationRounds,
     decode_hits,
     encode_hits,
     merge_snapshots,
-    next_round,
-    route,
     split_snapshot,
 )
 from rsigma.evaluator import Evaluator
+from rsigma.payloads import BatchResult, Outcome, PayloadOptions
 from workers import protocol
 from workers.matcher import MatcherSpec, run
 from workers.protocol import (
@@ -74,6 +73,8 @@ log = logging.getLogger("rsigma.daemon")
 RING_BYTES: Final = 32 << 20
 #: Batches in flight per matcher (the daemon keeps at most this many per matcher submitted).
 WINDOW: Final = 4
+#: Events per batch at least, when that many wait: each batch crosses to a matcher as one frame.
+MIN_BATCH: Final = 512
 #: A matcher must compile its rules and say READY within this many seconds.
 START_TIMEOUT_S: Final = 120.0
 STOP_TIMEOUT_S: Final = 5.0
@@ -82,17 +83,8 @@ POISON_DEATHS: Final = 2
 #: Deaths in a row before READY (its rules no longer compile, say) before the pool gives up.
 FAILED_STARTS: Final = 3
 
-#: A per-event answer: None (nothing to send), a dead-letter reason, or (result lines, rule keys).
-Outcome = tuple[list[bytes], list[Any]] | str | None
-
 #: The answer frame a request expects.
 A = TypeVar("A", bound=FromMatcher)
-
-
-class BatchResult(NamedTuple):
-    outcomes: list[Outcome]
-    evaluated: int  # events decoded and evaluated (the others were dead-lettered)
-    busy_s: float  # the matcher's evaluation time for the batch
 
 
 class PoolError(RuntimeError):
@@ -133,23 +125,28 @@ class _Worker:
 
 
 class MatcherPool:
+    """The evaluation backend of `--workers N` (see `rsigma/daemon/backend.py` for the contract)."""
+
+    min_batch = MIN_BATCH
+    keeps_snapshots = True  # a restarted matcher gets its windows back from the last one
+
     def __init__(
         self,
         build_evaluator: Callable[[], Evaluator],
         workers: int,
-        correlation: CorrelationEngine,
+        evaluator: Evaluator,
         *,
-        fingerprint: str,
-        max_event_bytes: int,
-        include_event: bool,
+        options: PayloadOptions,
         log_format: str = "json",
     ) -> None:
         self.build_evaluator = build_evaluator
         self.n = workers
-        self.correlation = correlation  # the supervisor's copy: correlation levels and keys for routing
-        self.fingerprint = fingerprint  # of the supervisor's rules: every matcher must have the same
-        self.max_event_bytes = max_event_bytes
-        self.include_event = include_event
+        self.window = workers * WINDOW
+        self.correlation = evaluator.correlation  # the supervisor's: correlation levels and keys for routing
+        self.fingerprint = (
+            evaluator.fingerprint()
+        )  # of the supervisor's rules: every matcher must have the same
+        self.options = options
         self.log_format = log_format
         self.workers = [_Worker(i) for i in range(workers)]
         self.last_snapshot: bytes | None = None  # merged state, for restoring a restarted matcher
@@ -162,7 +159,7 @@ class MatcherPool:
         self._context = multiprocessing.get_context("spawn")  # never fork a process with threads
         self._loop: asyncio.AbstractEventLoop | None = None
         self.failure: PoolError | None = None  # set once the pool gave up
-        self.on_failure: Callable[[PoolError], None] | None = None  # the daemon's: it then stops
+        self.on_failure: Callable[[BaseException], None] | None = None  # the daemon's: it then stops
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -177,6 +174,8 @@ class MatcherPool:
             self.snapshot_at = time.time()
             for worker, shard in zip(self.workers, split_snapshot(snapshot, self.n), strict=True):
                 await self._send(worker, protocol.encode(Import(shard)))
+            log.info("correlation state restored", extra={"workers": self.n})
+        log.info("matcher pool started", extra={"workers": self.n})
 
     def _spawn(self, worker: _Worker) -> None:
         assert self._loop is not None
@@ -187,8 +186,7 @@ class MatcherPool:
             build_evaluator=self.build_evaluator,
             inbox=worker.inbox.handle(),
             outbox=worker.outbox.handle(),
-            max_event_bytes=self.max_event_bytes,
-            include_event=self.include_event,
+            options=self.options,
             log_format=self.log_format,
         )
         worker.ready = self._loop.create_future()
@@ -393,23 +391,22 @@ class MatcherPool:
             mine.set_result(None)
 
     async def _correlate(self, encoded: bytes, outcomes: list[Outcome]) -> None:
-        """Rounds, lowest correlation level first, of hits sent to their owners, until no parent hits
-        are left; each result joins the outcome of the event it belongs to (see `sharding.py`)."""
-        pending = decode_hits(encoded) if encoded else []
+        """The batch's hits, round by round, at their owners; each result joins the outcome of the
+        event it belongs to (see `sharding.py`)."""
         correlation = self.correlation
-        while pending:
-            ready, pending = next_round(pending, correlation.levels)
-            owned_by = [(o, hits) for o, hits in enumerate(route(ready, correlation.keys, self.n)) if hits]
-            owners = [owner for owner, _ in owned_by]
+        rounds = CorrelationRounds(
+            decode_hits(encoded) if encoded else [], correlation.levels, correlation.keys, self.n
+        )
+        for shares in rounds:
             applied = await asyncio.gather(
                 *(
                     self._request(
                         self.workers[owner], rid := next(self._ids), Hits(rid, encode_hits(hits)), Applied
                     )
-                    for owner, hits in owned_by
+                    for owner, hits in shares
                 )
             )
-            for owner, frame in zip(owners, applied, strict=True):
+            for (owner, _), frame in zip(shares, applied, strict=True):
                 self.workers[owner].windows = frame.windows
                 for answer in frame.answers:
                     current = outcomes[answer.position]
@@ -419,7 +416,11 @@ class MatcherPool:
                         current[0].extend(answer.lines)
                         current[1].extend(answer.keys)
                 if frame.parent_hits:
-                    pending += decode_hits(frame.parent_hits)
+                    rounds.add(decode_hits(frame.parent_hits))
+
+    def submit(self, payloads: list[bytes]) -> asyncio.Future[BatchResult]:
+        """`evaluate` as a task: batches are out at once, and complete in submission order."""
+        return asyncio.ensure_future(self.evaluate(payloads))
 
     async def export_state(self) -> bytes:
         """Every matcher's correlation shard, merged into one snapshot (kept for restarts)."""
@@ -430,7 +431,7 @@ class MatcherPool:
         self.snapshot_at = time.time()
         return self.last_snapshot
 
-    async def reload(self, correlation: CorrelationEngine, fingerprint: str) -> str | None:
+    async def reload(self, evaluator: Evaluator) -> str | None:
         """Recompile in every matcher between batches; the first error (None when all succeeded).
 
         Hits name correlations by index, so no batch may be out while the rules change: new batches
@@ -440,6 +441,7 @@ class MatcherPool:
         Otherwise every matcher drops what it built and the old rules stay, everywhere.
         """
         assert self._loop is not None
+        fingerprint = evaluator.fingerprint()
         gate = self._gate = self._loop.create_future()
         try:
             if self._stage_tail is not None:
@@ -457,7 +459,7 @@ class MatcherPool:
             await asyncio.gather(
                 *(self._request(w, rid := next(self._ids), Swap(rid), Swapped) for w in self.workers)
             )
-            self.correlation, self.fingerprint = correlation, fingerprint
+            self.correlation, self.fingerprint = evaluator.correlation, fingerprint
             return None
         finally:
             self._gate = None

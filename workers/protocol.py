@@ -76,7 +76,7 @@ from typing import Final, get_args
 import msgspec
 from msgspec import Struct
 
-from rsigma.daemon.evaluate import RuleKey
+from rsigma.payloads import RuleKey
 
 
 class FrameError(ValueError):

@@ -22,7 +22,7 @@ import pytest
 from rsigma.correlation.engine import CorrelationConfig
 from rsigma.evaluator import Evaluator
 from rsigma.loading import EvaluatorSpec
-from rsigma.payloads import result_lines
+from rsigma.payloads import PayloadOptions, result_lines
 from workers.pool import POISON_DEATHS, MatcherPool
 
 RULE = """
@@ -75,10 +75,8 @@ def started_pool(
     matchers = MatcherPool(
         PoisonedSpec(spec),
         workers,
-        supervisor.correlation,
-        fingerprint=supervisor.fingerprint(),
-        max_event_bytes=1 << 20,
-        include_event=False,
+        supervisor,
+        options=PayloadOptions(max_event_bytes=1 << 20),
     )
     loop.run_until_complete(matchers.start())
     try:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from rsigma.correlation.engine import CorrelationConfig
 from rsigma.loading import EvaluatorSpec
-from rsigma.payloads import result_lines
+from rsigma.payloads import PayloadOptions, result_lines
 from workers.pool import MatcherPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "correlation"))
@@ -44,10 +44,8 @@ class Harness:
         self.pool = MatcherPool(
             spec,
             workers,
-            supervisor.correlation,
-            fingerprint=supervisor.fingerprint(),
-            max_event_bytes=1 << 20,
-            include_event=False,
+            supervisor,
+            options=PayloadOptions(max_event_bytes=1 << 20),
         )
         self.loop.run_until_complete(self.pool.start())
 

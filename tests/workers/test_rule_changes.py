@@ -9,6 +9,7 @@ import orjson
 
 from rsigma.correlation.engine import CorrelationConfig
 from rsigma.loading import EvaluatorSpec
+from rsigma.payloads import PayloadOptions
 from workers.pool import MatcherPool
 
 RULE = """
@@ -33,10 +34,8 @@ def test_a_reload_the_supervisor_did_not_compile_is_dropped_by_every_matcher(tmp
     pool = MatcherPool(
         spec,
         2,
-        supervisor.correlation,
-        fingerprint=supervisor.fingerprint(),
-        max_event_bytes=1 << 20,
-        include_event=False,
+        supervisor,
+        options=PayloadOptions(max_event_bytes=1 << 20),
     )
     events = [orjson.dumps({"CommandLine": c}) for c in ("whoami", "nc -l", "whoami")]
 
@@ -47,13 +46,13 @@ def test_a_reload_the_supervisor_did_not_compile_is_dropped_by_every_matcher(tmp
             fresh = spec()
             # the files changed again after the supervisor compiled: the matchers build other rules
             (rules / "extra.yml").write_text(RULE.format(title="Extra", needle="whoami"))
-            error = await pool.reload(fresh.correlation, fresh.fingerprint())
+            error = await pool.reload(fresh)
             assert error is not None and "other rules than the supervisor" in error
             for _ in range(4):  # both matchers still run the old rules
                 assert titles((await pool.evaluate(events)).outcomes) == [["Whoami"], [], ["Whoami"]]
 
             fresh = spec()
-            assert await pool.reload(fresh.correlation, fresh.fingerprint()) is None
+            assert await pool.reload(fresh) is None
             for _ in range(4):
                 got = titles((await pool.evaluate(events)).outcomes)
                 assert got == [["Extra", "Whoami"], ["Netcat"], ["Extra", "Whoami"]]  # file order
