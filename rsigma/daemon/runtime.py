@@ -24,23 +24,22 @@ import signal
 import time
 from typing import Any, Final
 
-from rsigma.daemon.ack import Delivery, InFlight, RawEvent
+from rsigma.daemon.ack import InFlight, RawEvent
 from rsigma.daemon.api import ApiServer
 from rsigma.daemon.backend import Backend, open_backend
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
+from rsigma.daemon.evaluation_loop import EvaluationLoop
 from rsigma.daemon.event_queue import EventQueue
 from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.sinks import open_sink
 from rsigma.daemon.sinks.worker import SinkWorker
 from rsigma.daemon.sources import Source, open_source
-from rsigma.daemon.sources.stdin import OVERSIZE_KEEP_BYTES, clipped
 from rsigma.daemon.state import StateStore, restorable_snapshot
 from rsigma.daemon.status import daemon_status
 from rsigma.daemon.watch import FileWatcher
 from rsigma.evaluator import Evaluator
 from rsigma.exit_codes import EXIT_FAILURE
-from rsigma.payloads import BatchResult
 
 log = logging.getLogger("rsigma.daemon")
 
@@ -113,7 +112,8 @@ class Daemon:
                 "api": self.api.address,
             },
         )
-        engine = asyncio.create_task(self._evaluate(self.backend), name="engine")
+        loop = EvaluationLoop(self.input, self.backend, self.sinks, self.dlq, self.metrics, self.config)
+        engine = asyncio.create_task(loop.run(), name="engine")
         engine.add_done_callback(self._engine_done)
         self._tasks += [asyncio.create_task(w.run(), name=f"sink-{w.sink.name}") for w in self.sinks]
         if self.dlq.sink is not None:
@@ -182,61 +182,6 @@ class Daemon:
             events = [raw for raw in events if raw.error is None]
         if await self.input.put(events):  # type: ignore[arg-type]
             self.metrics.back_pressure.inc()
-
-    async def _evaluate(self, backend: Backend) -> None:
-        """Batches go to the backend while earlier ones are still out (up to its window); their
-        outcomes are delivered strictly in order."""
-        limit = max(self.config.batch_size, backend.min_batch)
-        submitted: asyncio.Queue[tuple[list[RawEvent], Any] | None] = asyncio.Queue(maxsize=backend.window)
-        completer = asyncio.create_task(self._complete(submitted), name="engine-results")
-        try:
-            while True:
-                batch = await self.input.get(limit)
-                self.metrics.input_queue_depth.set(self.input.qsize())
-                end = None in batch  # the end-of-input marker: nothing after it is evaluated
-                events: list[RawEvent] = batch[: batch.index(None)] if end else batch  # type: ignore[assignment]
-                if events:
-                    self.metrics.batch_size.observe(len(events))
-                    await submitted.put((events, backend.submit([raw.payload for raw in events])))
-                if end:
-                    break
-            await submitted.put(None)
-            await completer
-        finally:
-            completer.cancel()
-
-    async def _complete(self, submitted: asyncio.Queue[tuple[list[RawEvent], Any] | None]) -> None:
-        metrics = self.metrics
-        while (item := await submitted.get()) is not None:
-            events, evaluation = item
-            result: BatchResult = await evaluation
-            metrics.batch_evaluated(result.evaluated, result.busy_s)
-            assert self.backend is not None
-            metrics.state_entries.set(self.backend.windows)
-            for raw, outcome in zip(events, result.outcomes, strict=True):
-                if outcome is None:
-                    raw.token.ack()
-                elif isinstance(outcome, str):
-                    metrics.parse_errors.inc()
-                    await self.dlq.put(self._original(raw.payload), outcome, raw.token, raw.token.ack)
-                else:
-                    lines, keys = outcome
-                    metrics.count_results(keys)
-                    delivery = Delivery(lines, raw.token, len(self.sinks))
-                    for worker in self.sinks:
-                        try:
-                            worker.queue.put_nowait(delivery)
-                        except asyncio.QueueFull:
-                            await worker.queue.put(delivery)
-
-    def _original(self, payload: bytes) -> str:
-        """The payload for its dead-letter entry; an oversized one (a message) is cut like a line is,
-        so the entry stays small enough for any DLQ, a NATS one with its payload limit included."""
-        limit = self.config.max_event_bytes
-        if len(payload) > limit:
-            keep = min(OVERSIZE_KEEP_BYTES, limit)
-            payload = clipped(payload[:keep], len(payload) - keep)
-        return payload.decode("utf-8", "replace")
 
     # ---- shutdown --------------------------------------------------------------------------
 
