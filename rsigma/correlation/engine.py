@@ -25,12 +25,12 @@ from typing import Any, Final
 
 import orjson
 
-from rsigma.correlation.model import NUMERIC_TYPES, TEMPORAL_TYPES, CorrelationRule
 from rsigma.correlation.snapshot import decode_snapshot, encode_snapshot
 from rsigma.correlation.state import GroupState
 from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS, event_time
 from rsigma.errors import SigmaError, SigmaRuleError
 from rsigma.fields import MISSING, resolve, text_of
+from rsigma.rules.correlation import NUMERIC_TYPES, TEMPORAL_TYPES, CorrelationRule
 from rsigma.rules.model import SigmaRule
 
 DEFAULT_MAX_STATE_ENTRIES: Final = 100_000
