@@ -14,7 +14,6 @@ import typer
 from rsigma.cli.daemon import nats_auth_flags, start_daemon
 from rsigma.cli.eval import run_eval
 from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
-from rsigma.correlation.model import parse_timespan
 from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS
 from rsigma.daemon.config import DEFAULT_API_ADDR, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_EVENT_BYTES, DaemonConfig
 from rsigma.daemon.state import Replay, RestoreMode
@@ -25,6 +24,7 @@ from rsigma.loading import EvaluatorSpec, RuleLoadFailed, load_evaluator
 from rsigma.pipelines import builtin_pipelines
 from rsigma.routing.router import builtin_routers
 from rsigma.rules import RuleSet, load_rules
+from rsigma.rules.correlation import parse_timespan
 
 app = typer.Typer(
     name="rsigma",

@@ -2,9 +2,9 @@
 
 Pure and synchronous like the detection engine: `process(event, detections)` returns the
 correlation results of that event. References (`rules:`) resolve to detection rules or other
-correlations by id **or** name, once, at load time. Correlations run children first, so a
-correlation that fires feeds the correlations that reference it within the same event (chaining),
-and every firing of a correlation that is output is emitted.
+correlations by id **or** name, once, at load time (`rsigma.correlation.plan`). Correlations run
+children first, so a correlation that fires feeds the correlations that reference it within the same
+event (chaining), and every firing of a correlation that is output is emitted.
 
 `process()` is the composition of two reusable steps, which a sharded deployment runs apart
 (`rsigma.correlation.sharding`): `hits(event, detections)` turns one event's detections into
@@ -25,12 +25,13 @@ from typing import Any, Final
 
 import orjson
 
-from rsigma.correlation.model import NUMERIC_TYPES, TEMPORAL_TYPES, CorrelationRule
+from rsigma.correlation.plan import COUNT, DISTINCT, TEMPORAL, build_plan
 from rsigma.correlation.snapshot import decode_snapshot, encode_snapshot
 from rsigma.correlation.state import GroupState
 from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS, event_time
-from rsigma.errors import SigmaError, SigmaRuleError
+from rsigma.errors import SigmaError
 from rsigma.fields import MISSING, resolve, text_of
+from rsigma.rules.correlation import NUMERIC_TYPES, CorrelationRule
 from rsigma.rules.model import SigmaRule
 
 DEFAULT_MAX_STATE_ENTRIES: Final = 100_000
@@ -52,8 +53,6 @@ DEFAULT_MAX_STATE_ENTRIES: Final = 100_000
 #:   this correlation's group key, and their value fields), or None when nothing above needs any.
 Hit = tuple[int, tuple[Any, ...], Any, float, int, tuple[int, ...], dict[str, Any] | None]
 
-# How a hit's value is made from the event (per correlation type).
-_COUNT, _TEMPORAL, _DISTINCT, _NUMBER = 0, 1, 2, 3
 _RULE_ORDERS: Final = tuple((0, i) for i in range(64))
 _NO_CONTEXT: Final[dict[str, Any]] = {}
 _by_correlation_and_position = itemgetter(0, 4)
@@ -119,15 +118,6 @@ class CorrelationResult:
         return f"CorrelationResult({self.rule.title!r}, {self.group_key!r}, {self.aggregated_value!r})"
 
 
-@dataclass(slots=True)
-class _Source:
-    """What a reference resolved to: a detection rule (by load index) or a correlation."""
-
-    kind: str  # "rule" or "correlation"
-    index: int
-    names: tuple[str, ...]  # the id and name it can be called by (for aliases)
-
-
 class CorrelationEngine:
     """Windows of every (correlation, group), bounded by `max_state_entries` (least recent evicted)."""
 
@@ -140,185 +130,25 @@ class CorrelationEngine:
         strict: bool = False,
     ) -> None:
         self.config = config or CorrelationConfig()
-        self.errors: list[SigmaError] = []
-        self.correlations: list[CorrelationRule] = []
         self.state: dict[tuple[int, tuple[Any, ...]], GroupState] = {}
         self.evicted = 0
         self.late = 0
-        self._resolve(list(correlations), list(rules), strict)
-
-    # ---- load time -------------------------------------------------------------------------
-
-    def _resolve(self, correlations: list[CorrelationRule], rules: list[SigmaRule], strict: bool) -> None:
-        by_ref: dict[str, list[tuple[str, int]]] = {}
-        for i, rule in enumerate(rules):
-            for ref in {rule.id, rule.name} - {None}:
-                by_ref.setdefault(str(ref), []).append(("rule", i))
-        for i, corr in enumerate(correlations):
-            for ref in {corr.id, corr.name} - {None}:
-                by_ref.setdefault(str(ref), []).append(("correlation", i))
-        names_of = {("rule", i): _names(r.id, r.name) for i, r in enumerate(rules)}
-        names_of |= {("correlation", i): _names(c.id, c.name) for i, c in enumerate(correlations)}
-        sources: list[list[_Source]] = []
-        broken: set[int] = set()
-        for i, corr in enumerate(correlations):
-            resolved: list[_Source] = []
-            for ref in corr.rules:
-                targets = by_ref.get(ref)
-                if not targets:
-                    self._fail(
-                        SigmaRuleError(
-                            f"correlation.rules: {ref!r} is not the id or name of any loaded rule"
-                        ),
-                        corr,
-                        strict,
-                    )
-                    broken.add(i)
-                    break
-                resolved += [_Source(kind, j, names_of[(kind, j)]) for kind, j in targets]
-            sources.append(resolved)
-        order = self._topological(correlations, sources, broken, strict)
-        # Re-index the correlations that survived, children first.
-        new_index = {old: new for new, old in enumerate(order)}
-        self.correlations = [correlations[i] for i in order]
-        self._sources: list[list[_Source]] = []
-        for old in order:
-            fixed = []
-            for s in sources[old]:
-                if s.kind == "correlation":
-                    if s.index not in new_index:
-                        continue
-                    s = _Source(s.kind, new_index[s.index], s.names)
-                fixed.append(s)
-            self._sources.append(fixed)
-        # Which detection rules feed which correlations, and which outputs `generate` keeps.
-        feeds: dict[int, list[int]] = {}
-        parents: dict[int, list[int]] = {}
-        referenced_rules: dict[int, bool] = {}
-        referenced_corrs: dict[int, bool] = {}
-        for ci, srcs in enumerate(self._sources):
-            gen = self.correlations[ci].generate
-            for s in srcs:
-                if s.kind == "rule":
-                    feeds.setdefault(s.index, []).append(ci)
-                    referenced_rules[s.index] = referenced_rules.get(s.index, False) or gen
-                else:
-                    parents.setdefault(s.index, []).append(ci)
-                    referenced_corrs[s.index] = referenced_corrs.get(s.index, False) or gen
+        plan = build_plan(correlations, rules, strict)
+        #: The correlations kept (see `errors` for the others), children first: hits index into it.
+        self.correlations: list[CorrelationRule] = plan.correlations
+        self.errors: list[SigmaError] = plan.errors
         #: Detection rules whose own detections are not output (referenced, and no `generate: true`).
-        self.silent_rules = frozenset(i for i, gen in referenced_rules.items() if not gen)
-        silent_corrs = frozenset(i for i, gen in referenced_corrs.items() if not gen)
-        self._output = [ci not in silent_corrs for ci in range(len(self.correlations))]
-        self._keys = {c.key: i for i, c in enumerate(self.correlations)}
-        source_of = {(ci, s.kind, s.index): s for ci, srcs in enumerate(self._sources) for s in srcs}
+        self.silent_rules = plan.silent_rules
         #: Per correlation, its stable key (id, else name, else title): routing and snapshots use it.
         self.keys: list[str] = [c.key for c in self.correlations]
         #: Per correlation, 1 + the longest chain of correlations below it (1: fed by rules only).
         #: A correlation only receives hits from lower levels, so applying the hits of a batch level by
         #: level sees every hit of a correlation at once (what `rsigma.correlation.sharding` does).
-        self.levels: list[int] = []
-        for srcs in self._sources:
-            below = [self.levels[s.index] for s in srcs if s.kind == "correlation"]
-            self.levels.append(1 + max(below, default=0))
-        # The event fields a hit of each correlation must carry for the correlations above it: their
-        # group-by fields that are not in its group key, and their value fields (parents come later).
-        needs: list[tuple[str, ...]] = [()] * len(self.correlations)
-        for ci in reversed(range(len(self.correlations))):
-            fields: set[str] = set()
-            for parent in parents.get(ci, ()):
-                own = set(self.correlations[ci].group_by)
-                paths = self._group_paths(parent, source_of[(parent, "correlation", ci)])
-                fields |= {f for f in paths if f not in own}
-                fields |= set(self._value_fields(parent)) | set(needs[parent])
-            needs[ci] = tuple(sorted(fields))
-        # Per detection rule, what each hit it feeds is made of: (correlation, group-by field paths,
-        # value mode, value fields, position in `rules:`, context fields). One per reference.
-        self._feeds: dict[int, list[tuple[Any, ...]]] = {
-            ri: [self._plan(ci, source_of[(ci, "rule", ri)], needs[ci]) for ci in cis]
-            for ri, cis in feeds.items()
-        }
-        # Per correlation, the same for each parent it feeds, the group paths being an index into
-        # this correlation's group key where the parent reads a field this one groups by.
-        self._parent_plans: dict[int, list[tuple[Any, ...]]] = {}
-        for ci, ps in parents.items():
-            own = {name: i for i, name in enumerate(self.correlations[ci].group_by)}  # last one wins
-            plans = []
-            for parent in ps:
-                parent_ci, paths, *rest = self._plan(
-                    parent, source_of[(parent, "correlation", ci)], needs[parent]
-                )
-                plans.append((parent_ci, tuple(own.get(f, f) for f in paths), *rest))
-            self._parent_plans[ci] = plans
-
-    def _group_paths(self, ci: int, source: _Source) -> tuple[str, ...]:
-        """The field each group-by name reads for hits from `source` (through the aliases)."""
-        corr = self.correlations[ci]
-        paths = []
-        for name in corr.group_by:
-            field = name
-            alias = corr.aliases.get(name)
-            if alias is not None:
-                field = next((alias[n] for n in source.names if n in alias), name)
-            paths.append(field)
-        return tuple(paths)
-
-    def _value_fields(self, ci: int) -> tuple[str, ...]:
-        corr = self.correlations[ci]
-        return corr.fields if corr.type == "value_count" or corr.type in NUMERIC_TYPES else ()
-
-    def _plan(self, ci: int, source: _Source, needs: tuple[str, ...]) -> tuple[Any, ...]:
-        corr = self.correlations[ci]
-        if corr.type == "event_count":
-            mode = _COUNT
-        elif corr.type in TEMPORAL_TYPES:
-            mode = _TEMPORAL
-        else:
-            mode = _DISTINCT if corr.type == "value_count" else _NUMBER
-        # The position in `rules:` that the source answers to (its id or its name).
-        position = next((pos for pos, ref in enumerate(corr.rules) if ref in source.names), 0)
-        return (ci, self._group_paths(ci, source), mode, self._value_fields(ci), position, needs)
-
-    def _topological(
-        self,
-        correlations: list[CorrelationRule],
-        sources: list[list[_Source]],
-        broken: set[int],
-        strict: bool,
-    ) -> list[int]:
-        order: list[int] = []
-        mark: dict[int, int] = {}  # 1 visiting, 2 done
-
-        def visit(i: int, path: list[int]) -> bool:
-            if mark.get(i) == 2:
-                return i not in broken
-            if mark.get(i) == 1:
-                cycle = " -> ".join(correlations[j].title for j in [*path[path.index(i) :], i])
-                self._fail(
-                    SigmaRuleError(f"correlation.rules form a cycle: {cycle}"), correlations[i], strict
-                )
-                broken.add(i)
-                return False
-            mark[i] = 1
-            ok = i not in broken
-            for s in sources[i]:
-                if s.kind == "correlation" and not visit(s.index, [*path, i]):
-                    ok = False
-            mark[i] = 2
-            if ok:
-                order.append(i)
-            else:
-                broken.add(i)
-            return ok
-
-        for i in range(len(correlations)):
-            visit(i, [])
-        return order
-
-    def _fail(self, error: SigmaError, corr: CorrelationRule, strict: bool) -> None:
-        located = error.located(corr.location, corr.title)
-        if strict:
-            raise located
-        self.errors.append(located)
+        self.levels: list[int] = plan.levels
+        self._keys = {c.key: i for i, c in enumerate(self.correlations)}
+        self._output = plan.output
+        self._feeds = plan.feeds
+        self._parent_feeds = plan.parent_feeds
 
     # ---- per event -------------------------------------------------------------------------
 
@@ -345,7 +175,7 @@ class CorrelationEngine:
                 pending[hit[0]] = [hit]
             else:
                 same.append(hit)
-        if not self._parent_plans:  # no chaining: nothing is added on the way
+        if not self._parent_feeds:  # no chaining: nothing is added on the way
             for ci in sorted(pending):
                 self._update(ci, pending[ci], out, parents)
             return out
@@ -430,9 +260,9 @@ class CorrelationEngine:
                     group: tuple[Any, ...] = (_group_text(resolve(event, paths[0])),)
                 else:
                     group = tuple([_group_text(resolve(event, f)) for f in paths])
-                if mode == _COUNT:
+                if mode == COUNT:
                     value = None
-                elif mode == _TEMPORAL:
+                elif mode == TEMPORAL:
                     value = rule_position
                 else:
                     value = _value(mode, [resolve(event, f) for f in fields])
@@ -482,7 +312,7 @@ class CorrelationEngine:
             return
         ts, position = hits[0][3], hits[0][4]
         output = self._output[ci]
-        plans = self._parent_plans.get(ci)
+        plans = self._parent_feeds.get(ci)
         suppress = self.config.suppress
         reset = self.config.action == "reset"
         for group, (state, order, context) in touched.items():
@@ -565,9 +395,9 @@ def _parent_hits(
     src = context if context is not None else _NO_CONTEXT
     hits: list[Hit] = []
     for j, (parent, paths, mode, fields, rule_position, needs) in enumerate(plans):
-        if mode == _COUNT:
+        if mode == COUNT:
             value = None
-        elif mode == _TEMPORAL:
+        elif mode == TEMPORAL:
             value = rule_position
         else:
             value = _value(mode, [src.get(f, MISSING) for f in fields])
@@ -583,17 +413,13 @@ def _parent_hits(
 
 def _value(mode: int, values: list[Any]) -> Any:
     """The value a hit stores from the raw field values: distinct text(s) or a number; None: skip."""
-    if mode == _DISTINCT:
+    if mode == DISTINCT:
         texts = [_group_text(v) for v in values]
         for t in texts:
             if t is None:
                 return None
         return texts[0] if len(texts) == 1 else tuple(texts)
     return _number(values[0])
-
-
-def _names(*names: str | None) -> tuple[str, ...]:
-    return tuple(str(n) for n in names if n is not None)
 
 
 def _group_text(value: Any) -> Any:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from rsigma.engine.timeparse import EPOCH_MS_THRESHOLD, parse_datetime
 from rsigma.fields import MISSING, resolve
+from rsigma.timeparse import EPOCH_MS_THRESHOLD, parse_datetime
 
 DEFAULT_TIMESTAMP_FIELDS: Final = (
     "@timestamp",

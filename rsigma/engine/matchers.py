@@ -19,11 +19,11 @@ import ahocorasick
 
 from rsigma.engine.event import KEYWORD_SEPARATOR, EventView
 from rsigma.engine.regex import compile_fullmatch, compile_search, required_literal
-from rsigma.engine.timeparse import parse_datetime, time_part
 from rsigma.errors import SigmaValueError
 from rsigma.fields import MISSING
 from rsigma.rules.model import DetectionItem
 from rsigma.rules.values import QMARK, STAR, SigmaCIDR, SigmaFieldRef, SigmaRegex, SigmaString
+from rsigma.timeparse import parse_datetime, time_part
 
 Predicate = Callable[[EventView], bool]
 TextTest = Callable[[str], bool]

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rsigma.correlation.model import CorrelationRule
 from rsigma.errors import SigmaRuleError
+from rsigma.rules.correlation import CorrelationRule
 from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaRule
 from rsigma.rules.values import SigmaString
 

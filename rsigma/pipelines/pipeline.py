@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from rsigma.correlation.model import CorrelationRule
 from rsigma.errors import Location, SigmaError, SigmaRuleError, SigmaSyntaxError
 from rsigma.pipelines.conditions import (
     AnyRule,
@@ -24,6 +23,7 @@ from rsigma.pipelines.conditions import (
 )
 from rsigma.pipelines.transformations import TRANSFORMATIONS, ItemContext
 from rsigma.rules.condition import CondAnd, CondNode, CondNot, CondOr, CondRef, parse_condition
+from rsigma.rules.correlation import CorrelationRule
 from rsigma.rules.loader import RuleSet
 from rsigma.rules.model import SigmaFilter, SigmaRule
 from rsigma.rules.yaml_documents import iter_documents

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rsigma.correlation.model import CorrelationRule
 from rsigma.errors import SigmaRuleError
 from rsigma.pipelines.conditions import AnyRule, PipelineState
 from rsigma.rules.condition import CondAnd, CondNot, CondRef
+from rsigma.rules.correlation import CorrelationRule
 from rsigma.rules.model import DetectionGroup, DetectionItem, LogSource, SigmaRule
 from rsigma.rules.modifiers import build_item
 from rsigma.rules.values import STAR, Placeholder, SigmaFieldRef, SigmaString

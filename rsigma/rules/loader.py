@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from rsigma.correlation.model import CorrelationRule
 from rsigma.errors import Location, SigmaError, SigmaSyntaxError
 from rsigma.gc_pause import gc_paused
+from rsigma.rules.correlation import CorrelationRule
 from rsigma.rules.model import SigmaFilter, SigmaRule
 from rsigma.rules.parser import parse_document
 from rsigma.rules.yaml_documents import iter_documents

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from rsigma.correlation.model import CorrelationRule, parse_correlation
 from rsigma.errors import Location, SigmaError, SigmaRuleError
 from rsigma.rules.condition import CondNode, CondOr, check_references, parse_condition
+from rsigma.rules.correlation import CorrelationRule, parse_correlation
 from rsigma.rules.model import (
     DetectionGroup,
     DetectionItem,

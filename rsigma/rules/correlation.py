@@ -1,4 +1,8 @@
-"""Correlation rules as the specification defines them, parsed and validated."""
+"""Correlation rules as the specification defines them, parsed and validated.
+
+The model of a correlation document, next to the detection rule model: the loader and parser build it,
+and `rsigma.correlation` (the windows and the evaluation) only reads it.
+"""
 
 from __future__ import annotations
 

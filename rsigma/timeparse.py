@@ -1,4 +1,6 @@
-"""Event timestamps: ISO 8601 strings (naive means UTC) and epoch seconds or milliseconds."""
+"""Event timestamps shared by the engine (date modifiers) and correlation (window times): ISO 8601
+strings (naive means UTC) and epoch seconds or milliseconds.
+"""
 
 from __future__ import annotations
 
