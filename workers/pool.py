@@ -102,9 +102,31 @@ class _Request:
     at: int | None = None  # careful: the position the matcher said it was evaluating
     deaths: dict[int, int] = field(default_factory=dict)  # careful: matcher deaths per position
 
+    def suspect(self, request_id: int, code: int | None) -> int | None:
+        """The matcher died on this batch: re-send it carefully, without an event it died on
+        `POISON_DEATHS` times (its position is returned: dead-lettered with the reason)."""
+        assert self.payloads is not None
+        poisoned = None
+        if self.skip is None:
+            self.skip = {}
+        elif self.at is not None:
+            position = self.at
+            deaths = self.deaths[position] = self.deaths.get(position, 0) + 1
+            if deaths >= POISON_DEATHS:
+                self.skip[position] = (
+                    f"the matcher process died {deaths} times evaluating this event (last exit code"
+                    f" {code}); it was left out so the rest of its batch could be evaluated"
+                )
+                poisoned = position
+        self.at = None
+        self.data = protocol.encode(Events(request_id, self.payloads, skip=self.skip))
+        return poisoned
+
 
 @dataclass(eq=False)
 class _Worker:
+    """The supervisor's side of one matcher process: its rings, requests in flight and figures."""
+
     index: int
     process: Any = None
     inbox: Channel | None = None  # supervisor -> matcher
@@ -122,6 +144,55 @@ class _Worker:
     generation: int = 0  # bumped at each restart
     failed_starts: int = 0  # deaths before READY since it was last ready
     resuming: asyncio.Future[None] | None = None  # set from a restart until its state and held frames are in
+
+    async def send(self, data: bytes, *, resuming: bool = False) -> None:
+        """Write a frame, waiting for room. If the matcher dies meanwhile, the frame is dropped here:
+        the restart re-sends everything that was in flight, this request included."""
+        generation = self.generation
+        while self.resuming is not None and not resuming:
+            await self.resuming
+            if self.generation != generation:
+                return  # it died again while this frame waited: that restart re-sent it
+        while True:
+            inbox = self.inbox
+            if inbox is not None and inbox.send([data]):
+                return
+            if self.room is None or self.room.done():  # shared by every sender waiting for room
+                self.room = asyncio.get_running_loop().create_future()
+            await self.room  # rung by the matcher's reads, or by a restart
+            if self.generation != generation:
+                return
+
+    def on_space(self) -> None:
+        assert self.inbox is not None
+        self.inbox.space.drain()
+        if self.room is not None and not self.room.done():
+            self.room.set_result(None)
+
+    def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Stop watching its rings and process, and close the rings."""
+        for channel in (self.inbox, self.outbox):
+            if channel is None:
+                continue
+            fd = (channel.data if channel is self.outbox else channel.space).fileno()
+            loop.remove_reader(fd)
+            channel.close()
+        if self.process is not None:
+            loop.remove_reader(self.process.sentinel)
+        self.inbox = self.outbox = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "pid": self.process.pid if self.process is not None else None,
+            "alive": bool(self.process is not None and self.process.is_alive()),
+            "batches": self.batches,
+            "events": self.events,
+            "in_flight": len(self.inflight),
+            "busy_seconds": round(self.busy_s, 3),
+            "restarts": self.restarts,
+            "poisoned_events": self.poisoned,
+        }
 
 
 class MatcherPool:
@@ -173,7 +244,7 @@ class MatcherPool:
             self.last_snapshot = snapshot
             self.snapshot_at = time.time()
             for worker, shard in zip(self.workers, split_snapshot(snapshot, self.n), strict=True):
-                await self._send(worker, protocol.encode(Import(shard)))
+                await worker.send(protocol.encode(Import(shard)))
             log.info("correlation state restored", extra={"workers": self.n})
         log.info("matcher pool started", extra={"workers": self.n})
 
@@ -195,7 +266,7 @@ class MatcherPool:
         )
         worker.process.start()
         self._loop.add_reader(worker.outbox.data.fileno(), self._on_data, worker)
-        self._loop.add_reader(worker.inbox.space.fileno(), self._on_space, worker)
+        self._loop.add_reader(worker.inbox.space.fileno(), worker.on_space)
         self._loop.add_reader(worker.process.sentinel, self._on_exit, worker)
 
     async def _await_ready(self, workers: list[_Worker]) -> None:
@@ -220,7 +291,7 @@ class MatcherPool:
         for worker in self.workers:
             if worker.process is not None and worker.process.is_alive():
                 with contextlib.suppress(OSError):
-                    await asyncio.wait_for(self._send(worker, protocol.encode(Stop())), 1.0)
+                    await asyncio.wait_for(worker.send(protocol.encode(Stop())), 1.0)
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for worker in self.workers:
             if worker.process is None:
@@ -229,19 +300,7 @@ class MatcherPool:
             if worker.process.is_alive():
                 worker.process.kill()
                 await asyncio.to_thread(worker.process.join, 1.0)
-            self._detach(worker)
-
-    def _detach(self, worker: _Worker) -> None:
-        assert self._loop is not None
-        for channel in (worker.inbox, worker.outbox):
-            if channel is None:
-                continue
-            fd = (channel.data if channel is worker.outbox else channel.space).fileno()
-            self._loop.remove_reader(fd)
-            channel.close()
-        if worker.process is not None:
-            self._loop.remove_reader(worker.process.sentinel)
-        worker.inbox = worker.outbox = None
+            worker.detach(self._loop)
 
     def _on_exit(self, worker: _Worker) -> None:
         """A matcher died: start it again and re-send what it held (it was never acknowledged)."""
@@ -253,7 +312,7 @@ class MatcherPool:
         if worker.ready is not None and not worker.ready.done():
             worker.failed_starts += 1
             if worker.failed_starts >= FAILED_STARTS:
-                self._detach(worker)
+                worker.detach(self._loop)
                 error = PoolError(
                     f"matcher {worker.index} died {worker.failed_starts} times in a row before it was"
                     f" ready (last exit code {code}); its own error is logged above"
@@ -263,10 +322,14 @@ class MatcherPool:
                 return
         if worker.inflight:
             request_id, oldest = next(iter(worker.inflight.items()))
-            if oldest.payloads is not None:
-                self._suspect(worker, request_id, oldest, code)
+            if oldest.payloads is not None and (position := oldest.suspect(request_id, code)) is not None:
+                worker.poisoned += 1
+                log.error(
+                    "event dead-lettered: it kills the matcher that evaluates it",
+                    extra={"matcher": worker.index, "exit_code": code, "batch_position": position},
+                )
         held = list(worker.inflight.items())
-        self._detach(worker)
+        worker.detach(self._loop)
         self._retired_regex_timeouts += worker.regex_timeouts
         worker.regex_timeouts = 0
         worker.generation += 1
@@ -286,27 +349,6 @@ class MatcherPool:
         resume = asyncio.ensure_future(self._resume(worker, held, time.monotonic()))
         resume.add_done_callback(self._resumed)
 
-    def _suspect(self, worker: _Worker, request_id: int, request: _Request, code: int | None) -> None:
-        """The matcher died on this batch: re-send it carefully, without an event it keeps dying on."""
-        assert request.payloads is not None
-        if request.skip is None:
-            request.skip = {}
-        elif request.at is not None:
-            position = request.at
-            deaths = request.deaths[position] = request.deaths.get(position, 0) + 1
-            if deaths >= POISON_DEATHS:
-                request.skip[position] = (
-                    f"the matcher process died {deaths} times evaluating this event (last exit code"
-                    f" {code}); it was left out so the rest of its batch could be evaluated"
-                )
-                worker.poisoned += 1
-                log.error(
-                    "event dead-lettered: it kills the matcher that evaluates it",
-                    extra={"matcher": worker.index, "exit_code": code, "batch_position": position},
-                )
-        request.at = None
-        request.data = protocol.encode(Events(request_id, request.payloads, skip=request.skip))
-
     async def _resume(self, worker: _Worker, held: list[tuple[int, _Request]], died: float) -> None:
         """Give the restarted matcher its state shard, then what it held, before anything new.
 
@@ -323,7 +365,7 @@ class MatcherPool:
             shard = split_snapshot(self.last_snapshot, self.n)[worker.index]
             frames.insert(0, protocol.encode(Import(shard)))
         for data in frames:
-            await self._send(worker, data, resuming=True)
+            await worker.send(data, resuming=True)
             if worker.generation != generation:
                 return
         resumed, worker.resuming = worker.resuming, None
@@ -454,7 +496,7 @@ class MatcherPool:
                 error = "a matcher compiled other rules than the supervisor (the files changed meanwhile)"
             if error is not None:
                 for worker in self.workers:
-                    await self._send(worker, protocol.encode(Discard()))
+                    await worker.send(protocol.encode(Discard()))
                 return error
             await asyncio.gather(
                 *(self._request(w, rid := next(self._ids), Swap(rid), Swapped) for w in self.workers)
@@ -476,20 +518,7 @@ class MatcherPool:
         return self._retired_regex_timeouts + sum(w.regex_timeouts for w in self.workers)
 
     def status(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "index": w.index,
-                "pid": w.process.pid if w.process is not None else None,
-                "alive": bool(w.process is not None and w.process.is_alive()),
-                "batches": w.batches,
-                "events": w.events,
-                "in_flight": len(w.inflight),
-                "busy_seconds": round(w.busy_s, 3),
-                "restarts": w.restarts,
-                "poisoned_events": w.poisoned,
-            }
-            for w in self.workers
-        ]
+        return [w.status() for w in self.workers]
 
     # ---- transport -------------------------------------------------------------------------
 
@@ -505,38 +534,13 @@ class MatcherPool:
         assert self._loop is not None
         request = _Request(protocol.encode(frame), self._loop.create_future(), payloads)
         worker.inflight[request_id] = request
-        await self._send(worker, request.data)
+        await worker.send(request.data)
         received = await request.future
         if not isinstance(received, answer):
             raise protocol.FrameError(
                 f"matcher {worker.index} answered {type(frame).__name__} with {type(received).__name__}"
             )
         return received
-
-    async def _send(self, worker: _Worker, data: bytes, *, resuming: bool = False) -> None:
-        """Write a frame, waiting for room. If the matcher dies meanwhile, the frame is dropped here:
-        the restart re-sends everything that was in flight, this request included."""
-        assert self._loop is not None
-        generation = worker.generation
-        while worker.resuming is not None and not resuming:
-            await worker.resuming
-            if worker.generation != generation:
-                return  # it died again while this frame waited: that restart re-sent it
-        while True:
-            inbox = worker.inbox
-            if inbox is not None and inbox.send([data]):
-                return
-            if worker.room is None or worker.room.done():  # shared by every sender waiting for room
-                worker.room = self._loop.create_future()
-            await worker.room  # rung by the matcher's reads, or by a restart
-            if worker.generation != generation:
-                return
-
-    def _on_space(self, worker: _Worker) -> None:
-        assert worker.inbox is not None
-        worker.inbox.space.drain()
-        if worker.room is not None and not worker.room.done():
-            worker.room.set_result(None)
 
     def _on_data(self, worker: _Worker) -> None:
         outbox = worker.outbox
