@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from rsigma.daemon.sources import HttpSource
+from rsigma.daemon.status import daemon_status
 from rsigma.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class ApiServer:
         return web.Response(body=self.daemon.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def status(self, _: web.Request) -> web.Response:
-        return web.json_response(self.daemon.status())
+        return web.json_response(daemon_status(self.daemon))
 
     async def rules(self, _: web.Request) -> web.Response:
         d = self.daemon

@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from rsigma.engine.regex import backtracking_timeouts
+from rsigma.evaluator import Evaluator
 from rsigma.payloads import RuleKey
 
 
@@ -119,6 +120,10 @@ class Metrics:
         self.detections = 0
         self.correlations = 0
         self._by_rule: dict[RuleKey, Any] = {}
+
+    def rules_loaded(self, evaluator: Evaluator) -> None:
+        self.detection_rules.set(len(evaluator.engine.rules))
+        self.correlation_rules.set(len(evaluator.correlation.correlations))
 
     def batch_evaluated(self, evaluated: int, busy_s: float) -> None:
         """One observation per batch: its time per event (cheaper than one per event)."""

@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Coroutine
 from typing import Any, Final
 
 from rsigma.daemon.ack import InFlight, RawEvent
@@ -36,7 +37,6 @@ from rsigma.daemon.sinks import open_sink
 from rsigma.daemon.sinks.worker import SinkWorker
 from rsigma.daemon.sources import Source, open_source
 from rsigma.daemon.state import StateStore, restorable_snapshot
-from rsigma.daemon.status import daemon_status
 from rsigma.daemon.watch import FileWatcher
 from rsigma.evaluator import Evaluator
 from rsigma.exit_codes import EXIT_FAILURE
@@ -88,12 +88,8 @@ class Daemon:
         backend.on_failure = self._fail
         metrics.regex_timeouts.read = lambda: backend.regex_timeouts
         await backend.start(snapshot)
-        self._rules_loaded(self.evaluator)
+        self.metrics.rules_loaded(self.evaluator)
         self.ready = True
-
-    def _rules_loaded(self, evaluator: Evaluator) -> None:
-        self.metrics.detection_rules.set(len(evaluator.engine.rules))
-        self.metrics.correlation_rules.set(len(evaluator.correlation.correlations))
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -112,9 +108,8 @@ class Daemon:
                 "api": self.api.address,
             },
         )
-        loop = EvaluationLoop(self.input, self.backend, self.sinks, self.dlq, self.metrics, self.config)
-        engine = asyncio.create_task(loop.run(), name="engine")
-        engine.add_done_callback(self._engine_done)
+        evaluation = EvaluationLoop(self.input, self.backend, self.sinks, self.dlq, self.metrics, self.config)
+        engine = self._essential(evaluation.run(), "engine")
         self._tasks += [asyncio.create_task(w.run(), name=f"sink-{w.sink.name}") for w in self.sinks]
         if self.dlq.sink is not None:
             self._tasks.append(asyncio.create_task(self.dlq.run(), name="dlq"))
@@ -122,7 +117,7 @@ class Daemon:
             self._tasks.append(asyncio.create_task(self._save_periodically(), name="state"))
         if self.watcher.enabled:
             self._tasks.append(asyncio.create_task(self.watcher.run(self.reload), name="watch"))
-        reading = asyncio.create_task(self._read(self.source), name="source")
+        reading = self._essential(self._read(self.source), "source")
         stop = asyncio.create_task(self._stop.wait())
         failed = asyncio.create_task(self._failed.wait())
         await asyncio.wait([stop, reading, failed], return_when=asyncio.FIRST_COMPLETED)
@@ -136,10 +131,17 @@ class Daemon:
         await self._close(engine, save=ok)
         return 0 if ok else EXIT_FAILURE
 
-    def _engine_done(self, engine: asyncio.Task[None]) -> None:
-        if not engine.cancelled() and (error := engine.exception()) is not None:
-            log.critical("the engine stopped on an error", exc_info=error)
-            self._fail(error)
+    def _essential(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A task the daemon cannot go on without: if it stops on an error, so does the daemon."""
+        task = asyncio.create_task(work, name=name)
+
+        def done(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and (error := task.exception()) is not None:
+                log.critical(f"the {name} stopped on an error", exc_info=error)
+                self._fail(error)
+
+        task.add_done_callback(done)
+        return task
 
     def _fail(self, error: BaseException) -> None:
         """The daemon cannot go on: stop reading and exit 1 without a drain or a state save.
@@ -274,7 +276,7 @@ class Daemon:
                 )
                 return False
             self.evaluator = fresh
-            self._rules_loaded(fresh)
+            self.metrics.rules_loaded(fresh)
             log.info(
                 "rules reloaded",
                 extra={
@@ -284,9 +286,6 @@ class Daemon:
                 },
             )
             return True
-
-    def status(self) -> dict[str, Any]:
-        return daemon_status(self)
 
 
 def run_daemon(config: DaemonConfig, evaluator: Evaluator) -> int:
