@@ -34,25 +34,26 @@ From a matcher (`FromMatcher`; the pool reads them with `decode_from_matcher`):
                    fingerprint     of its rules (the pool stops a matcher whose rules differ)
      15 Evaluating batch_id        (careful batches only) the batch and the position of the event
                    position        it starts evaluating: a death now is blamed on that event
-     11 Results    batch_id        the Events frame answered
+     11 Results    batch_id        the id of the Events frame it answers
                    answers         an Answer per event with something to say (others: nothing)
                    hits            the level-1 correlation hits of the batch, encoded (b"": none)
                    evaluated       events decoded and evaluated (the others were dead-lettered)
                    busy_s          seconds spent evaluating the batch
                    windows         its live correlation windows
                    regex_timeouts  its backtracking regex searches cut off so far
-     12 Applied    round_id        the Hits frame answered
-                   answers         an Answer (lines and keys) per event with correlation results
+     12 Applied    round_id        the id of the Hits frame it answers
+                   answers         an Answer (lines and keys, no reason) per event with correlation
+                                   results
                    parent_hits     the hits those results make for parent correlations (b"": none)
                    windows         its live correlation windows
-     13 State      request_id      the Export frame answered
+     13 State      request_id      the id of the Export frame it answers
                    snapshot        its correlation shard (`CorrelationEngine.export_state`)
-     14 Reloaded   request_id      the Reload frame answered
+     14 Reloaded   request_id      the id of the Reload frame it answers
                    error           why the new rules could not be built; None when they were
                    rules           detection rules of the new evaluator (0 on error)
                    correlations    correlation rules of the new evaluator (0 on error)
                    fingerprint     of the new rules ("" on error)
-     16 Swapped    request_id      the Swap frame answered
+     16 Swapped    request_id      the id of the Swap frame it answers
 
     Answer (inside Results and Applied: one event of the batch)
                    position        the event's position in its batch
