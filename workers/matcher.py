@@ -1,7 +1,7 @@
 """A matcher process: compiles the rules itself, evaluates batches of raw events, owns a correlation shard.
 
 It is synchronous and single-threaded: it blocks on its inbox, answers each frame on its outbox, and
-exits on STOP or when the supervisor is gone. Detection work comes to any matcher; correlation hits
+exits on `Stop` or when the supervisor is gone. Detection work comes to any matcher; correlation hits
 come only to the matcher that owns their (correlation, group key) (see `rsigma/correlation/sharding.py`).
 """
 
@@ -71,7 +71,7 @@ class Matcher:
     ) -> None:
         self.spec = spec
         self.evaluator = evaluator
-        self.pending: Evaluator | None = None  # built by RELOAD, run from SWAP on
+        self.pending: Evaluator | None = None  # built by `Reload`, run from `Swap` on
         self.say = say  # writes a frame at once (progress of a careful batch)
 
     def handle(self, frame: ToMatcher) -> FromMatcher | None:
@@ -88,7 +88,7 @@ class Matcher:
             case Reload():
                 return self.reload(frame.request_id)
             case Swap():
-                assert self.pending is not None, "SWAP without a RELOAD"
+                assert self.pending is not None, "Swap without a Reload"
                 self.pending.correlation.import_state(self.evaluator.correlation.export_state())
                 self.evaluator, self.pending = self.pending, None
                 return Swapped(frame.request_id)

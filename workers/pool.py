@@ -1,10 +1,10 @@
 """The supervisor's side of the worker pool: N matcher processes behind one asyncio interface.
 
 ```
-             EVENTS batch (any matcher)           RESULTS: detections + hits by owner
+             Events batch (any matcher)           Results: detections + hits by owner
 supervisor ───────────────────────────▶ matcher k ───────────────────────────────▶ supervisor
     │  in batch order, round by round:                                              │
-    └──── HITS (only the owner of each (correlation, group)) ──▶ owner ── APPLIED ─┘
+    └──── Hits (only the owner of each (correlation, group)) ──▶ owner ── Applied ─┘
 ```
 
 `evaluate(payloads)` sends a batch to the matcher with the fewest batches in flight (several
@@ -75,12 +75,12 @@ RING_BYTES: Final = 32 << 20
 WINDOW: Final = 4
 #: Events per batch at least, when that many wait: each batch crosses to a matcher as one frame.
 MIN_BATCH: Final = 512
-#: A matcher must compile its rules and say READY within this many seconds.
+#: A matcher must compile its rules and say `Ready` within this many seconds.
 START_TIMEOUT_S: Final = 120.0
 STOP_TIMEOUT_S: Final = 5.0
 #: Deaths of a matcher on one event (evaluated carefully) before that event is dead-lettered.
 POISON_DEATHS: Final = 2
-#: Deaths in a row before READY (its rules no longer compile, say) before the pool gives up.
+#: Deaths in a row before `Ready` (its rules no longer compile, say) before the pool gives up.
 FAILED_STARTS: Final = 3
 
 #: The answer frame a request expects.
@@ -142,7 +142,7 @@ class _Worker:
     windows: int = 0  # its live correlation windows, as of its last answer
     regex_timeouts: int = 0  # its backtracking regex searches cut off, as of its last answer
     generation: int = 0  # bumped at each restart
-    failed_starts: int = 0  # deaths before READY since it was last ready
+    failed_starts: int = 0  # deaths before `Ready` since it was last ready
     resuming: asyncio.Future[None] | None = None  # set from a restart until its state and held frames are in
 
     async def send(self, data: bytes, *, resuming: bool = False) -> None:
@@ -282,7 +282,7 @@ class MatcherPool:
                         except asyncio.CancelledError:
                             if worker.ready is ready:
                                 raise
-                            # it died before READY and was started again: wait for that one
+                            # it died before `Ready` and was started again: wait for that one
         except TimeoutError:
             raise PoolError(f"a matcher did not start within {START_TIMEOUT_S:g} s") from None
 
@@ -336,7 +336,7 @@ class MatcherPool:
         if worker.room is not None and not worker.room.done():
             worker.room.set_result(None)  # a sender waiting for room in the dead ring gives up
         if worker.ready is not None and not worker.ready.done():
-            worker.ready.cancel()  # it died again before READY: this restart takes over from the last
+            worker.ready.cancel()  # it died again before `Ready`: this restart takes over from the last
         assert self._loop is not None
         if worker.resuming is None:  # new frames wait until state and held ones are in
             worker.resuming = self._loop.create_future()
