@@ -10,6 +10,10 @@ from typing import Any
 
 import pytest
 
+# Startup failures happen before any evaluation backend exists (the options, the rules, then the
+# sinks, NATS and the API all fail before a matcher pool would start): one run, in process.
+STARTUP_FAILURE = pytest.mark.single_backend
+
 HOSTNAME_RULE = """\
 title: Hostname
 id: 55555555-5555-4555-8555-555555555555
@@ -212,6 +216,7 @@ def test_file_change_reload(daemon, rules_dir, netcat_rule, ev, tmp_path, jsonl,
 # ---- startup failures -----------------------------------------------------------------------
 
 
+@STARTUP_FAILURE
 @pytest.mark.parametrize("addr", ["localhost:9090", "127.0.0.1:notaport", "127.0.0.1:70000"])
 def test_bad_api_addr_exits_3(run_daemon, rules_dir, addr):
     done = run_daemon("-r", rules_dir, "--api-addr", addr)
@@ -220,6 +225,7 @@ def test_bad_api_addr_exits_3(run_daemon, rules_dir, addr):
     assert "daemon started" not in done.stderr
 
 
+@STARTUP_FAILURE
 def test_api_port_in_use_exits_3(run_daemon, rules_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -230,6 +236,7 @@ def test_api_port_in_use_exits_3(run_daemon, rules_dir):
     assert str(port) in done.stderr
 
 
+@STARTUP_FAILURE
 @pytest.mark.parametrize(
     ("flag", "url"),
     [
@@ -246,6 +253,7 @@ def test_unusable_output_exits_3(run_daemon, rules_dir, flag, url):
     assert "daemon started" not in done.stderr
 
 
+@STARTUP_FAILURE
 def test_single_broken_rule_file_exits_2(run_daemon, tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text(
@@ -257,6 +265,7 @@ def test_single_broken_rule_file_exits_2(run_daemon, tmp_path):
     assert "daemon started" not in done.stderr
 
 
+@STARTUP_FAILURE
 def test_missing_rules_path_exits_2(run_daemon, tmp_path):
     done = run_daemon("-r", tmp_path / "nope.yml")
     assert done.returncode == 2, done.stderr
