@@ -43,13 +43,10 @@ import nats
 import uvloop
 from nats.js.api import AckPolicy, ConsumerConfig
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE.parent / "tests" / "nats"))
-
-from server import NatsServer  # noqa: E402  (tests/nats/server.py: a throwaway JetStream server)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
 
 from rsigma.nats.core import AsyncPublisher, PullConsumer  # noqa: E402
+from tests.support import NatsServer  # noqa: E402
 
 TARGET_CONSUME_US = 5.0
 STREAM = "BENCH"
@@ -198,12 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=512, help="pull batch size for (a) and (b)")
     parser.add_argument("--profile", action="store_true", help="cProfile (b) and (d)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="rsigma-nats-bench-") as tmp:
-        server = NatsServer(Path(tmp)).start()
-        try:
-            a, b, c, d = uvloop.run(bench(args, server.url))
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory(prefix="rsigma-nats-bench-") as tmp, NatsServer(Path(tmp)) as server:
+        a, b, c, d = uvloop.run(bench(args, server.url))
     print(f"\n{'path':<42} {'µs CPU/msg':>11} {'msgs/s':>10}")
     for r in (a, b, c, d):
         print(f"{r.name:<42} {r.us_per_msg:>11.2f} {r.rate:>10,.0f}")

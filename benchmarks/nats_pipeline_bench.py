@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,11 +28,13 @@ import events as sysmon
 import nats
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
+
+from tests.support import DaemonProcess, NatsServer  # noqa: E402
+from tests.support.processes import cpu_seconds  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests" / "nats"))
-
-from server import NatsServer  # noqa: E402  (tests/nats/server.py: a throwaway JetStream server)
 
 TARGET_EVENTS_PER_S = 50_000
 KEPT_FIELDS = (
@@ -41,17 +42,11 @@ KEPT_FIELDS = (
     "ParentCommandLine", "TargetObject", "Details", "DestinationIp", "DestinationPort",
     "DestinationHostname", "TargetFilename", "ImageLoaded", "EventType", "ProcessId",
 )  # fmt: skip
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def payloads(n: int) -> list[bytes]:
     events = sysmon.generate(n, seed=1, attack_ratio=0.01)
     return [orjson.dumps({k: e[k] for k in KEPT_FIELDS if k in e}) for e in events]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
 async def fill(url: str, data: list[bytes]) -> None:
@@ -70,24 +65,39 @@ async def fill(url: str, data: list[bytes]) -> None:
         await nc.close()
 
 
-def start_daemon(command: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """Start the daemon (stderr to `log`) and return once it says "daemon started"."""
-    with log.open("w") as err:
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
-    while "daemon started" not in log.read_text():
-        if proc.poll() is not None:
-            raise SystemExit(f"daemon exited: {log.read_text()}")
-        time.sleep(0.01)
-    return proc
+def daemon(
+    work: Path,
+    url: str,
+    rules: Path,
+    batch_size: int,
+    *flags: str,
+    workers: int | None = None,
+    python_args: list[str] | None = None,
+) -> DaemonProcess:
+    """JetStream `events.>` in, `detections` out: `engine daemon`, or `serve --workers N` with `workers`.
+    Not started yet: use it as a context manager, so that it and its matchers are killed on the way out
+    whatever happened (an error, Ctrl-C)."""
+    args = ["-r", rules, "--input", f"{url}/events.>", "--output", f"{url}/detections"]
+    return DaemonProcess(
+        [*args, "--batch-size", str(batch_size), *flags],
+        home=work,
+        command="engine daemon" if workers is None else "serve",
+        workers=workers,
+        stdin="devnull",
+        stdout="devnull",
+        python_args=python_args or [],
+    )
 
 
-async def wait_done(url: str, poll_s: float = 0.1) -> int:
+async def wait_done(url: str, daemon: DaemonProcess, poll_s: float = 0.1) -> int:
     """Poll (on one connection) until the daemon's consumer has nothing undelivered or unacked;
-    returns the number of detections stored in the output stream."""
+    returns the number of detections stored in the output stream. Fails if the daemon exits."""
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
         while True:
+            if not daemon.alive():
+                raise SystemExit(f"the daemon exited with {daemon.returncode}:\n{daemon.stderr()[-3000:]}")
             info = await js.consumer_info("rsigma-events", "rsigma-daemon-events")
             if info.num_pending == 0 and info.num_ack_pending == 0:
                 break
@@ -110,31 +120,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="write the daemon's cProfile stats here")
     args = parser.parse_args(argv)
 
+    if args.events < 1:
+        parser.error("--events must be at least 1")
     data = payloads(args.events)
-    with tempfile.TemporaryDirectory() as tmp:
-        server = NatsServer(Path(tmp)).start()
-        try:
-            asyncio.run(fill(server.url, data))
-            log = Path(tmp) / "daemon.log"
-            profiling = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
-            command = [
-                sys.executable, *profiling, "-m", "rsigma", "engine", "daemon", "-r", str(args.rules),
-                "--input", f"{server.url}/events.>", "--output", f"{server.url}/detections",
-                "--batch-size", str(args.batch_size), "--api-addr", "127.0.0.1:0", "--reload-poll", "0",
-            ]  # fmt: skip
-            proc = start_daemon(command, log)
-            started = time.perf_counter()
-            daemon_cpu0 = cpu_seconds(proc.pid)
-            assert server.process is not None
-            server_cpu0 = cpu_seconds(server.process.pid)
-            detections = asyncio.run(wait_done(server.url))
-            elapsed = time.perf_counter() - started
-            daemon_cpu = cpu_seconds(proc.pid) - daemon_cpu0
-            server_cpu = cpu_seconds(server.process.pid) - server_cpu0
-            proc.terminate()
-            proc.wait(timeout=30)
-        finally:
-            server.stop()
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        server = stack.enter_context(NatsServer(tmp / "nats"))
+        asyncio.run(fill(server.url, data))
+        profiling = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
+        d = stack.enter_context(
+            daemon(tmp / "daemon", server.url, args.rules, args.batch_size, python_args=profiling)
+        )
+        d.start()
+        started = time.perf_counter()
+        daemon_cpu0 = cpu_seconds(d.pid)
+        server_cpu0 = cpu_seconds(server.pid)
+        detections = asyncio.run(wait_done(server.url, d))
+        elapsed = time.perf_counter() - started
+        daemon_cpu = cpu_seconds(d.pid) - daemon_cpu0
+        server_cpu = cpu_seconds(server.pid) - server_cpu0
+        d.terminate(timeout=30)  # SIGTERM: a clean exit, which writes the profile
 
     rate = args.events / elapsed
     size = sum(map(len, data)) / len(data)

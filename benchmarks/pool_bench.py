@@ -14,7 +14,7 @@ The script first measures how much two CPU-bound Python processes gain over one 
 no pool can scale beyond that (on the development VM it was 1.1-1.3x, not 2x).
 With matplotlib installed, a PNG of events/s against N is written next to the table.
 
-    python benchmarks/pool_bench.py [--events N] [--workers 0,1,2] [--plot out.png]
+    python benchmarks/pool_bench.py [--events N] [--sigmahq-events N] [--workers 0,1,2] [--plot out.png]
 """
 
 from __future__ import annotations
@@ -31,8 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
-import nats_pipeline_bench as pipeline  # payloads, fill, start_daemon, wait_done, cpu_seconds, NatsServer
+import nats_pipeline_bench as pipeline  # payloads, fill, daemon, wait_done
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
+
+from tests.support import NatsServer  # noqa: E402
+from tests.support.processes import tree_cpu_seconds  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -47,32 +52,6 @@ class Run:
     cpu_us_per_event: float
     p50_ms: float | None = None
     p99_ms: float | None = None
-
-
-def process_tree(pid: int) -> list[int]:
-    """The daemon and its matcher processes."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
-
-
-def tree_cpu(pid: int) -> float:
-    total = 0.0
-    for p in process_tree(pid):
-        with contextlib.suppress(OSError):  # a process that ended meanwhile
-            total += pipeline.cpu_seconds(p)
-    return total
 
 
 async def paced(url: str, data: list[bytes], rate: float) -> list[float]:
@@ -113,35 +92,31 @@ async def paced(url: str, data: list[bytes], rate: float) -> list[float]:
 
 
 def run(data: list[bytes], rules: Path, workers: int, routing: bool, batch: int, label: str) -> Run:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = pipeline.NatsServer(Path(tmp)).start()
-        try:
-            asyncio.run(pipeline.fill(server.url, data))
-            log = Path(tmp) / "daemon.log"
-            command = [
-                sys.executable, "-m", "rsigma", "serve", "--workers", str(workers), "-r", str(rules),
-                "--input", f"{server.url}/events.>", "--output", f"{server.url}/detections",
-                "--batch-size", str(batch), "--api-addr", "127.0.0.1:0", "--reload-poll", "0",
-            ]  # fmt: skip
-            if routing:
-                command.append("--logsource-routing")
-            proc = pipeline.start_daemon(command, log)
-            cpu0 = tree_cpu(proc.pid)
-            started = time.perf_counter()
-            asyncio.run(pipeline.wait_done(server.url))
-            elapsed = time.perf_counter() - started
-            cpu = tree_cpu(proc.pid) - cpu0
-            rate = len(data) / elapsed
-            result = Run(label, workers, rate, cpu / len(data) * 1e6)
-            latencies = asyncio.run(paced(server.url, data[: int(rate * 2)], rate / 2))
-            if len(latencies) >= 2:
-                q = statistics.quantiles(latencies, n=100)
-                result.p50_ms, result.p99_ms = statistics.median(latencies), q[98]
-            proc.terminate()
-            proc.wait(timeout=60)
-            return result
-        finally:
-            server.stop()
+    """One measurement: a nats-server and `serve --workers N` of its own, both stopped (the daemon's
+    matchers killed) on the way out, whatever happened."""
+    assert data, "no events to measure"
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        server = stack.enter_context(NatsServer(tmp / "nats"))
+        asyncio.run(pipeline.fill(server.url, data))
+        flags = ["--logsource-routing"] if routing else []
+        d = stack.enter_context(
+            pipeline.daemon(tmp / "daemon", server.url, rules, batch, *flags, workers=workers)
+        )
+        d.start()
+        cpu0 = tree_cpu_seconds(d.pid)
+        started = time.perf_counter()
+        asyncio.run(pipeline.wait_done(server.url, d))
+        elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds(d.pid) - cpu0
+        rate = len(data) / elapsed
+        result = Run(label, workers, rate, cpu / len(data) * 1e6)
+        latencies = asyncio.run(paced(server.url, data[: max(1, int(rate * 2))], rate / 2))
+        if len(latencies) >= 2:
+            q = statistics.quantiles(latencies, n=100)
+            result.p50_ms, result.p99_ms = statistics.median(latencies), q[98]
+        d.terminate()
+        return result
 
 
 def _burn(n: int) -> float:
@@ -191,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--sigmahq-events", type=int, default=40_000)
+    parser.add_argument("--events", type=int, default=200_000, help="(a)'s events; 0 skips (a)")
+    parser.add_argument("--sigmahq-events", type=int, default=40_000, help="(b)'s events; 0 skips (b)")
     parser.add_argument("--workers", default="0,1,2")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--plot", type=Path, default=HERE / "out" / "pool_bench.png")
@@ -200,10 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(w) for w in args.workers.split(",")]
 
     runs: list[Run] = []
-    light = pipeline.payloads(args.events)
-    for n in counts:
-        runs.append(run(light, ROOT / "examples" / "rules", n, False, args.batch_size, "(a) light rules"))
-    if SIGMAHQ.is_dir():
+    if args.events > 0:  # 0 skips a rule set
+        light = pipeline.payloads(args.events)
+        for n in counts:
+            runs.append(run(light, ROOT / "examples" / "rules", n, False, args.batch_size, "(a) light rules"))
+    if SIGMAHQ.is_dir() and args.sigmahq_events > 0:
         heavy = pipeline.payloads(args.sigmahq_events)
         for n in counts:
             runs.append(run(heavy, SIGMAHQ, n, True, args.batch_size, "(b) SigmaHQ + routing"))
@@ -222,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         if 0 in mine:
             ratios = ", ".join(f"{n}: {mine[n] / mine[0]:.2f}x" for n in sorted(mine) if n)
             print(f"  {label}: against --workers 0: {ratios}")
-    args.plot.parent.mkdir(parents=True, exist_ok=True)
-    print(f"  {plot(runs, args.plot)}")
+    if runs:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        print(f"  {plot(runs, args.plot)}")
     return 0
 
 

@@ -14,8 +14,9 @@ What it does, and undoes:
 
     python examples/demo.py [--workers N] [--rules DIR] [--events FILE]
 
-The nats-server helper is the test suite's (tests/nats/server.py), so the demo and the tests start the
-broker the same way.
+The nats-server and daemon helpers are the test suite's (tests/support), so the demo, the tests and the
+benchmarks start the broker and the daemon the same way, and stop them the same way: the daemon and its
+matcher processes are killed if SIGTERM does not end them.
 """
 
 from __future__ import annotations
@@ -26,23 +27,21 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import nats
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "nats"))
-
-from server import NatsServer, server_binary  # noqa: E402  (tests/nats/server.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
 
 from rsigma.nats.names import consumer_name, stream_name  # noqa: E402
+from tests.support import DaemonProcess, NatsServer, WaitTimeout, server_binary, wait_until  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 INPUT_SUBJECT = "events.>"
 OUTPUT_SUBJECT = "detections"
@@ -60,6 +59,12 @@ def say(text: str = "", indent: int = 0) -> None:
     print(textwrap.indent(text, " " * indent) if indent else text, flush=True)
 
 
+def report(text: str) -> None:
+    """`say`, for what stopping prints: a closed stdout (`| head`) must not stop the stopping."""
+    with contextlib.suppress(OSError, ValueError):
+        say(text)
+
+
 def shorter(text: object) -> str:
     """Paths inside the repository written relative to it."""
     return str(text).replace(str(ROOT) + os.sep, "")
@@ -70,94 +75,30 @@ def subject_for(event: dict[str, Any]) -> str:
     return "events.security" if event.get("Channel") == "Security" else "events.sysmon"
 
 
-class Daemon:
-    """`rsigma serve` as a child process in its own session (so Ctrl-C reaches only the demo, which
-    then stops it in order), with stdout and stderr in files."""
-
-    def __init__(self, command: list[str], workdir: Path, started: list[str]) -> None:
-        self.command = command
-        self.started = started  # "what pid" of every process the demo started, for the last line
-        self.stdout = workdir / "daemon.stdout.ndjson"
-        self.stderr = workdir / "daemon.stderr.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.api = ""
-
-    def start(self) -> dict[str, Any]:
-        with self.stdout.open("wb") as out, self.stderr.open("wb") as err, interrupts.shield():
-            self.process = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                cwd=ROOT,
-                start_new_session=True,
-            )
-            self.started.append(f"daemon {self.process.pid}")
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            started = self.find_log("daemon started")
-            if started is not None:
-                self.api = f"http://{started['api']}"
-                return started
-            if self.process.poll() is not None:
-                raise DemoFailed(f"the daemon exited with {self.process.returncode} while starting")
-            time.sleep(0.05)
-        raise DemoFailed(f"the daemon did not start within {START_TIMEOUT_S:.0f} s")
-
-    def logs(self) -> list[dict[str, Any]]:
-        records = []
-        if self.stderr.exists():
-            for line in self.stderr.read_text(errors="replace").splitlines():
-                with contextlib.suppress(ValueError):
-                    records.append(json.loads(line))
-        return records
-
-    def find_log(self, message: str) -> dict[str, Any] | None:
-        return next((r for r in self.logs() if r.get("message") == message), None)
-
-    def log_tail(self, lines: int = 15) -> str:
-        if not self.stderr.exists():
-            return "(no daemon log)"
-        return "\n".join(self.stderr.read_text(errors="replace").splitlines()[-lines:])
-
-    def results(self) -> list[dict[str, Any]]:
-        text = self.stdout.read_text() if self.stdout.exists() else ""
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-    def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(self.api + path, timeout=5) as response:
-            return bytes(response.read())
-
-    def stop(self) -> int | None:
-        """SIGTERM (drain, save state, exit 0); SIGKILL to the whole process group if that hangs, and
-        to anything of the group (a matcher) still there afterwards."""
-        p = self.process
-        if p is None:
-            return None
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        deadline = time.monotonic() + 5
-        while _group_alive(p.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGKILL)
-        return p.returncode
-
-
-def _group_alive(pgid: int) -> bool:
+def start_daemon(daemon: DaemonProcess, started: list[str]) -> dict[str, Any]:
+    """Start `rsigma serve` in its own session (so that Ctrl-C reaches only the demo, which then stops it
+    in order) and return its 'daemon started' record. The process is created with interrupts held back,
+    so it is always recorded, and stopped, once it exists."""
+    with interrupts.shield():
+        daemon.start(wait=False)
+        started.append(f"daemon {daemon.pid}")
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return daemon.wait_started(START_TIMEOUT_S)
+    except AssertionError as e:  # it exited, or the deadline passed
+        raise DemoFailed(str(e).split(":\n")[0]) from None
+
+
+def stop_daemon(daemon: DaemonProcess) -> int | None:
+    """SIGTERM (drain, save state, exit 0), then kill whatever is left: the daemon if it did not exit
+    within STOP_TIMEOUT_S, and any matcher process still there."""
+    if daemon.proc is None:
+        return None
+    try:
+        return daemon.terminate(STOP_TIMEOUT_S) if daemon.alive() else daemon.returncode
+    except WaitTimeout:
+        return None
+    finally:
+        daemon.close()
 
 
 async def publish(url: str, events: list[bytes]) -> dict[str, int]:
@@ -192,14 +133,6 @@ async def stream_count(url: str, subject: str) -> int:
         return int((await nc.jetstream().stream_info(stream_name(subject))).state.messages)
     finally:
         await nc.close()
-
-
-def wait_until(check: Any, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise DemoFailed(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def describe(result: dict[str, Any]) -> str:
@@ -280,23 +213,28 @@ def run(args: argparse.Namespace, workdir: Path, started: list[str]) -> None:
     url = server.url
     say(f"on {url}, store in {server.store}", indent=6)
 
-    command = [
-        sys.executable, "-m", "rsigma", "serve", "--workers", str(args.workers), "-r", str(args.rules),
-        "--input", f"{url}/{INPUT_SUBJECT}", "--output", f"{url}/{OUTPUT_SUBJECT}", "--output", "stdout",
-        "--dlq", f"{url}/{DLQ_SUBJECT}", "--state-db", str(workdir / "state.db"),
-        "--api-addr", "127.0.0.1:0",
-    ]  # fmt: skip
-    shown = " ".join("python" if c == sys.executable else c for c in command)
+    daemon = DaemonProcess(
+        [
+            "-r", args.rules, "--input", f"{url}/{INPUT_SUBJECT}", "--output", f"{url}/{OUTPUT_SUBJECT}",
+            "--output", "stdout", "--dlq", f"{url}/{DLQ_SUBJECT}", "--state-db", workdir / "state.db",
+        ],
+        home=workdir,
+        command="serve",
+        workers=args.workers,
+        stdin="devnull",
+        cwd=ROOT,
+        reload_poll=None,  # the daemon's default
+    )  # fmt: skip
+    shown = " ".join("python" if c == sys.executable else c for c in daemon.argv())
     say(f"[2/5] {shorter(shown.replace(str(workdir), '$TMP'))}")
-    daemon = Daemon(command, workdir, started)
-    stoppers.append(("daemon", daemon.stop))
+    stoppers.append(("daemon", lambda: stop_daemon(daemon)))
     t_start = time.monotonic()
-    record = daemon.start()
-    status = json.loads(daemon.get("/api/v1/status"))
+    record = start_daemon(daemon, started)
+    status = daemon.status()
     started += [f"matcher {w['pid']}" for w in status.get("workers", [])]
     say(
         f"started in {time.monotonic() - t_start:.1f} s: {record['rules']} rules, {record['correlations']}"
-        f" correlations, {args.workers} matcher processes, API on {daemon.api}",
+        f" correlations, {args.workers} matcher processes, API on {daemon.base}",
         indent=6,
     )
     say(
@@ -311,11 +249,11 @@ def run(args: argparse.Namespace, workdir: Path, started: list[str]) -> None:
     say(", ".join(f"{n} to {s}" for s, n in sorted(per_subject.items())), indent=6)
 
     def settled() -> bool:
-        if daemon.process is not None and daemon.process.poll() is not None:
-            raise DemoFailed(f"the daemon exited with {daemon.process.returncode}")
+        if not daemon.alive():
+            raise DemoFailed(f"the daemon exited with {daemon.returncode}")
         if not asyncio.run(consumer_done(url, len(events))):
             return False
-        s = json.loads(daemon.get("/api/v1/status"))
+        s = daemon.status()
         source = s.get("nats", {}).get("input", {})
         return (
             s["events_processed"] >= len(events)
@@ -323,7 +261,7 @@ def run(args: argparse.Namespace, workdir: Path, started: list[str]) -> None:
             and (source.get("pending") == 0 and source.get("ack_pending") == 0)
         )
 
-    wait_until(settled, "the daemon to ack every event", DONE_TIMEOUT_S)
+    wait_until(settled, "the daemon to ack every event", DONE_TIMEOUT_S, interval=0.1)
     results = daemon.results()
     published = asyncio.run(stream_count(url, OUTPUT_SUBJECT))
     dead = asyncio.run(stream_count(url, DLQ_SUBJECT))
@@ -339,9 +277,9 @@ def run(args: argparse.Namespace, workdir: Path, started: list[str]) -> None:
     show_results(results)
 
     say("[5/5] GET /api/v1/status")
-    show_status(json.loads(daemon.get("/api/v1/status")))
+    show_status(daemon.status())
     say("GET /metrics (a few lines)", indent=6)
-    show_metrics(daemon.get("/metrics").decode())
+    show_metrics(daemon.get("/metrics").body.decode())
 
 
 stoppers: list[tuple[str, Any]] = []
@@ -359,13 +297,13 @@ def stop_everything() -> None:
         try:
             code = stop()
         except Exception as e:  # keep stopping the rest
-            say(f"stopping {name} failed: {e}")
+            report(f"stopping {name} failed: {e}")
             continue
         if name == "daemon":
             drained = "it drained and saved its state, " if code == 0 else ""
-            say(f"stopped the daemon (SIGTERM; {drained}exit code {code})")
+            report(f"stopped the daemon (SIGTERM; {drained}exit code {code})")
         else:
-            say(f"stopped the {name}")
+            report(f"stopped the {name}")
 
 
 class _Interrupts:
@@ -415,12 +353,12 @@ def main() -> int:
         try:
             run(args, workdir, started)
         except KeyboardInterrupt:
-            say("\ninterrupted; stopping what the demo started")
+            report("\ninterrupted; stopping what the demo started")
             code = 130
         except (DemoFailed, OSError, nats.errors.Error, RuntimeError) as e:
-            say(f"demo failed: {e}")
-            log = workdir / "daemon.stderr.log"
-            daemon_log = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            report(f"demo failed: {e}")
+            logs = sorted(workdir.glob("daemon-*.stderr"))  # DaemonProcess's stderr file
+            daemon_log = logs[-1].read_text(errors="replace")[-3000:] if logs else ""
             code = 1
         finally:
             stop_everything()

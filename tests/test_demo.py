@@ -8,16 +8,20 @@ any that a dead parent left behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support import WaitTimeout, wait_until
+from tests.support.processes import kill_marked, marked_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "demo.py"
@@ -41,27 +45,19 @@ CORRELATION = "Network Logon Brute Force Followed By A Successful Logon"
 pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 
 
-def marked_processes(mark: str) -> list[int]:
-    """Pids of the processes whose environment carries the marker."""
-    needle = f"{MARKER}={mark}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:  # gone meanwhile, or not ours
-            continue
-        if needle in environ.split(b"\0"):
-            found.append(int(entry.name))
-    return found
+def wait_gone(mark: str, timeout: float = 10.0) -> list[int]:
+    """The processes still carrying the marker after `timeout` (the demo's children exit as it stops)."""
+    with contextlib.suppress(WaitTimeout):
+        wait_until(lambda: not marked_processes(mark, MARKER), "the demo's processes to exit", timeout)
+    return marked_processes(mark, MARKER)
 
 
-def wait_gone(mark: str, timeout: float = 5.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while (left := marked_processes(mark)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
+@pytest.fixture
+def mark() -> Iterator[str]:
+    """A marker for one demo run; whatever carries it is killed at teardown, whatever the test found."""
+    value = uuid.uuid4().hex
+    yield value
+    kill_marked(value, MARKER)
 
 
 def demo_env(mark: str) -> dict[str, str]:
@@ -74,8 +70,7 @@ def temp_dir(output: str) -> Path:
     return Path(match.group(1))
 
 
-def test_demo_shows_detections_and_the_correlation_and_leaves_nothing_running():
-    mark = uuid.uuid4().hex
+def test_demo_shows_detections_and_the_correlation_and_leaves_nothing_running(mark):
     done = subprocess.run(
         [sys.executable, str(DEMO)], env=demo_env(mark), capture_output=True, text=True, timeout=120
     )
@@ -97,8 +92,7 @@ def test_demo_shows_detections_and_the_correlation_and_leaves_nothing_running():
     assert not temp_dir(out).exists()
 
 
-def test_an_interrupted_demo_stops_what_it_started(tmp_path):
-    mark = uuid.uuid4().hex
+def test_an_interrupted_demo_stops_what_it_started(tmp_path, mark):
     out_file = tmp_path / "demo.out"
     with out_file.open("w") as out:
         demo = subprocess.Popen(
@@ -106,18 +100,21 @@ def test_an_interrupted_demo_stops_what_it_started(tmp_path):
         )
     try:
         # Interrupt while the daemon starts: the broker runs and the daemon's process exists.
-        deadline = time.monotonic() + 60
-        while "[2/5]" not in out_file.read_text():
+        def starting() -> bool:
             assert demo.poll() is None, out_file.read_text()
-            assert time.monotonic() < deadline, "the demo did not get to starting the daemon"
-            time.sleep(0.02)
-        time.sleep(0.3)
-        assert len(marked_processes(mark)) >= 3, "the demo, nats-server and the daemon carry the marker"
+            return "[2/5]" in out_file.read_text()
+
+        wait_until(starting, "the demo to start the daemon", 60)
+        wait_until(
+            lambda: len(marked_processes(mark, MARKER)) >= 3,
+            "the demo, nats-server and the daemon (they carry the marker)",
+        )
         demo.send_signal(signal.SIGINT)  # as Ctrl-C would, to the demo alone
         assert demo.wait(timeout=60) == 130, out_file.read_text()
     finally:
         if demo.poll() is None:
             demo.kill()
+            demo.wait(30)
     output = out_file.read_text()
     assert "interrupted; stopping what the demo started" in output
     assert "stopped the nats-server" in output

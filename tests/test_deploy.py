@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
 import re
 import shlex
 import shutil
@@ -34,11 +33,10 @@ import trustme
 import typer
 import yaml
 
+from tests.support import DaemonProcess, NatsServer, free_port, server_binary
+
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
-sys.path.insert(0, str(ROOT / "tests" / "nats"))
-
-from server import NatsServer, free_port, server_binary  # noqa: E402
 
 NATS_CONFIGS = sorted((DEPLOY / "nats").rglob("*.conf"))
 TOKEN = "example-token-change-me"  # the values the example hashes stand for (deploy/nats/auth/README.md)
@@ -284,25 +282,15 @@ def test_users_example_gives_rsigma_what_it_needs(auth_server, tmp_path):
     detections and dead-letters; the `shipper` user publishes the events."""
     server = auth_server("users.conf")
     url = server.url
-    env = {**os.environ, "NATS_USER": "rsigma", "NATS_PASSWORD": PASSWORDS["rsigma"]}
-    command = [sys.executable, "-m", "rsigma", "engine", "daemon", "-r", str(ROOT / "examples" / "rules")]
-    command += ["--input", f"{url}/events.>", "--output", f"{url}/detections", "--dlq", f"{url}/rsigma.dlq"]
-    command += ["--api-addr", "127.0.0.1:0", "--reload-poll", "0"]
-    log = tmp_path / "daemon.log"
-    with log.open("w") as err:
-        daemon = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    try:
-        deadline = time.monotonic() + 30
-        while "daemon started" not in log.read_text():
-            assert daemon.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+    env = {"NATS_USER": "rsigma", "NATS_PASSWORD": PASSWORDS["rsigma"]}
+    args = ["-r", ROOT / "examples" / "rules", "--input", f"{url}/events.>", "--output", f"{url}/detections"]
+    args += ["--dlq", f"{url}/rsigma.dlq"]
+    with DaemonProcess(args, home=tmp_path, env=env) as daemon:
+        daemon.start()
         events = (ROOT / "examples" / "events.ndjson").read_bytes().splitlines() + [b"not json"]
         counts = asyncio.run(ship_and_count(url, events))
-        assert counts == (13, 1, True), log.read_text()
-    finally:
-        daemon.terminate()
-        assert daemon.wait(timeout=20) == 0, log.read_text()
+        assert counts == (13, 1, True), daemon.stderr()
+        assert daemon.terminate() == 0, daemon.stderr()
 
 
 async def ship_and_count(url: str, events: list[bytes]) -> tuple[int, int, bool]:

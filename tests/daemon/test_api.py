@@ -160,7 +160,9 @@ def test_metric_values_after_ingest(http_daemon, ev, jsonl, wait_until):
     assert value("rsigma_detection_matches_by_rule_total", rule_title="Whoami", level="high") == 3
     assert value("rsigma_correlation_matches_total") == 0
     assert value("rsigma_events_parse_errors_total") == 1
-    assert value("rsigma_event_processing_seconds_count") == 4
+    # One observation per evaluation step (its time per event): as many as the steps that evaluated
+    # something, which depends on how the backend batched the 4 events (a pool takes them at once).
+    assert 1 <= value("rsigma_event_processing_seconds_count") <= 4
     assert value("rsigma_batch_size_count") >= 1
     assert value("rsigma_batch_size_sum") == 5
     assert value("rsigma_back_pressure_events_total") == 0

@@ -7,6 +7,10 @@ import sqlite3
 
 import pytest
 
+# Startup failures happen before any evaluation backend exists (the options, the rules, then the
+# sinks, NATS and the API all fail before a matcher pool would start): one run, in process.
+STARTUP_FAILURE = pytest.mark.single_backend
+
 
 def brute_force(results: list[dict]) -> list[dict]:
     return [r for r in results if r["rule_title"] == "Brute force"]
@@ -94,6 +98,7 @@ def test_state_db_is_sqlite_in_wal_mode(daemon, rules_file, ev, tmp_path):
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@STARTUP_FAILURE
 def test_missing_state_db_directory_exits_3(run_daemon, rules_file, tmp_path):
     db = tmp_path / "no-such-dir" / "rsigma.db"
     done = run_daemon("-r", rules_file, "--state-db", db)
@@ -103,6 +108,7 @@ def test_missing_state_db_directory_exits_3(run_daemon, rules_file, tmp_path):
     assert not db.parent.exists()
 
 
+@STARTUP_FAILURE
 @pytest.mark.parametrize("order", [("--keep-state", "--clear-state"), ("--clear-state", "--keep-state")])
 def test_keep_and_clear_state_together_exit_2(run_daemon, rules_file, tmp_path, order):
     done = run_daemon("-r", rules_file, "--state-db", tmp_path / "rsigma.db", *order)

@@ -4,7 +4,8 @@ DLQ with its specific error, the process up, its memory flat."""
 from __future__ import annotations
 
 import pytest
-from harness import malformed
+
+from tests.support.faults import malformed
 
 
 @pytest.mark.parametrize(

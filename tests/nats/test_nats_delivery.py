@@ -7,15 +7,22 @@ import json
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig
-from test_nats_source import WHOAMI, consumer_pending, publish, start, wait_for
+
+from tests.support import DaemonProcess, wait_until
+from tests.support.nats_client import (
+    WHOAMI,
+    ack_floor,
+    add_stream,
+    consumer_pending,
+    delete_stream,
+    publish,
+    publish_many,
+)
 
 STREAM = "rsigma-events"
 CONSUMER = "rsigma-daemon-events"
@@ -33,55 +40,13 @@ def detected(path: Path) -> list[int]:
     return [json.loads(line)["event"]["n"] for line in path.read_text().splitlines()]
 
 
-def stop(proc) -> None:  # type: ignore[no-untyped-def]
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 0
+def stop(d: DaemonProcess) -> None:
+    """SIGTERM: the daemon drains and exits 0."""
+    assert d.terminate() == 0, d.stderr()
 
 
 def all_acked(url: str, consumer: str = CONSUMER):  # type: ignore[no-untyped-def]
     return lambda: consumer_pending(url, STREAM, consumer) == (0, 0)
-
-
-def create_input_stream(url: str) -> None:
-    """The stream the daemon would create for `events.>`, made first so events can wait in it."""
-
-    async def go() -> None:
-        nc = await nats.connect(url)
-        try:
-            await nc.jetstream().add_stream(name=STREAM, subjects=["events.>"])
-        finally:
-            await nc.close()
-
-    asyncio.run(go())
-
-
-def publish_many(url: str, payloads: list[bytes]) -> None:
-    """Core publishes (no per-message ack round trip), then wait until the stream holds them all."""
-
-    async def go() -> None:
-        nc = await nats.connect(url)
-        try:
-            for payload in payloads:
-                await nc.publish("events.win", payload)
-            await nc.flush()
-            js = nc.jetstream()
-            while (await js.stream_info(STREAM)).state.messages < len(payloads):
-                await asyncio.sleep(0.05)
-        finally:
-            await nc.close()
-
-    asyncio.run(go())
-
-
-def delete_stream(url: str, stream: str) -> None:
-    async def go() -> None:
-        nc = await nats.connect(url)
-        try:
-            await nc.jetstream().delete_stream(stream)
-        finally:
-            await nc.close()
-
-    asyncio.run(go())
 
 
 def output_numbers(url: str, stream: str) -> list[int]:
@@ -105,52 +70,44 @@ def output_numbers(url: str, stream: str) -> list[int]:
     return asyncio.run(go())
 
 
-def ack_floor(url: str) -> int:
-    async def go() -> int:
-        nc = await nats.connect(url)
-        try:
-            info = await nc.jetstream().consumer_info(STREAM, CONSUMER)
-            return int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
-        finally:
-            await nc.close()
-
-    return asyncio.run(go())
+def create_input_stream(url: str) -> None:
+    """The stream the daemon would create for `events.>`, made first so events can wait in it."""
+    add_stream(url, STREAM, ["events.>"])
 
 
-def kill_with_results_unacked(proc: subprocess.Popen[str], out: Path, url: str) -> None:
+def kill_with_results_unacked(d: DaemonProcess, out: Path, url: str) -> None:
     """SIGKILL once the file holds the results of an event JetStream has not seen acked: the first
     one past the ack floor (events n are stream sequences n, and each is detected). It is
     redelivered, so its results are written and published again, and the NATS output must drop
     the copies. The daemon is stopped while this is checked, and let run on when it does not hold."""
     deadline = time.monotonic() + 30
     while True:
-        proc.send_signal(signal.SIGSTOP)
+        d.signal(signal.SIGSTOP)
         time.sleep(0.2)  # acks it sent before stopping reach the server
-        if ack_floor(url) + 1 in set(detected(out)):
+        if ack_floor(url, STREAM, CONSUMER) + 1 in set(detected(out)):
             break
-        proc.send_signal(signal.SIGCONT)
+        d.signal(signal.SIGCONT)
         assert time.monotonic() < deadline, "never caught results written and not acknowledged"
         time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
+    d.kill()  # SIGKILL, stopped as it is
 
 
-def test_a_killed_daemon_loses_nothing_and_publishes_no_duplicate(nats_server, tmp_path):
+def test_a_killed_daemon_loses_nothing_and_publishes_no_duplicate(nats_server, daemon, tmp_path):
     url = nats_server.url
     out = tmp_path / "out.ndjson"
     args = ("--input", f"{url}/events.>", "--output", f"file://{out}", "--include-event")
     args += ("--output", f"{url}/detections", "--nats-ack-wait", "1", "--batch-size", "64")
     create_input_stream(url)
-    publish_many(url, numbered(1, 20_000))
-    proc = start(tmp_path, *args)
-    wait_for(lambda: len(detected(out)) >= 200, "the first detections")
-    kill_with_results_unacked(proc, out, url)
-    proc.wait(timeout=10)
+    publish_many(url, "events.win", STREAM, numbered(1, 20_000))
+    d = daemon(*args)
+    wait_until(lambda: len(detected(out)) >= 200, "the first detections")
+    kill_with_results_unacked(d, out, url)
     seen_before_kill = len(detected(out))
     not_delivered, not_acked = consumer_pending(url, STREAM, CONSUMER)
     assert not_delivered + not_acked > 0, "the kill came after the whole stream was done"
-    proc = start(tmp_path, *args)
+    d.start()  # the same flags again
     try:
-        wait_for(all_acked(url), "every message acked after the restart", timeout=30)
+        wait_until(all_acked(url), "every message acked after the restart", timeout=60)
         assert set(detected(out)) == set(range(1, 20_001))
         # The file got the redelivered events' detections twice; the NATS output dropped the copies
         # by their Nats-Msg-Id.
@@ -158,14 +115,13 @@ def test_a_killed_daemon_loses_nothing_and_publishes_no_duplicate(nats_server, t
         assert sorted(output_numbers(url, "rsigma-detections")) == list(range(1, 20_001))
         assert len(detected(out)) >= seen_before_kill
     finally:
-        stop(proc)
+        stop(d)
 
 
-def test_the_last_delivery_goes_to_the_dlq_with_its_count(nats_server, tmp_path):
+def test_the_last_delivery_goes_to_the_dlq_with_its_count(nats_server, daemon, tmp_path):
     url = nats_server.url
     dlq = tmp_path / "dlq.ndjson"
-    proc = start(
-        tmp_path,
+    d = daemon(
         "--input", f"{url}/events.>",
         "--output", f"{url}/detections",
         "--dlq", f"file://{dlq}",
@@ -175,36 +131,36 @@ def test_the_last_delivery_goes_to_the_dlq_with_its_count(nats_server, tmp_path)
     try:
         delete_stream(url, "rsigma-detections")  # every publish of a detection now fails
         publish(url, "events.win", numbered(1, 1) + [b'{"Image": "notepad.exe"}'])
-        wait_for(all_acked(url), "both messages acked", timeout=20)
+        wait_until(all_acked(url), "both messages acked", timeout=20)
         entries = [json.loads(line) for line in dlq.read_text().splitlines()]
         assert len(entries) == 1, entries  # the first failure was handed back, not dead-lettered
         assert entries[0]["delivery_count"] == 2
         assert entries[0]["error"].startswith("sink delivery failure: nats:")
         assert json.loads(entries[0]["original_event"])[0]["rule_title"] == "Whoami"
     finally:
-        stop(proc)
+        stop(d)
 
 
-def test_replay_moves_an_existing_consumer(nats_server, tmp_path):
+def test_replay_moves_an_existing_consumer(nats_server, daemon, tmp_path):
     url = nats_server.url
     out = tmp_path / "out.ndjson"
     args = ("--input", f"{url}/events.>", "--output", f"file://{out}", "--include-event")
     create_input_stream(url)
     publish(url, "events.win", numbered(1, 5))
-    proc = start(tmp_path, *args)
-    wait_for(all_acked(url), "first pass acked")
-    stop(proc)
+    d = daemon(*args)
+    wait_until(all_acked(url), "first pass acked")
+    stop(d)
     assert detected(out) == [1, 2, 3, 4, 5]
 
-    proc = start(tmp_path, *args, "--replay-from-sequence", "4")
-    wait_for(lambda: len(detected(out)) == 7, "replay from sequence 4")
-    stop(proc)
+    d = daemon(*args, "--replay-from-sequence", "4")
+    wait_until(lambda: len(detected(out)) == 7, "replay from sequence 4")
+    stop(d)
     assert detected(out)[5:] == [4, 5]
-    assert "NATS consumer recreated to replay" in (tmp_path / "daemon.log").read_text()
+    assert "NATS consumer recreated to replay" in d.stderr()
 
-    proc = start(tmp_path, *args, "--replay-from-latest")
-    wait_for(lambda: len(detected(out)) == 8, "replay from the latest message")
-    stop(proc)
+    d = daemon(*args, "--replay-from-latest")
+    wait_until(lambda: len(detected(out)) == 8, "replay from the latest message")
+    stop(d)
     assert detected(out)[7:] == [5]
 
     time.sleep(0.05)
@@ -212,28 +168,28 @@ def test_replay_moves_an_existing_consumer(nats_server, tmp_path):
     time.sleep(0.05)
     publish(url, "events.win", numbered(6, 7))
     moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(cut)) + f".{int(cut % 1 * 1e6):06d}Z"
-    proc = start(tmp_path, *args, "--replay-from-time", moment)
-    wait_for(lambda: len(detected(out)) == 10, "replay from a time")
-    stop(proc)
+    d = daemon(*args, "--replay-from-time", moment)
+    wait_until(lambda: len(detected(out)) == 10, "replay from a time")
+    stop(d)
     assert detected(out)[8:] == [6, 7]
 
-    proc = start(tmp_path, *args)  # no flag: resumes where the last run acked, nothing new
+    d = daemon(*args)  # no flag: resumes where the last run acked, nothing new
     publish(url, "events.win", numbered(8, 8))
-    wait_for(lambda: len(detected(out)) == 11, "resume")
-    stop(proc)
+    wait_until(lambda: len(detected(out)) == 11, "resume")
+    stop(d)
     assert detected(out)[10:] == [8]
 
 
-def test_the_state_db_keeps_the_contiguous_ack_floor(nats_server, tmp_path):
+def test_the_state_db_keeps_the_contiguous_ack_floor(nats_server, daemon, tmp_path):
     url = nats_server.url
     db = tmp_path / "state.db"
     create_input_stream(url)
     before = time.time_ns()
     publish(url, "events.win", numbered(1, 40))
     after = time.time_ns()
-    proc = start(tmp_path, "--input", f"{url}/events.>", "--output", "stdout", "--state-db", str(db))
-    wait_for(all_acked(url), "all acked")
-    stop(proc)
+    d = daemon("--input", f"{url}/events.>", "--output", "stdout", "--state-db", db)
+    wait_until(all_acked(url), "all acked")
+    stop(d)
     with sqlite3.connect(db) as conn:
         sequence, timestamp_ns = conn.execute(
             "SELECT source_sequence, source_timestamp_ns FROM rsigma_correlation_state"
@@ -242,34 +198,30 @@ def test_the_state_db_keeps_the_contiguous_ack_floor(nats_server, tmp_path):
     assert before <= timestamp_ns <= after
 
 
-def test_state_is_cleared_when_replaying_from_before_the_saved_position(nats_server, tmp_path):
+def test_state_is_cleared_when_replaying_from_before_the_saved_position(nats_server, daemon, tmp_path):
     url = nats_server.url
     db = tmp_path / "state.db"
     args = ("--input", f"{url}/events.>", "--output", "stdout", "--state-db", str(db))
     create_input_stream(url)
     publish(url, "events.win", numbered(1, 3))
-    proc = start(tmp_path, *args)
-    wait_for(all_acked(url), "all acked")
-    stop(proc)
-    proc = start(tmp_path, *args, "--replay-from-sequence", "2")
-    stop(proc)
-    log = (tmp_path / "daemon.log").read_text()
-    assert "saved correlation state not restored" in log
-    proc = start(tmp_path, *args, "--replay-from-sequence", "9")
-    stop(proc)
-    assert "correlation state restored" in (tmp_path / "daemon.log").read_text()
+    d = daemon(*args)
+    wait_until(all_acked(url), "all acked")
+    stop(d)
+    d = daemon(*args, "--replay-from-sequence", "2")
+    stop(d)
+    assert "saved correlation state not restored" in d.stderr()
+    d = daemon(*args, "--replay-from-sequence", "9")
+    stop(d)
+    assert "correlation state restored" in d.stderr()
 
 
-def test_a_consumer_group_splits_the_stream(nats_server, tmp_path):
+def test_a_consumer_group_splits_the_stream(nats_server, daemon, tmp_path):
     url = nats_server.url
     outs = [tmp_path / "a.ndjson", tmp_path / "b.ndjson"]
-    procs = []
-    for i, out in enumerate(outs):
-        home = tmp_path / f"d{i}"
-        home.mkdir()
-        procs.append(
-            start(
-                home,
+    members = []
+    for out in outs:
+        members.append(
+            daemon(
                 "--input",
                 f"{url}/events.>",
                 "--output",
@@ -281,66 +233,48 @@ def test_a_consumer_group_splits_the_stream(nats_server, tmp_path):
         )
     try:
         publish(url, "events.win", numbered(1, 400))
-        wait_for(lambda: sum(len(detected(o)) for o in outs) == 400, "every event detected once")
-        wait_for(all_acked(url, "detectors"), "all acked")
+        wait_until(lambda: sum(len(detected(o)) for o in outs) == 400, "every event detected once")
+        wait_until(all_acked(url, "detectors"), "all acked")
         a, b = (detected(o) for o in outs)
         assert sorted(a + b) == list(range(1, 401))  # no event twice, none lost
         assert a and b  # both members got a share
     finally:
-        for proc in procs:
-            stop(proc)
+        for member in members:
+            stop(member)
 
 
-def api_base(home: Path) -> str:
-    for line in (home / "daemon.log").read_text().splitlines():
-        record = json.loads(line)
-        if record.get("message") == "daemon started":
-            return f"http://{record['api']}"
-    raise AssertionError("no 'daemon started' line")
-
-
-def get_json(url: str) -> tuple[int, dict]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.status, json.loads(response.read())
-
-
-def test_a_broker_outage_is_reported_and_survived(nats_server, tmp_path):
+def test_a_broker_outage_is_reported_and_survived(nats_server, daemon, tmp_path):
     url = nats_server.url
     out = tmp_path / "out.ndjson"
-    proc = start(tmp_path, "--input", f"{url}/events.>", "--output", f"file://{out}", "--include-event")
+    d = daemon("--input", f"{url}/events.>", "--output", f"file://{out}", "--include-event")
     try:
-        base = api_base(tmp_path)
         publish(url, "events.win", numbered(1, 1))
-        wait_for(lambda: detected(out) == [1], "the first detection")
+        wait_until(lambda: detected(out) == [1], "the first detection")
         nats_server.stop()
-        wait_for(
-            lambda: get_json(f"{base}/api/v1/status")[1]["nats"]["input"]["state"] == "disconnected",
-            "status to show the outage",
+        wait_until(
+            lambda: d.status()["nats"]["input"]["state"] == "disconnected", "status to show the outage"
         )
-        assert get_json(f"{base}/healthz")[0] == 200
-        assert get_json(f"{base}/readyz")[0] == 200
+        assert d.get("/healthz").status == 200
+        assert d.get("/readyz").status == 200
         nats_server.start()
         publish(url, "events.win", numbered(2, 2))
-        wait_for(lambda: detected(out) == [1, 2], "a detection after the server came back", timeout=20)
-        status = get_json(f"{base}/api/v1/status")[1]["nats"]["input"]
+        wait_until(lambda: detected(out) == [1, 2], "a detection after the server came back")
+        status = d.status()["nats"]["input"]
         assert status["state"] == "connected"
         assert status["reconnects"] >= 1
-        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
-            metrics = response.read().decode()
-        assert 'rsigma_nats_reconnects_total{role="input"} 1.0' in metrics
-        assert 'rsigma_nats_connected{role="input"} 1.0' in metrics
-        log = (tmp_path / "daemon.log").read_text()
+        assert d.metric("rsigma_nats_reconnects_total", role="input") == 1
+        assert d.metric("rsigma_nats_connected", role="input") == 1
+        log = d.stderr()
         assert "NATS disconnected; reconnecting" in log
         assert "NATS reconnected" in log
     finally:
-        stop(proc)
+        stop(d)
 
 
-def test_oversized_and_empty_messages_are_dead_lettered_and_acked(nats_server, tmp_path):
+def test_oversized_and_empty_messages_are_dead_lettered_and_acked(nats_server, daemon, tmp_path):
     url = nats_server.url
     dlq = tmp_path / "dlq.ndjson"
-    proc = start(
-        tmp_path,
+    d = daemon(
         "--input", f"{url}/events.>",
         "--dlq", f"file://{dlq}",
         "--max-event-bytes", "8192",
@@ -348,7 +282,7 @@ def test_oversized_and_empty_messages_are_dead_lettered_and_acked(nats_server, t
     try:
         big = json.dumps({**WHOAMI, "padding": "x" * 20_000}).encode()
         publish(url, "events.win", [big, b"   ", b"\xff\xfe{}"])
-        wait_for(all_acked(url), "every message acked")
+        wait_until(all_acked(url), "every message acked")
         entries = [json.loads(line) for line in dlq.read_text().splitlines()]
         errors = sorted(e["error"] for e in entries)
         assert errors[0] == "empty line"
@@ -358,20 +292,17 @@ def test_oversized_and_empty_messages_are_dead_lettered_and_acked(nats_server, t
         assert oversized["original_event"].endswith(f"...[{len(big) - 4096} more bytes]")
         assert len(oversized["original_event"]) < 4200
     finally:
-        stop(proc)
+        stop(d)
 
 
-def test_replay_flags_exclude_each_other_and_need_rfc3339(tmp_path):
-    rules = tmp_path / "rules.yml"
-    rules.write_text("title: t\nlogsource: {product: x}\ndetection: {s: {a: 1}, condition: s}\n")
-    base = [sys.executable, "-m", "rsigma", "engine", "daemon", "-r", str(rules), "--input", "stdin"]
+def test_replay_flags_exclude_each_other_and_need_rfc3339(run_daemon):
     for extra, expected in [
         (["--replay-from-sequence", "5", "--replay-from-latest"], "cannot be used together"),
         (["--replay-from-time", "2026-05-15T10:00:00Z", "--replay-from-sequence", "5"], "cannot be used"),
         (["--replay-from-time", "yesterday"], "expected RFC 3339"),
         (["--replay-from-time", "2026-05-15T10:00:00"], "needs a UTC offset or Z"),
     ]:
-        done = subprocess.run(base + extra, capture_output=True, text=True, input="", timeout=60)
+        done = run_daemon("--input", "stdin", *extra)
         assert done.returncode == 2, (extra, done.stderr)
         said = " ".join(re.sub("[│╭╮╰╯─]", " ", done.stderr).split())  # typer draws a wrapped box
         assert expected in said, (extra, said)

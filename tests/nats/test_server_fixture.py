@@ -9,9 +9,9 @@ import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
-from server import NatsServer
 
 from rsigma.nats.names import stream_name
+from tests.support import NatsServer
 
 #: What nats-py raises when the server answers but has no JetStream (the daemon must exit 3 then).
 JETSTREAM_UNAVAILABLE = (ServiceUnavailableError, NoStreamResponseError, NoRespondersError, NatsTimeout)

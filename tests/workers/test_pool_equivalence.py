@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +22,8 @@ from hypothesis import strategies as st
 from rsigma.correlation.engine import CorrelationConfig
 from rsigma.loading import EvaluatorSpec
 from rsigma.payloads import PayloadOptions, result_lines
+from tests.support.sharding import RULES, build, event_specs, random_specs
 from workers.pool import MatcherPool
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "correlation"))
-
-from test_sharding import RULES, build, event_specs, random_specs  # noqa: E402
 
 CONFIGS = {
     "alert": CorrelationConfig(timestamp_fallback="skip"),

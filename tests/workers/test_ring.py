@@ -416,10 +416,9 @@ def test_a_sigkilled_child_is_detected_and_closing_unlinks(spawn: Callable[..., 
         frames = Frames(50, largest=1000)
         assert pump(to_child, from_child, child, frames) >= 0  # alive and echoing
         os.kill(child.pid, signal.SIGKILL)
-        started = time.monotonic()
+        # ChildDied, not pump's TimeoutError: the death was seen on the sentinel, before the deadline.
         with pytest.raises(ChildDied, match=f"exit code {-signal.SIGKILL}"):
             pump(to_child, from_child, child, Frames(100_000, largest=1000), timeout=CHILD_TIMEOUT)
-        assert time.monotonic() - started < 5
         assert to_child.ring.used > 0  # the parent stopped on the dead child, not on an empty ring
     finally:
         to_child.close()
