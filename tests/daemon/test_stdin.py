@@ -80,6 +80,16 @@ def test_last_line_without_newline_is_processed(daemon, rules_file, ev):
     assert [r["matched_fields"][0]["value"] for r in d.results()] == ["cmd /c whoami #7"]
 
 
+def test_stdin_from_dev_null_ends_cleanly_and_says_why(daemon, rules_file):
+    # systemd, Kubernetes, cron and `docker run` without -i give a daemon /dev/null as stdin.
+    d = daemon("-r", rules_file, stdin="devnull")
+    assert d.wait_exit() == 0, d.stderr()
+    assert d.results() == []
+    [warning] = d.find_logs("stdin was empty: the input ended before any event.")
+    assert warning["level"] == "warning"
+    assert "--input http" in warning["message"]
+
+
 @pytest.mark.parametrize("batch_size", ["1", "16"])
 def test_fan_out_two_files_and_stdout_identical_and_ordered(daemon, rules_file, ev, tmp_path, batch_size):
     a, b = tmp_path / "a.ndjson", tmp_path / "sub" / "b.ndjson"

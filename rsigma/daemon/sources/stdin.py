@@ -8,6 +8,7 @@ skipped as it arrives (memory stays bounded by the limit, whatever the line's le
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import stat
 import sys
@@ -17,6 +18,8 @@ from typing import Final
 from rsigma.daemon.ack import AckToken, InFlight, RawEvent
 from rsigma.daemon.sources.base import Emit
 from rsigma.daemon.state import Position
+
+log = logging.getLogger("rsigma.daemon")
 
 READ_CHUNK_BYTES: Final = 1 << 16
 #: How much of an oversized line the dead-letter entry keeps.
@@ -55,7 +58,9 @@ class StdinSource:
 
         carry = b""
         dropped = 0  # bytes of an oversized line not kept
+        empty = True
         async for chunk in _chunks():
+            empty = False
             if dropped:
                 end = chunk.find(b"\n")
                 if end < 0:
@@ -81,13 +86,20 @@ class StdinSource:
         elif carry:
             await emit([RawEvent(carry, AckToken(inflight))])
         self.state = "closed"
+        if empty:
+            log.warning(
+                "stdin was empty: the input ended before any event. A service manager or container"
+                " usually gives a daemon /dev/null as stdin: use --input http or --input nats://..."
+            )
 
 
 async def _chunks() -> AsyncIterator[bytes]:
     """Chunks of stdin: through the event loop for pipes, sockets and terminals; in a worker thread
-    for a regular file (event loops cannot poll files, and reading one never blocks long)."""
+    for anything else, such as a regular file or /dev/null (event loops cannot poll those, uvloop
+    aborts the process when asked to, and reading one never blocks long)."""
     fd = sys.stdin.fileno()
-    if stat.S_ISREG(os.fstat(fd).st_mode):
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)):
         while chunk := await asyncio.to_thread(os.read, fd, READ_CHUNK_BYTES):
             yield chunk
         return
