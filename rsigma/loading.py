@@ -15,7 +15,21 @@ from rsigma.errors import SigmaError
 from rsigma.evaluator import Evaluator
 from rsigma.pipelines import apply_pipelines, load_pipeline
 from rsigma.routing import load_routers
-from rsigma.rules import RuleSet, load_rules
+from rsigma.rules import RuleSet, SigmaRule, load_rules
+
+
+def duplicate_ids(ruleset: RuleSet) -> list[str]:
+    """A rule id used by more than one rule: every copy is loaded and matches, so each event that
+    matches one gives a detection per copy (a directory copied twice, or mounted with its copies)."""
+    first: dict[str, SigmaRule] = {}
+    found = []
+    for rule in ruleset.rules:
+        if not rule.id:
+            continue
+        seen = first.setdefault(rule.id, rule)
+        if seen is not rule:
+            found.append(f"rule id {rule.id} is used again at {rule.location} (first at {seen.location})")
+    return found
 
 
 class RuleLoadFailed(Exception):
@@ -53,6 +67,8 @@ def load_evaluator(
     for e in errors:
         say(f"warning: skipped {e}")
     for w in evaluator.engine.warnings:
+        say(f"warning: {w}")
+    for w in duplicate_ids(ruleset):
         say(f"warning: {w}")
     rules = len(evaluator.engine.rules)
     correlations = len(evaluator.correlation.correlations)

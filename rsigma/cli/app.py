@@ -20,7 +20,7 @@ from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.errors import SigmaError
 from rsigma.evaluator import Evaluator
 from rsigma.exit_codes import EXIT_RULE_ERROR
-from rsigma.loading import EvaluatorSpec, RuleLoadFailed, load_evaluator
+from rsigma.loading import EvaluatorSpec, RuleLoadFailed, duplicate_ids, load_evaluator
 from rsigma.pipelines import builtin_pipelines
 from rsigma.routing.router import builtin_routers
 from rsigma.rules import RuleSet, load_rules
@@ -476,7 +476,7 @@ def rule_validate(
     errors = ruleset.errors + evaluator.errors
     for e in errors:
         print(f"error: {e}")
-    for w in evaluator.engine.warnings:
+    for w in [*evaluator.engine.warnings, *duplicate_ids(ruleset)]:
         print(f"warning: {w}")
     print(
         f"{len(evaluator.engine.rules)} rules, {len(ruleset.filters)} filters,"

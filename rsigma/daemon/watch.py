@@ -1,5 +1,6 @@
-"""Reload on file changes: the rule and pipeline files are polled for a changed modification time
-or size (polling works on every filesystem, network and container mounts included)."""
+"""Reload on file changes: the rule and pipeline files (the files the loader reads) are polled for a
+changed modification time or size (polling works on every filesystem, network and container mounts
+included)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from rsigma.rules.loader import rule_files
 
 Stamps = dict[Path, tuple[int, int]]
 
@@ -24,10 +27,7 @@ class FileWatcher:
     def stamps(self) -> Stamps:
         stamps: Stamps = {}
         for root in self.paths:
-            found = (
-                [root] if root.is_file() else [p for p in root.rglob("*") if p.suffix in (".yml", ".yaml")]
-            )
-            for p in found:
+            for p in rule_files(root):
                 with contextlib.suppress(OSError):  # removed between the listing and the stat
                     st = p.stat()
                     stamps[p] = (st.st_mtime_ns, st.st_size)

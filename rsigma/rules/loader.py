@@ -45,9 +45,18 @@ class RuleSet:
 
 
 def rule_files(path: Path) -> list[Path]:
-    """A file itself, or every *.yml / *.yaml below a directory, in a stable order."""
+    """A file itself, or every *.yml / *.yaml below a directory, in a stable order.
+
+    Hidden files and directories are left out, as `glob` and pySigma leave them out: a Kubernetes
+    ConfigMap volume keeps each file twice, in `..<timestamp>/` and behind a symlink beside it."""
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in RULE_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            and p.is_file()
+        )
     return [path]
 
 

@@ -265,3 +265,35 @@ def test_help_exits_zero(args):
     proc = rsigma(*args)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()
+
+
+def test_a_kubernetes_configmap_mount_loads_each_rule_once(tmp_path):
+    # A ConfigMap volume: the files in ..<timestamp>/, `..data` pointing there, and a symlink per file.
+    mount = tmp_path / "rules"
+    data = mount / "..2026_12_02_08_00_00.123456789"
+    data.mkdir(parents=True)
+    (data / "whoami.yml").write_text(WHOAMI)
+    (mount / "..data").symlink_to(data.name)
+    (mount / "whoami.yml").symlink_to("..data/whoami.yml")
+
+    done = rsigma("engine", "eval", "-r", mount, "-e", json.dumps(WHOAMI_EVENT))
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["rule_title"] for line in done.stdout.splitlines()] == ["Whoami Execution"]
+    assert "loaded 1 rules" in done.stderr
+    assert "used again" not in done.stderr
+
+
+def test_a_rule_id_used_twice_is_reported(tmp_path):
+    (tmp_path / "a.yml").write_text(WHOAMI)
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "b.yml").write_text(WHOAMI)
+
+    done = rsigma("engine", "eval", "-r", tmp_path, "-e", json.dumps(WHOAMI_EVENT))
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2  # both copies run: the warning says why
+    [warning] = [line for line in done.stderr.splitlines() if "used again" in line]
+    assert warning.startswith("warning: rule id 11111111-2222-4333-8444-555555555555 is used again at ")
+    assert str(tmp_path / "copy" / "b.yml") in warning and str(tmp_path / "a.yml") in warning
+
+    validated = rsigma("rule", "validate", tmp_path)
+    assert "used again" in validated.stdout
