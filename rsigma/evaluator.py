@@ -34,6 +34,7 @@ class Evaluator:
         self.correlation = CorrelationEngine(
             ruleset.correlations, [r.rule for r in self.engine.rules], config, strict=strict
         )
+        self.skipped: list[SigmaError] = []  # what the loader left out (`rsigma.loading`), with why
 
     @classmethod
     def from_yaml(cls, text: str, config: CorrelationConfig | None = None) -> Evaluator:

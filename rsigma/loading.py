@@ -32,6 +32,15 @@ def duplicate_ids(ruleset: RuleSet) -> list[str]:
     return found
 
 
+def refuse_dropped_rules(running: Evaluator, fresh: Evaluator) -> None:
+    """RuleLoadFailed if `fresh` leaves out rules the running ones did not: a reload that drops a
+    rule (an editor saving a typo, say) must fail, not turn the detection off quietly."""
+    known = {str(e) for e in running.skipped}
+    dropped = [str(e) for e in fresh.skipped if str(e) not in known]
+    if dropped:
+        raise RuleLoadFailed("rules would be left out: " + "; ".join(dropped))
+
+
 class RuleLoadFailed(Exception):
     """Rules given on the command line cannot be used; the message says why."""
 
@@ -63,6 +72,7 @@ def load_evaluator(
     fatal = [e for e in errors if e.path is not None and Path(e.path).resolve() in direct]
     if fatal:
         raise RuleLoadFailed("\n".join(f"error: {e}" for e in fatal))
+    evaluator.skipped = errors
     say = report or _stderr
     for e in errors:
         say(f"warning: skipped {e}")

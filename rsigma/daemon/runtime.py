@@ -40,6 +40,7 @@ from rsigma.daemon.state import StateStore, restorable_snapshot
 from rsigma.daemon.watch import FileWatcher
 from rsigma.evaluator import Evaluator
 from rsigma.exit_codes import EXIT_FAILURE
+from rsigma.loading import refuse_dropped_rules
 
 log = logging.getLogger("rsigma.daemon")
 
@@ -266,6 +267,7 @@ class Daemon:
             self.metrics.reloads.inc()
             try:
                 fresh = await asyncio.to_thread(self.config.build_evaluator)
+                refuse_dropped_rules(self.evaluator, fresh)
                 error = await self.backend.reload(fresh) if self.backend is not None else "not started"
             except Exception as e:
                 error = str(e)

@@ -180,6 +180,24 @@ def test_failed_reload_keeps_old_rules(daemon, rules_file, ev, tmp_path, jsonl):
     assert titles(jsonl(d.out)) == ["Whoami", "Brute force"], "old rules and their state still work"
 
 
+def test_reload_that_would_drop_a_broken_rule_file_fails(daemon, rules_dir, ev, tmp_path, jsonl):
+    # An editor saves a typo into one file of the rules directory: skipped at startup, but a reload
+    # that leaves out a rule that runs now must fail and keep it.
+    d = http_daemon(daemon, rules_dir, tmp_path)
+    (rules_dir / "whoami.yml").write_text("title: [broken\nlogsource: {product: test\n")
+    r = d.post("/api/v1/reload")
+    assert r.status == 500, r.body
+    assert r.json()["status"] == "reload_failed"
+    assert d.metric("rsigma_reloads_failed_total") == 1
+    assert d.metric("rsigma_detection_rules_loaded") == 2
+    [failed] = d.find_logs("reload failed")
+    assert failed["level"] == "error" and "whoami.yml" in failed["error"], failed
+
+    d.post_events(ev.whoami(1))
+    processed(d, 1)
+    assert titles(jsonl(d.out)) == ["Whoami"], "the running rule still detects"
+
+
 def test_sighup_reload(daemon, rules_dir, netcat_rule, ev, tmp_path, jsonl, wait_until):
     d = http_daemon(daemon, rules_dir, tmp_path)
     (rules_dir / "netcat.yml").write_text(netcat_rule)
