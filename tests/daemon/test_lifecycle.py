@@ -262,6 +262,7 @@ def test_api_port_in_use_exits_3(run_daemon, rules_dir):
         ("--output", "bogus://x"),
         ("--output", "file://"),
         ("--dlq", "file:///nonexistent-dir/dlq.ndjson"),
+        ("--output", "file:///proc/x.ndjson"),  # the directory exists; the file cannot be created
     ],
 )
 def test_unusable_output_exits_3(run_daemon, rules_dir, flag, url):
