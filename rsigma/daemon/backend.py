@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -17,7 +16,7 @@ from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.metrics import Metrics
 from rsigma.engine.regex import backtracking_timeouts
 from rsigma.evaluator import Evaluator
-from rsigma.payloads import BatchResult, Outcome, PayloadOptions, evaluate_payloads
+from rsigma.payloads import BatchResult, PayloadOptions, evaluate_batch
 from workers.metrics import PoolCollector
 from workers.pool import MatcherPool
 
@@ -79,13 +78,8 @@ class InlineBackend:
 
     def submit(self, payloads: list[bytes]) -> asyncio.Future[BatchResult]:
         """Evaluates at once: the future is already done."""
-        started = time.perf_counter()
-        answers, evaluated = evaluate_payloads(self.evaluator, payloads, self.options)
-        outcomes: list[Outcome] = [None] * len(payloads)
-        for position, outcome in answers:
-            outcomes[position] = outcome
         done = asyncio.get_running_loop().create_future()
-        done.set_result(BatchResult(outcomes, evaluated, time.perf_counter() - started))
+        done.set_result(evaluate_batch(self.evaluator, payloads, self.options))
         return done
 
     async def export_state(self) -> bytes:
