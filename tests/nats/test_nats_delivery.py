@@ -208,6 +208,7 @@ def test_state_is_cleared_when_replaying_from_before_the_saved_position(nats_ser
     wait_until(all_acked(url), "all acked")
     stop(d)
     d = daemon(*args, "--replay-from-sequence", "2")
+    wait_until(all_acked(url), "the replay acked")  # its state then reflects up to sequence 3
     stop(d)
     assert "saved correlation state not restored" in d.stderr()
     d = daemon(*args, "--replay-from-sequence", "9")
