@@ -50,7 +50,7 @@ from rsigma.engine.regex import BACKTRACKING_TIMEOUT_S, backtracking_timeouts
 from tests.support import processes
 from tests.support.daemon import DaemonProcess
 from tests.support.nats_server import NatsServer
-from tests.support.waiting import wait_until
+from tests.support.waiting import WaitTimeout, wait_until
 
 #: What a scenario's waits retry on instead of failing: a NATS server that is restarting, a stream
 #: not there yet.
@@ -728,7 +728,10 @@ def nats_restart(
         detect_at = wait_until(
             lambda: client.first_arrival_after(ready), "a detection after the restart", 60, retry_on=TRANSIENT
         )
-        wait_until(client.all_acked, "every input message acked", 180, interval=0.2, retry_on=TRANSIENT)
+        try:
+            wait_until(client.all_acked, "every input message acked", 180, interval=0.2, retry_on=TRANSIENT)
+        except WaitTimeout as e:
+            raise WaitTimeout(f"{e}; {stuck_report(client, daemon)}") from None
         tally = output_tally(client, expected)
         tally.record(result)
         result.recovery_s = max(ack_at, detect_at) - ready
@@ -756,6 +759,21 @@ def nats_restart(
     )
     result.seconds = time.monotonic() - started
     return result
+
+
+def stuck_report(client: NatsClient, daemon: DaemonProcess) -> str:
+    """What a wait for acks that never came leaves to go on: the consumer's counters, whether the
+    daemon still runs, and its warnings."""
+    info = client.run(client.js.consumer_info(INPUT_STREAM, CONSUMER), 5)
+    counters = {
+        "pending": info.num_pending,
+        "ack_pending": info.num_ack_pending,
+        "redelivered": info.num_redelivered,
+        "ack_floor": info.ack_floor.stream_seq if info.ack_floor else None,
+        "daemon_exit": daemon.returncode,
+    }
+    warnings = [line for line in daemon.stderr().splitlines() if '"level":"info"' not in line]
+    return f"consumer {counters}; daemon warnings (last 20): " + "\n".join(warnings[-20:])
 
 
 # ---------------------------------------------------------------------------------------------------
