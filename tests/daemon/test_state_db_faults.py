@@ -124,3 +124,37 @@ def test_failed_saves_are_counted_and_logged_and_the_daemon_goes_on(
     assert d.metric("rsigma_state_save_failures_total") == failures, "saves work again"
     assert d.terminate() == 0
     assert len(second_run(daemon, rules_file, ev, db)) == 1, "the state saved after the failures is whole"
+
+
+@BEFORE_BACKEND
+def test_a_page_damaged_while_running_fails_saves_not_the_daemon(
+    daemon, run_daemon, rules_file, ev, tmp_path, wait_until
+):
+    """The file is damaged under a running daemon (pages overwritten, then another connection writes,
+    so the daemon's page cache is dropped and the next save reads the damaged page from disk)."""
+    db = tmp_path / "rsigma.db"
+    d = daemon("-r", rules_file, "--input", "http", "--state-db", db, "--state-save-interval", "0.2")
+    d.post_events(ev.failed("u", 0))
+    d.wait_processed(1)
+    wait_until(lambda: db.exists() and saved_rows(db) == 1, "a periodic save")
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        damage_pages(db, keep_header=True)
+        other.execute("CREATE TABLE unrelated (x)")
+    finally:
+        other.close()
+    wait_until(lambda: d.metric("rsigma_state_save_failures_total") >= 1, "a failed save", timeout=30)
+    error = d.find_log("saving correlation state failed")
+    assert error is not None and error["error"] == "database disk image is malformed", d.stderr()
+    # Detection goes on.
+    d.post_events(ev.failed("u", 1), ev.failed("u", 2))
+    d.wait_processed(3)
+    assert d.terminate() == 0
+    assert [r["aggregated_value"] for r in brute_force(d.results())] == [3]
+    assert "Traceback" not in d.stderr()
+    # The next start refuses the file until --clear-state moves it aside.
+    assert run_daemon("-r", rules_file, "--state-db", db).returncode == 3
+    d2 = daemon("-r", rules_file, "--state-db", db, "--clear-state", stdin=b"")
+    assert d2.wait_exit() == 0, d2.stderr()
+    assert len(list(tmp_path.glob("rsigma.db.damaged-*"))) == 1
