@@ -9,23 +9,10 @@ import time
 
 import pytest
 
-from tests.daemon.test_state_restarts import brute_force, first_run, saved_rows, second_run
+from tests.support.state_db import brute_force, damage_pages, first_run, saved_rows, second_run
 
 # The database is opened (and locked) before any evaluation backend exists: one run, in process.
 BEFORE_BACKEND = pytest.mark.single_backend
-
-PAGE = 4096
-
-
-def damage_pages(db, *, keep_header: bool) -> bytes:
-    """Overwrite the file with garbage, page 1 (the SQLite header and schema) kept or not; the
-    damaged bytes, to check they are kept."""
-    size = max(db.stat().st_size, 2 * PAGE)
-    start = PAGE if keep_header else 0
-    with open(db, "r+b") as f:
-        f.seek(start)
-        f.write(os.urandom(size - start))
-    return db.read_bytes()
 
 
 def saved_db(daemon, rules_file, ev, tmp_path):
