@@ -9,6 +9,10 @@ refused, and the loss shows in rsigma_correlation_evictions_total and a warning)
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
 
 JUNK = 1_200
@@ -64,3 +68,30 @@ def test_below_the_cap_the_attacker_is_caught_without_evictions(daemon, rules_fi
     assert d.terminate() == 0
     assert [r["aggregated_value"] for r in attacker_results(d)] == [3]
     assert d.find_logs(WARNING) == []
+
+
+@pytest.mark.single_backend
+def test_pool_evictions_survive_a_matcher_restart_and_a_reload(daemon, rules_file, ev, wait_until):
+    """Each matcher counts its own evictions; the supervisor keeps a dead one's count and a reload
+    carries them over, so the metric keeps counting every eviction after either."""
+    d = daemon(
+        "-r", rules_file, "--input", "http", "--workers", "2", "--max-state-entries", "100",
+        "--state-save-interval", "0.2",
+    )  # fmt: skip
+    d.post_events(*[ev.failed(f"junk{i:04d}", 2) for i in range(JUNK)])
+    d.wait_processed(JUNK)
+    assert d.metric("rsigma_correlation_evictions_total") == JUNK - 200
+    time.sleep(1)  # a few snapshot intervals: a restarted matcher gets its full shard back
+    os.kill(d.matcher_pids()[0], signal.SIGKILL)
+    wait_until(
+        lambda: sum(d.metric("rsigma_worker_restarts_total", 0, worker=w) for w in "01") == 1, "a restart"
+    )
+    # Both shards are full: every new group evicts exactly one window.
+    d.post_events(*[ev.failed(f"after-restart{i}", 3) for i in range(50)])
+    d.wait_processed(JUNK + 50)
+    assert d.metric("rsigma_correlation_evictions_total") == JUNK - 200 + 50
+    assert d.post("/api/v1/reload").status == 200
+    d.post_events(*[ev.failed(f"after-reload{i}", 4) for i in range(50)])
+    d.wait_processed(JUNK + 100)
+    assert d.metric("rsigma_correlation_evictions_total") == JUNK - 200 + 100
+    assert d.metric("rsigma_correlation_state_entries") == 200
