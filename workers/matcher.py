@@ -89,7 +89,7 @@ class Matcher:
                 return self.reload(frame.request_id)
             case Swap():
                 assert self.pending is not None, "Swap without a Reload"
-                self.pending.correlation.import_state(self.evaluator.correlation.export_state())
+                self.pending.correlation.carry_over(self.evaluator.correlation)
                 self.evaluator, self.pending = self.pending, None
                 return Swapped(frame.request_id)
             case Discard():
@@ -146,6 +146,7 @@ class Matcher:
             answers=answers,
             parent_hits=parent_hits,
             windows=len(self.evaluator.correlation.state),
+            evictions=self.evaluator.correlation.evicted,
         )
 
     def reload(self, request_id: int) -> Reloaded:

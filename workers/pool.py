@@ -141,6 +141,7 @@ class _Worker:
     busy_s: float = 0.0  # time spent evaluating batches, as the matcher measured it
     windows: int = 0  # its live correlation windows, as of its last answer
     regex_timeouts: int = 0  # its backtracking regex searches cut off, as of its last answer
+    evictions: int = 0  # its live correlation windows dropped at the cap, as of its last answer
     generation: int = 0  # bumped at each restart
     failed_starts: int = 0  # deaths before `Ready` since it was last ready
     resuming: asyncio.Future[None] | None = None  # set from a restart until its state and held frames are in
@@ -222,6 +223,7 @@ class MatcherPool:
         self.workers = [_Worker(i) for i in range(workers)]
         self.last_snapshot: bytes | None = None  # merged state, for restoring a restarted matcher
         self._retired_regex_timeouts = 0  # those of matcher processes that died
+        self._retired_evictions = 0  # likewise
         self.snapshot_at: float | None = None
         self._ids = itertools.count(1)
         self._stage_tail: asyncio.Future[None] | None = None
@@ -332,6 +334,8 @@ class MatcherPool:
         worker.detach(self._loop)
         self._retired_regex_timeouts += worker.regex_timeouts
         worker.regex_timeouts = 0
+        self._retired_evictions += worker.evictions
+        worker.evictions = 0
         worker.generation += 1
         if worker.room is not None and not worker.room.done():
             worker.room.set_result(None)  # a sender waiting for room in the dead ring gives up
@@ -449,7 +453,7 @@ class MatcherPool:
                 )
             )
             for (owner, _), frame in zip(shares, applied, strict=True):
-                self.workers[owner].windows = frame.windows
+                self.workers[owner].windows, self.workers[owner].evictions = frame.windows, frame.evictions
                 for answer in frame.answers:
                     current = outcomes[answer.position]
                     if current is None or isinstance(current, str):
@@ -516,6 +520,11 @@ class MatcherPool:
     def regex_timeouts(self) -> int:
         """Backtracking regex searches cut off in any matcher process, dead ones included."""
         return self._retired_regex_timeouts + sum(w.regex_timeouts for w in self.workers)
+
+    @property
+    def correlation_evictions(self) -> int:
+        """Live correlation windows dropped at --max-state-entries by any matcher, dead ones included."""
+        return self._retired_evictions + sum(w.evictions for w in self.workers)
 
     def status(self) -> list[dict[str, Any]]:
         return [w.status() for w in self.workers]

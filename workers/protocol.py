@@ -46,6 +46,7 @@ From a matcher (`FromMatcher`; the pool reads them with `decode_from_matcher`):
                                    results
                    parent_hits     the hits those results make for parent correlations (b"": none)
                    windows         its live correlation windows
+                   evictions       its live windows dropped at --max-state-entries so far
      13 State      request_id      the id of the Export frame it answers
                    snapshot        its correlation shard (`CorrelationEngine.export_state`)
      14 Reloaded   request_id      the id of the Reload frame it answers
@@ -163,6 +164,7 @@ class Applied(_Frame, tag=12):
     answers: list[Answer]
     parent_hits: bytes
     windows: int
+    evictions: int
 
 
 class State(_Frame, tag=13):

@@ -119,7 +119,8 @@ class CorrelationResult:
 
 
 class CorrelationEngine:
-    """Windows of every (correlation, group), bounded by `max_state_entries` (least recent evicted)."""
+    """Windows of every (correlation, group), bounded by `max_state_entries` (least recently updated
+    dropped first; `evicted` counts the drops that lost hits still inside their window)."""
 
     def __init__(
         self,
@@ -301,7 +302,7 @@ class CorrelationEngine:
                         touched[group] = (first[0], hit[5], hit[6])
                     continue
                 seen.add(group)
-            state = self._state(ci, kind, group)
+            state = self._state(ci, kind, group, hit[3])
             if state.add(hit[3], hit[2], timespan):
                 first = touched.get(group)
                 if first is None or hit[5] < first[1]:
@@ -332,16 +333,32 @@ class CorrelationEngine:
             if plans:
                 parents += _parent_hits(ci, plans, group, order, context, ts, position)
 
-    def _state(self, ci: int, kind: str, group: tuple[Any, ...]) -> GroupState:
+    def _state(self, ci: int, kind: str, group: tuple[Any, ...], now: float | None = None) -> GroupState:
+        """The group's window, created if new; it becomes the most recently updated.
+
+        At `max_state_entries`, a new window first drops the least recently updated one (arrival
+        order of updates, so the policy is deterministic and the same in every engine). The drop
+        counts in `evicted` unless that window is spent as of `now` (the time of the hit being
+        added): nothing in it can count any more and its suppression has run out, so nothing is lost.
+        """
         key = (ci, group)
         state = self.state.pop(key, None)
         if state is None:
             state = GroupState(kind)
             while len(self.state) >= self.config.max_state_entries:
-                del self.state[next(iter(self.state))]  # least recently updated
-                self.evicted += 1
+                oldest = next(iter(self.state))
+                if not self._spent(oldest[0], self.state.pop(oldest), now):
+                    self.evicted += 1
         self.state[key] = state  # most recent last
         return state
+
+    def _spent(self, ci: int, state: GroupState, now: float | None) -> bool:
+        if now is None:
+            return False
+        if state.times and now - state.newest <= self.correlations[ci].timespan:
+            return False
+        suppress = self.config.suppress
+        return suppress is None or state.last_alert is None or now - state.last_alert >= suppress
 
     # ---- state -----------------------------------------------------------------------------
 
@@ -353,6 +370,12 @@ class CorrelationEngine:
         if owned is not None:
             entries = (entry for entry in entries if owned(entry[0], entry[1]))
         return encode_snapshot(entries)
+
+    def carry_over(self, previous: CorrelationEngine) -> None:
+        """Take over a running engine's windows and counts (a reload: the new rules go on from there)."""
+        self.import_state(previous.export_state())
+        self.evicted += previous.evicted
+        self.late += previous.late
 
     def import_state(self, data: bytes, owned: Callable[[str, list[Any]], bool] | None = None) -> int:
         """Load a snapshot; windows of correlations that no longer exist are dropped, and with `owned`,

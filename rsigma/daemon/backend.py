@@ -53,6 +53,10 @@ class Backend(Protocol):
     def regex_timeouts(self) -> int:
         """Backtracking regex searches cut off so far."""
 
+    @property
+    def correlation_evictions(self) -> int:
+        """Live correlation windows dropped at --max-state-entries so far (every matcher's, summed)."""
+
     def status(self) -> list[dict[str, Any]]:
         """One entry per matcher process (none in process)."""
 
@@ -86,7 +90,7 @@ class InlineBackend:
         return self.evaluator.correlation.export_state()
 
     async def reload(self, evaluator: Evaluator) -> str | None:
-        evaluator.correlation.import_state(self.evaluator.correlation.export_state())
+        evaluator.correlation.carry_over(self.evaluator.correlation)
         self.evaluator = evaluator
         return None
 
@@ -97,6 +101,10 @@ class InlineBackend:
     @property
     def regex_timeouts(self) -> int:
         return backtracking_timeouts()
+
+    @property
+    def correlation_evictions(self) -> int:
+        return self.evaluator.correlation.evicted
 
     def status(self) -> list[dict[str, Any]]:
         return []

@@ -17,6 +17,7 @@ from rsigma.daemon.backend import Backend
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
 from rsigma.daemon.event_queue import EventQueue
+from rsigma.daemon.eviction_watch import EvictionWatch
 from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.sinks.worker import SinkWorker
 from rsigma.daemon.sources.stdin import OVERSIZE_KEEP_BYTES, clipped
@@ -39,6 +40,9 @@ class EvaluationLoop:
         self.dlq = dlq
         self.metrics = metrics
         self.batch_size = config.batch_size
+        self.evictions = EvictionWatch(
+            metrics.correlation_evictions, config.correlation.max_state_entries, config.workers
+        )
         self.max_event_bytes = config.max_event_bytes
 
     async def run(self) -> None:
@@ -63,6 +67,7 @@ class EvaluationLoop:
             await completer
         finally:
             completer.cancel()
+            self.evictions.flush()
 
     async def _complete(self, submitted: asyncio.Queue[tuple[list[RawEvent], Any] | None]) -> None:
         metrics = self.metrics
@@ -71,6 +76,7 @@ class EvaluationLoop:
             result: BatchResult = await evaluation
             metrics.batch_evaluated(result.evaluated, result.busy_s)
             metrics.state_entries.set(self.backend.windows)
+            self.evictions.update(self.backend.correlation_evictions)
             for raw, outcome in zip(events, result.outcomes, strict=True):
                 if outcome is None:
                     raw.token.ack()

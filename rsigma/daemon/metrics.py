@@ -60,6 +60,14 @@ class Metrics:
         self.state_entries = Gauge(
             "rsigma_correlation_state_entries", "Live correlation windows.", registry=r
         )
+        self.correlation_evictions = Counter(
+            "rsigma_correlation_evictions",
+            "Correlation windows dropped at --max-state-entries while still holding hits in their timespan.",
+            registry=r,
+        )
+        self.state_save_failures = Counter(
+            "rsigma_state_save_failures", "Correlation state saves to --state-db that failed.", registry=r
+        )
         self.reloads = Counter("rsigma_reloads", "Rule reloads attempted.", registry=r)
         self.reloads_failed = Counter("rsigma_reloads_failed", "Rule reloads that failed.", registry=r)
         self.processing_seconds = Histogram(

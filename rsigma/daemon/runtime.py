@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Coroutine
 from typing import Any, Final
@@ -36,7 +37,7 @@ from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.sinks import open_sink
 from rsigma.daemon.sinks.worker import SinkWorker
 from rsigma.daemon.sources import Source, open_source
-from rsigma.daemon.state import StateStore, restorable_snapshot
+from rsigma.daemon.state import RestoreMode, StateStore, restorable_snapshot
 from rsigma.daemon.watch import FileWatcher
 from rsigma.evaluator import Evaluator
 from rsigma.exit_codes import EXIT_FAILURE
@@ -75,7 +76,7 @@ class Daemon:
         """Open everything that can fail at startup (ConfigError: exit 3) before any event is read."""
         cfg, metrics = self.config, self.metrics
         if cfg.state_db is not None:
-            self.store = StateStore(cfg.state_db)
+            self.store = StateStore(cfg.state_db, move_damaged=cfg.restore_mode is RestoreMode.CLEAR)
         if cfg.dlq:
             self.dlq.sink = await open_sink(cfg.dlq, "--dlq", cfg.nats_auth, metrics)
         self.sinks = [
@@ -221,10 +222,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(engine, *self._tasks, return_exceptions=True)
         if save:
-            try:
-                await self.save_state()
-            except Exception:
-                log.exception("saving correlation state at shutdown failed")
+            await self._save_logged("shutdown")
         if self.backend is not None:
             await self.backend.stop()
         for sink in [w.sink for w in self.sinks] + ([self.dlq.sink] if self.dlq.sink else []):
@@ -247,19 +245,33 @@ class Daemon:
 
     async def save_state(self) -> None:
         """Snapshot the correlation state into the state database; a pool also keeps it in memory,
-        where a restarted matcher gets its shard back from (with or without --state-db)."""
+        where a restarted matcher gets its shard back from (with or without --state-db). The write runs
+        in a thread: a large snapshot, or a database another process keeps busy, does not stall events."""
         assert self.backend is not None
         snapshot = await self.backend.export_state()
         if self.store is not None:
-            self.store.save(snapshot, self.source.position if self.source is not None else None)
+            position = self.source.position if self.source is not None else None
+            await asyncio.to_thread(self.store.save, snapshot, position)
 
     async def _save_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.config.state_save_interval)
-            try:
-                await self.save_state()
-            except Exception:
-                log.exception("saving correlation state failed")
+            await self._save_logged("periodic")
+
+    async def _save_logged(self, when: str) -> None:
+        """A failed save is counted and logged, and the daemon goes on with its state in memory (the
+        next save tries again): losing a save costs less than stopping detection."""
+        try:
+            await self.save_state()
+        except sqlite3.Error as e:  # a damaged page, a full disk: the reason is the whole story
+            self.metrics.state_save_failures.inc()
+            state_db = str(self.store.path) if self.store is not None else None
+            log.error(
+                "saving correlation state failed", extra={"save": when, "state_db": state_db, "error": str(e)}
+            )
+        except Exception:
+            self.metrics.state_save_failures.inc()
+            log.exception("saving correlation state failed", extra={"save": when})
 
     async def reload(self, trigger: str) -> bool:
         """Compile the rules beside the running ones and swap them in; the old ones stay on failure."""

@@ -133,6 +133,34 @@ def test_max_state_entries_recently_updated_group_survives():
     assert ev.correlation.evicted == 2
 
 
+def test_dropping_a_spent_window_is_not_an_eviction():
+    """At the cap the least recently updated window still goes, but one whose hits have all left its
+    timespan (as of the new hit) loses nothing: it is not counted."""
+    ev = load(PAIRS, max_state_entries=2)
+    run(ev, [fail(0, "u1"), fail(1, "u2")])
+    assert run(ev, [fail(3601, "u3")]) == []  # u1's hit (t=0) is out of the hour: dropped, not counted
+    assert ev.correlation.evicted == 0
+    assert run(ev, [fail(3601, "u4")]) == []  # u2's hit (t=1) is still inside it: an eviction
+    assert ev.correlation.evicted == 1
+    assert len(ev.correlation.state) == 2
+
+
+def test_a_window_whose_suppression_still_runs_is_not_spent():
+    ev = load(PAIRS, max_state_entries=1, suppress=7200)
+    assert run(ev, [fail(0, "u1"), fail(1, "u1")]) == [(2, "u1", 2.0)]
+    run(ev, [fail(4000, "u2")])  # u1's hits are out of the hour, but a repeat alert would be muted
+    assert ev.correlation.evicted == 1
+
+
+def test_a_reload_carries_the_eviction_count_over():
+    old = load(PAIRS, max_state_entries=1)
+    run(old, [fail(0, "u1"), fail(1, "u2")])
+    new = load(PAIRS, max_state_entries=1)
+    new.correlation.carry_over(old.correlation)
+    assert new.correlation.evicted == 1
+    assert run(new, [fail(2, "u2")]) == [(1, "u2", 2.0)]  # and the windows
+
+
 def test_no_eviction_below_the_cap():
     ev = load(PAIRS, max_state_entries=3)
     run(ev, [fail(i, f"u{i % 3}") for i in range(30)])

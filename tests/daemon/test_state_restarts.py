@@ -7,33 +7,11 @@ import sqlite3
 
 import pytest
 
+from tests.support.state_db import first_run, saved_rows, second_run
+
 # Startup failures happen before any evaluation backend exists (the options, the rules, then the
 # sinks, NATS and the API all fail before a matcher pool would start): one run, in process.
 STARTUP_FAILURE = pytest.mark.single_backend
-
-
-def brute_force(results: list[dict]) -> list[dict]:
-    return [r for r in results if r["rule_title"] == "Brute force"]
-
-
-def saved_rows(db) -> int:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT count(*) FROM rsigma_correlation_state").fetchone()[0]
-
-
-def first_run(daemon, rules_file, ev, db, *flags: str) -> None:
-    """Two failed logons for user u: below the threshold of 3, so no correlation result yet."""
-    d = daemon(
-        "-r", rules_file, "--state-db", db, *flags, stdin=ev.ndjson(ev.failed("u", 0), ev.failed("u", 1))
-    )
-    assert d.wait_exit() == 0, d.stderr()
-    assert d.results() == []
-
-
-def second_run(daemon, rules_file, ev, db, *flags: str) -> list[dict]:
-    d = daemon("-r", rules_file, "--state-db", db, *flags, stdin=ev.ndjson(ev.failed("u", 2)))
-    assert d.wait_exit() == 0, d.stderr()
-    return brute_force(d.results())
 
 
 def test_state_survives_restart(daemon, rules_file, ev, tmp_path):

@@ -10,6 +10,7 @@ one `wait_until`, one metrics parser.
     processes.py    /proc: process trees, CPU, memory, the processes carrying a marker
     faults.py       the fault-injection scenarios (tests/faults, benchmarks/faults.py)
     sharding.py     the correlation rules and event specs of the sharding tests
+    state_db.py     runs of the brute-force rules against one --state-db, and damaging its pages
 
 Importing: pytest puts the repository root on sys.path (`pythonpath` in pyproject.toml), so tests say
 `from tests.support import ...`. A script under benchmarks/ or examples/ puts the root there itself,

@@ -60,7 +60,11 @@ FROM_MATCHER = [
     ),
     Results(batch_id=2, answers=[], hits=b"", evaluated=0, busy_s=0.0, windows=0, regex_timeouts=0),
     Applied(
-        round_id=4, answers=[Answer(1, [LINE], [("Many", "high", "event_count")])], parent_hits=b"", windows=3
+        round_id=4,
+        answers=[Answer(1, [LINE], [("Many", "high", "event_count")])],
+        parent_hits=b"",
+        windows=3,
+        evictions=2,
     ),
     State(request_id=5, snapshot=b"\x00snapshot"),
     Reloaded(request_id=6, error=None, rules=14, correlations=2, fingerprint="e" * 64),
