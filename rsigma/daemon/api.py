@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -24,6 +25,8 @@ from rsigma.errors import ConfigError
 
 if TYPE_CHECKING:
     from rsigma.daemon.runtime import Daemon
+
+log = logging.getLogger("rsigma.daemon")
 
 #: Bytes of an ingest body read at a time: the lines they complete are queued before the next read.
 READ_CHUNK_BYTES: Final = 1 << 16
@@ -156,6 +159,12 @@ class ApiServer:
             except BodyTooSlow as e:
                 self.daemon.metrics.api_refused.labels("read_timeout").inc()
                 return _closing({"error": str(e), "accepted": accepted}, 408)
+            except ConnectionError:  # the answer cannot reach the client: the log says what was taken
+                log.warning(
+                    "ingest request cut short: the client closed the connection before the end of its body",
+                    extra={"accepted": accepted},
+                )
+                return _closing({"error": "connection lost", "accepted": accepted}, 400)
             if not self.daemon.ready:  # shutting down: the rest of the body is not taken
                 return _closing({"error": "not accepting events (shutting down)", "accepted": accepted}, 503)
             before = body.received - len(chunk)

@@ -341,3 +341,22 @@ def test_sigterm_with_slow_clients_connected_exits_within_the_drain_timeout(http
     for thread, _ in clients:
         thread.join(30)
     assert d.find_log("daemon stopped")["events_processed"] == 1
+
+
+@pytest.mark.single_backend
+def test_client_gone_mid_body_keeps_the_lines_it_sent(http_daemon, ev, jsonl, wait_until):
+    """A client that closes its connection halfway through a body: its whole lines are evaluated, the
+    partial one is not, and the log says how many were taken (a warning, not an error trace)."""
+    d = http_daemon()
+    with socket.create_connection(address(d)) as s:
+        s.sendall(events_head(d) + ev.ndjson(ev.whoami(1)) + b'{"CommandLine": "cmd /c who')
+    record = wait_until(
+        lambda: d.find_log(
+            "ingest request cut short: the client closed the connection before the end of its body"
+        ),
+        "the warning about the lost connection",
+    )
+    assert record["accepted"] == 1 and record["level"] == "warning"
+    d.wait_processed(1)
+    assert [r["matched_fields"][0]["value"] for r in jsonl(d.out)] == ["cmd /c whoami #1"]
+    assert not [r for r in d.logs() if r.get("level") in ("error", "critical")]
