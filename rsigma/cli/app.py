@@ -15,11 +15,18 @@ from rsigma.cli.daemon import nats_auth_flags, start_daemon
 from rsigma.cli.eval import run_eval
 from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
 from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS
-from rsigma.daemon.config import DEFAULT_API_ADDR, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_EVENT_BYTES, DaemonConfig
+from rsigma.daemon.config import (
+    DEFAULT_API_ADDR,
+    DEFAULT_API_MAX_BODY_BYTES,
+    DEFAULT_API_READ_TIMEOUT,
+    DEFAULT_BUFFER_SIZE,
+    DEFAULT_MAX_EVENT_BYTES,
+    DaemonConfig,
+)
 from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.errors import SigmaError
 from rsigma.evaluator import Evaluator
-from rsigma.exit_codes import EXIT_RULE_ERROR
+from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
 from rsigma.loading import EvaluatorSpec, RuleLoadFailed, duplicate_ids, load_evaluator
 from rsigma.pipelines import builtin_pipelines
 from rsigma.routing.router import builtin_routers
@@ -210,6 +217,18 @@ def replay_flags(sequence: int | None, time: str | None, latest: bool) -> Replay
     return Replay(from_time_ns=seconds * 1_000_000_000 + moment.microsecond * 1000)
 
 
+def api_token(variable: str | None) -> str | None:
+    """The API's bearer token, read from the variable --api-token-env names (never from a flag: flags
+    show in ps); an unset or empty variable is a startup error (exit 3)."""
+    if variable is None:
+        return None
+    token = os.environ.get(variable, "").strip()
+    if not token:
+        print(f"error: --api-token-env {variable}: the variable is unset or empty", file=sys.stderr)
+        raise typer.Exit(EXIT_CONFIG_ERROR)
+    return token
+
+
 @engine_app.command("daemon")
 def engine_daemon(
     ctx: typer.Context,
@@ -380,6 +399,32 @@ def engine_daemon(
     api_addr: Annotated[
         str, typer.Option("--api-addr", help="HTTP API address (IP:port).")
     ] = DEFAULT_API_ADDR,
+    api_max_body_bytes: Annotated[
+        int,
+        typer.Option(
+            "--api-max-body-bytes",
+            min=1,
+            help="Largest POST /api/v1/events body; a larger one is answered 413 (the lines before the cap"
+            " are taken, and counted in the answer).",
+        ),
+    ] = DEFAULT_API_MAX_BODY_BYTES,
+    api_read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--api-read-timeout",
+            min=0.001,
+            help="Seconds the API waits for a request's headers, and for each next part of its body.",
+        ),
+    ] = DEFAULT_API_READ_TIMEOUT,
+    api_token_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-token-env",
+            help="Name of the environment variable holding a bearer token that POST /api/v1/events and"
+            " /api/v1/reload then require.",
+            show_default=False,
+        ),
+    ] = None,
     reload_poll: Annotated[
         float, typer.Option("--reload-poll", min=0, help="Seconds between rule file checks (0: off).")
     ] = 2.0,
@@ -427,6 +472,9 @@ def engine_daemon(
         else RestoreMode.AUTO,
         drain_timeout=drain_timeout,
         api_addr=api_addr,
+        api_max_body_bytes=api_max_body_bytes,
+        api_read_timeout=api_read_timeout,
+        api_token=api_token(api_token_env),
         reload_poll_s=reload_poll,
         correlation=correlation,
         consumer_group=consumer_group,

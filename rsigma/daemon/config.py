@@ -15,6 +15,8 @@ from rsigma.nats.auth import NatsAuth
 DEFAULT_BUFFER_SIZE: Final = 10_000
 DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
 DEFAULT_API_ADDR: Final = "127.0.0.1:9090"
+DEFAULT_API_MAX_BODY_BYTES: Final = 64 << 20
+DEFAULT_API_READ_TIMEOUT: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,9 @@ class DaemonConfig:
     replay: Replay = Replay()
     drain_timeout: float = 5.0
     api_addr: str = DEFAULT_API_ADDR
+    api_max_body_bytes: int = DEFAULT_API_MAX_BODY_BYTES  # per POST /api/v1/events request
+    api_read_timeout: float = DEFAULT_API_READ_TIMEOUT  # for a request's headers, and each body read
+    api_token: str | None = field(default=None, repr=False)  # bearer token for ingest and reload
     reload_poll_s: float = 2.0
     correlation: CorrelationConfig = CorrelationConfig()
     consumer_group: str | None = None  # NATS: a durable consumer shared by several daemons

@@ -20,7 +20,7 @@ from rsigma.daemon.event_queue import EventQueue
 from rsigma.daemon.eviction_watch import EvictionWatch
 from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.sinks.worker import SinkWorker
-from rsigma.daemon.sources.stdin import OVERSIZE_KEEP_BYTES, clipped
+from rsigma.daemon.sources.lines import OVERSIZE_KEEP_BYTES, clipped
 from rsigma.payloads import BatchResult
 
 

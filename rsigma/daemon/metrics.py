@@ -96,6 +96,18 @@ class Metrics:
         self.sink_failures = Counter(
             "rsigma_sink_delivery_failures", "Deliveries a sink gave up on.", ["sink"], registry=r
         )
+        self.api_auth_failures = Counter(
+            "rsigma_api_auth_failures",
+            "API requests refused for a missing or wrong bearer token.",
+            ["reason"],
+            registry=r,
+        )
+        self.api_refused = Counter(
+            "rsigma_api_requests_refused",
+            "API requests refused: cross_origin, unsupported_media_type, body_too_large, read_timeout.",
+            ["reason"],
+            registry=r,
+        )
         self.uptime = Gauge("rsigma_uptime_seconds", "Seconds since the daemon started.", registry=r)
         self.nats_connected = Gauge(
             "rsigma_nats_connected", "1 while the NATS connection is up.", ["role"], registry=r

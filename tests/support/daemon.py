@@ -78,10 +78,17 @@ class Response:
         return json.loads(self.body)
 
 
-def http(method: str, url: str, body: bytes | None = None, timeout: float = 10.0) -> Response:
-    """One HTTP request; an error status is a Response too (only a failed connection raises)."""
-    request = urllib.request.Request(url, data=body, method=method)
-    if body is not None:
+def http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    timeout: float = 10.0,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """One HTTP request; an error status is a Response too (only a failed connection raises). A body
+    is sent as NDJSON unless `headers` give a Content-Type; an empty one is not sent at all."""
+    request = urllib.request.Request(url, data=body or None, method=method, headers=dict(headers or {}))
+    if body and not request.has_header("Content-type"):
         request.add_header("Content-Type", "application/x-ndjson")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as r:
@@ -371,9 +378,11 @@ class DaemonProcess:
         assert self.base, "the daemon has not started (no API address yet)"
         return http("GET", self.base + path, timeout=timeout)
 
-    def post(self, path: str, body: bytes = b"", timeout: float = 10.0) -> Response:
+    def post(
+        self, path: str, body: bytes = b"", timeout: float = 10.0, headers: Mapping[str, str] | None = None
+    ) -> Response:
         assert self.base, "the daemon has not started (no API address yet)"
-        return http("POST", self.base + path, body, timeout=timeout)
+        return http("POST", self.base + path, body, timeout=timeout, headers=headers)
 
     def post_events(self, *events: Event) -> Response:
         response = self.post("/api/v1/events", ndjson(*events))

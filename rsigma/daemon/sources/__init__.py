@@ -18,7 +18,7 @@ async def open_source(config: DaemonConfig, metrics: Metrics) -> Source:
     if config.input == "stdin":
         return StdinSource(config.max_event_bytes)
     if config.input == "http":
-        return HttpSource()
+        return HttpSource(config.max_event_bytes, config.buffer_size)
     return await NatsSource.open(
         config.input,
         group=config.consumer_group,

@@ -1,8 +1,7 @@
 """stdin: newline-delimited events until end of file.
 
-Lines are handed over a read chunk at a time. A line longer than --max-event-bytes is not kept
-whole: its first bytes are handed over with the reason, for a dead-letter entry, and the rest is
-skipped as it arrives (memory stays bounded by the limit, whatever the line's length).
+Lines are handed over a read chunk at a time, split by `LineSplitter` (an oversized line goes to the
+DLQ clipped; memory stays bounded whatever the line's length).
 """
 
 from __future__ import annotations
@@ -15,20 +14,14 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Final
 
-from rsigma.daemon.ack import AckToken, InFlight, RawEvent
+from rsigma.daemon.ack import InFlight
 from rsigma.daemon.sources.base import Emit
+from rsigma.daemon.sources.lines import LineSplitter
 from rsigma.daemon.state import Position
 
 log = logging.getLogger("rsigma.daemon")
 
 READ_CHUNK_BYTES: Final = 1 << 16
-#: How much of an oversized line the dead-letter entry keeps.
-OVERSIZE_KEEP_BYTES: Final = 4096
-
-
-def clipped(kept: bytes, dropped: int) -> bytes:
-    """What a dead-letter entry keeps of an oversized event: its start, and how much was left out."""
-    return kept + f"...[{dropped} more bytes]".encode()
 
 
 class StdinSource:
@@ -47,44 +40,16 @@ class StdinSource:
         pass
 
     async def run(self, emit: Emit, inflight: InFlight) -> None:
-        """Split stdin into lines; a line over --max-event-bytes is cut short (see the module docstring)."""
+        """Split stdin into lines; a line over --max-event-bytes is cut short (see `LineSplitter`)."""
         self.state = "open"
-        limit = self.max_event_bytes
-        keep = min(OVERSIZE_KEEP_BYTES, limit)  # how much of an oversized line its DLQ entry shows
-
-        def oversized(kept: bytes, dropped: int) -> list[RawEvent]:
-            reason = f"line of {len(kept) + dropped} bytes exceeds --max-event-bytes {limit}"
-            return [RawEvent(clipped(kept, dropped), AckToken(inflight), reason)]
-
-        carry = b""
-        dropped = 0  # bytes of an oversized line not kept
+        lines = LineSplitter(self.max_event_bytes, inflight)
         empty = True
         async for chunk in _chunks():
             empty = False
-            if dropped:
-                end = chunk.find(b"\n")
-                if end < 0:
-                    dropped += len(chunk)
-                    continue
-                await emit(oversized(carry, dropped + end))
-                carry, dropped, chunk = b"", 0, chunk[end + 1 :]
-            lines = (carry + chunk if carry else chunk).split(b"\n")
-            carry = lines.pop()
-            events: list[RawEvent] = []
-            for line in lines:
-                if len(line) > limit:
-                    events += oversized(line[:keep], len(line) - keep)
-                else:
-                    events.append(RawEvent(line, AckToken(inflight)))
-            if events:
+            if events := lines.feed(chunk):
                 await emit(events)
-            if len(carry) > limit:
-                dropped = len(carry) - keep
-                carry = carry[:keep]
-        if dropped:
-            await emit(oversized(carry, dropped))
-        elif carry:
-            await emit([RawEvent(carry, AckToken(inflight))])
+        if events := lines.end():
+            await emit(events)
         self.state = "closed"
         if empty:
             log.warning(
