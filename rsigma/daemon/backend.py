@@ -53,6 +53,10 @@ class Backend(Protocol):
     def regex_timeouts(self) -> int:
         """Backtracking regex searches cut off so far."""
 
+    @property
+    def available(self) -> int:
+        """Evaluators that can take a batch now (0: the daemon is not ready, `/readyz` says 503)."""
+
     def status(self) -> list[dict[str, Any]]:
         """One entry per matcher process (none in process)."""
 
@@ -65,6 +69,7 @@ class InlineBackend:
     min_batch = 1
     window = 1
     keeps_snapshots = False
+    available = 1  # the daemon's own loop
 
     def __init__(self, evaluator: Evaluator, options: PayloadOptions) -> None:
         self.evaluator = evaluator
@@ -117,6 +122,7 @@ def open_backend(config: DaemonConfig, evaluator: Evaluator, metrics: Metrics) -
         evaluator,
         options=options,
         log_format=config.log_format,
+        matcher_timeout=config.matcher_timeout_s,
     )
     metrics.registry.register(PoolCollector(pool))
     return pool

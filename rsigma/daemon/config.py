@@ -45,5 +45,6 @@ class DaemonConfig:
     nats_ack_wait_s: float = 30.0
     nats_max_deliver: int = 5
     workers: int = 0  # matcher processes; 0 evaluates in the supervisor's event loop
+    matcher_timeout_s: float = 30.0  # a matcher with work and no progress this long is killed
     log_format: str = "json"  # also for the matcher processes
     nats_auth: NatsAuth = NatsAuth()  # authentication and TLS for every NATS connection
