@@ -77,8 +77,8 @@ class ApiServer:
             "status": "ready" if ready else "not_ready",
             "rules_loaded": bool(d.evaluator.engine.rules),
         }
-        if d.config.workers:
-            body["matchers_available"] = available  # 0 while every matcher is restarting or stalled
+        if d.ready and not available:
+            body["matchers_available"] = 0  # every matcher is restarting, or stalled (see workers.md)
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(self, _: web.Request) -> web.Response:
