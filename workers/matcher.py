@@ -51,8 +51,6 @@ log = logging.getLogger("rsigma.worker")
 
 #: How often a matcher with nothing to do checks that its supervisor is still alive.
 PARENT_CHECK_S = 1.0
-#: A matcher pulses every 64 events of a batch (a careful batch says `Evaluating` for each instead).
-PULSE_EVERY_MASK = 63
 #: prctl(2) option: the signal this process gets when its parent dies.
 _PR_SET_PDEATHSIG = 1
 
@@ -77,13 +75,13 @@ class Matcher:
         spec: MatcherSpec,
         evaluator: Evaluator,
         say: Callable[[FromMatcher], None] | None = None,
-        pulse: Callable[[], None] | None = None,
+        pulse: Callable[[int], None] | None = None,
     ) -> None:
         self.spec = spec
         self.evaluator = evaluator
         self.pending: Evaluator | None = None  # built by `Reload`, run from `Swap` on
         self.say = say  # writes a frame at once (progress of a careful batch)
-        self.pulse = pulse  # shows the supervisor it is still working through a batch
+        self.pulse = pulse  # told each position: shows the supervisor it is working through a batch
 
     def handle(self, frame: ToMatcher) -> FromMatcher | None:
         match frame:
@@ -123,12 +121,8 @@ class Matcher:
             def announce(position: int) -> None:
                 say(Evaluating(batch_id, position))
 
-        elif self.pulse is not None:
-            pulse = self.pulse
-
-            def announce(position: int) -> None:
-                if not position & PULSE_EVERY_MASK:
-                    pulse()
+        else:
+            announce = self.pulse  # a careful batch's `Evaluating` is progress enough
 
         answers, evaluated = evaluate_payloads(
             self.evaluator, payloads, self.spec.options, hits=hits, skip=careful, announce=announce

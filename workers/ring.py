@@ -49,7 +49,7 @@ Memory ordering (why plain Python stores are enough, on x86-64):
   real release/acquire fences, which Python cannot issue: it is written for x86-64 Linux.
 
 Liveness: a frame says a request is done, but a long request says nothing while it runs. The producer
-may bump the pulse counter (``Ring.pulse``) as it works (a matcher does every 64 events of a batch),
+may bump the pulse counter (``Ring.pulse``) as it works (a matcher does before each event of a batch),
 and the other side reads it (``Ring.pulses``) to tell a busy peer from a hung one. It is only ever
 compared with an earlier reading of itself, so it needs no ordering with the frames.
 
@@ -234,8 +234,9 @@ class Ring:
         """The largest payload a frame can carry (it then fills the whole ring)."""
         return self._capacity - _LEN
 
-    def pulse(self) -> None:
-        """Producer side: show progress without writing a frame (see "Liveness" above)."""
+    def pulse(self, _: object = None) -> None:
+        """Producer side: show progress without writing a frame (see "Liveness" above). The argument
+        is ignored, so that it can be a per-item callback as it is (one call per event)."""
         self._q[_Q_PULSE] += 1
 
     @property

@@ -3,7 +3,7 @@
 Results go out in submission order, so one matcher that stops answering (SIGSTOPped, stuck in a C
 call, starved) holds up every batch behind its own, then the input (back-pressure), then the source's
 acknowledgements. Progress is any frame from the matcher (an answer, a careful batch's `Evaluating`)
-or a pulse, a counter in its outbound ring it bumps every 64 events of a batch: a long batch on a big
+or a pulse, a counter in its outbound ring it bumps before each event of a batch: a long batch on a big
 rule set is progress, a silent matcher is not. Past its timeout the matcher is SIGKILLed (which ends
 a stopped process too), and the pool's restart path takes over: same index, its work sent again, and
 an event it hangs on every time dead-lettered like one that kills it.
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("rsigma.daemon")
 
 #: Seconds a matcher with work may go without progress before it is killed (`--matcher-timeout`).
-DEFAULT_MATCHER_TIMEOUT_S: Final = 30.0
+#: Half of JetStream's default ack wait: a hung matcher is replaced, and its work done, before the
+#: events it holds are redelivered.
+DEFAULT_MATCHER_TIMEOUT_S: Final = 15.0
 #: A matcher with work and no progress for this long (or its timeout, if shorter) takes no new work,
 #: as far as readiness is concerned, and is killed at once at shutdown instead of being waited for.
 STALLED_S: Final = 2.0

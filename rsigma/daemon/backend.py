@@ -116,6 +116,12 @@ def open_backend(config: DaemonConfig, evaluator: Evaluator, metrics: Metrics) -
     options = PayloadOptions(config.max_event_bytes, config.include_event)
     if config.workers == 0:
         return InlineBackend(evaluator, options)
+    if config.input.startswith("nats://") and config.matcher_timeout_s >= config.nats_ack_wait_s:
+        log.warning(
+            "--matcher-timeout is not below --nats-ack-wait: the events a hung matcher holds will be"
+            " redelivered before it is replaced",
+            extra={"matcher_timeout": config.matcher_timeout_s, "nats_ack_wait": config.nats_ack_wait_s},
+        )
     pool = MatcherPool(
         config.build_evaluator,
         config.workers,

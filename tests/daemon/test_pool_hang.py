@@ -90,7 +90,7 @@ def test_readyz_is_503_while_no_matcher_can_take_work(daemon, ev, rules_dir, wai
         os.kill(victim, signal.SIGCONT)
     d.wait_processed(600)
     assert d.get("/readyz").status == 200
-    assert d.find_log("matcher made no progress within its timeout; killing it") is None  # 30 s default
+    assert d.find_log("matcher made no progress within its timeout; killing it") is None  # 15 s default
 
 
 def saved_snapshot(db: Path) -> bytes | None:
