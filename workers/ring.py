@@ -141,8 +141,8 @@ def reclaim_orphans(directory: Path = SHM_DIR) -> list[str]:
         if match is None or int(match[1]) != namespace:
             continue
         pid, started = int(match[2]), int(match[3])
-        if _start_time(pid) == started:
-            continue  # its creator is alive
+        if started == 0 or _start_time(pid) == started:
+            continue  # its creator is alive, or could not tell when it started (no /proc)
         try:
             entry.unlink()
         except FileNotFoundError:

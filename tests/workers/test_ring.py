@@ -501,6 +501,7 @@ def test_reclaim_orphans_removes_only_rings_whose_creator_is_gone() -> None:
         "pid reused by another process": f"rsring_{namespace}_{os.getpid()}_{started + 1}_{tag}02",
         "live creator": f"rsring_{namespace}_{os.getpid()}_{started}_{tag}03",
         "another pid namespace": f"rsring_{namespace + 1}_{dead_pid}_1_{tag}04",
+        "creator's start time unknown": f"rsring_{namespace}_{dead_pid}_0_{tag}06",
         "old name (no creator)": f"rsring_{tag}0000000005",
     }
     try:
@@ -509,7 +510,12 @@ def test_reclaim_orphans_removes_only_rings_whose_creator_is_gone() -> None:
         removed = set(reclaim_orphans())
         assert {names["dead creator"], names["pid reused by another process"]} <= removed
         left = {what for what, name in names.items() if (SHM / name).exists()}
-        assert left == {"live creator", "another pid namespace", "old name (no creator)"}
+        assert left == {
+            "live creator",
+            "another pid namespace",
+            "old name (no creator)",
+            "creator's start time unknown",
+        }
     finally:
         for name in names.values():
             (SHM / name).unlink(missing_ok=True)
