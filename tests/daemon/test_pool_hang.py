@@ -154,9 +154,13 @@ def test_rings_of_a_killed_pool_are_removed(daemon, ev, rules_dir, wait_until):
     (matcher,) = d.matcher_pids()
     rings = processes.shm_segments([d.pid, matcher])
     os.kill(matcher, signal.SIGSTOP)
+    killed_at = time.monotonic()
     d.kill()
     wait_until(lambda: not processes.pid_alive(matcher), "the stopped matcher to die with its supervisor", 10)
+    died_s = time.monotonic() - killed_at
     wait_until(lambda: not any((SHM / r).exists() for r in rings), "the tracker to remove the rings", 15)
+    gone_s = time.monotonic() - killed_at
+    print(f"supervisor SIGKILLed: the stopped matcher gone after {died_s:.2f} s, its rings {gone_s:.2f} s")
 
     d = daemon("-r", rules_dir, "--workers", "1")
     rings = processes.shm_segments([d.pid, *d.matcher_pids()])
