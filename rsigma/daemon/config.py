@@ -46,8 +46,7 @@ class DaemonConfig:
     nats_ack_wait_s: float = 30.0
     nats_max_deliver: int = 5
     workers: int = 0  # matcher processes; 0 evaluates in the supervisor's event loop
-    matcher_timeout_s: float = (
-        DEFAULT_MATCHER_TIMEOUT_S  # a matcher with work and no progress this long is killed
-    )
+    # a matcher holding work and making no progress on it this long is killed and restarted
+    matcher_timeout_s: float = DEFAULT_MATCHER_TIMEOUT_S
     log_format: str = "json"  # also for the matcher processes
     nats_auth: NatsAuth = NatsAuth()  # authentication and TLS for every NATS connection
