@@ -45,6 +45,9 @@ SCENARIOS: dict[str, Runner] = {
         w, events=_events(a, 100_000), workers=a.workers or 2, kills=5, seed=a.seed
     ),
     "kill-matcher": lambda w, a: harness.kill_matcher(w, events=_events(a, 100_000), kills=4, seed=a.seed),
+    "hang-matcher": lambda w, a: harness.hang_matcher(
+        w, events=_events(a, 100_000), timeout=None, seed=a.seed
+    ),
     "nats-restart": lambda w, a: harness.nats_restart(
         w, events=_events(a, 100_000), workers=a.workers, down_s=a.down, seed=a.seed
     ),

@@ -72,6 +72,7 @@ def exported_metrics() -> set[str]:
                     "in_flight": 0,
                     "restarts": 0,
                     "poisoned_events": 0,
+                    "timeouts": 0,
                 }
             ]
 

@@ -7,10 +7,12 @@ come only to the matcher that owns their (correlation, group key) (see `rsigma/c
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +51,8 @@ log = logging.getLogger("rsigma.worker")
 
 #: How often a matcher with nothing to do checks that its supervisor is still alive.
 PARENT_CHECK_S = 1.0
+#: prctl(2) option: the signal this process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +71,17 @@ class Matcher:
     """The matcher's state and its answer to each frame (separate from the process loop, for tests)."""
 
     def __init__(
-        self, spec: MatcherSpec, evaluator: Evaluator, say: Callable[[FromMatcher], None] | None = None
+        self,
+        spec: MatcherSpec,
+        evaluator: Evaluator,
+        say: Callable[[FromMatcher], None] | None = None,
+        pulse: Callable[[int], None] | None = None,
     ) -> None:
         self.spec = spec
         self.evaluator = evaluator
         self.pending: Evaluator | None = None  # built by `Reload`, run from `Swap` on
         self.say = say  # writes a frame at once (progress of a careful batch)
+        self.pulse = pulse  # told each position: shows the supervisor it is working through a batch
 
     def handle(self, frame: ToMatcher) -> FromMatcher | None:
         match frame:
@@ -111,6 +120,9 @@ class Matcher:
 
             def announce(position: int) -> None:
                 say(Evaluating(batch_id, position))
+
+        else:
+            announce = self.pulse  # a careful batch's `Evaluating` is progress enough
 
         answers, evaluated = evaluate_payloads(
             self.evaluator, payloads, self.spec.options, hits=hits, skip=careful, announce=announce
@@ -167,10 +179,24 @@ class Matcher:
         return len(e.engine.rules), len(e.correlation.correlations), e.fingerprint()
 
 
+def die_with_parent() -> None:
+    """Be SIGKILLed when the supervisor dies, even while stopped or stuck in a batch (the idle check
+    of `PARENT_CHECK_S` cannot see that), so a matcher never outlives its supervisor. Linux only."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        log.warning("matcher cannot ask to die with its supervisor", extra={"errno": ctypes.get_errno()})
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the prctl
+        raise SystemExit(0)
+
+
 def run(spec: MatcherSpec) -> None:
     """The process entry point (spawned by the pool)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
     setup_logging(spec.log_format)
+    die_with_parent()
     inbox = Channel.open(spec.inbox)
     outbox = Channel.open(spec.outbox)
     try:
@@ -179,7 +205,9 @@ def run(spec: MatcherSpec) -> None:
         except Exception as e:  # rules that compiled in the supervisor broke on disk since, say
             log.error("matcher could not compile the rules", extra={"matcher": spec.index, "error": str(e)})
             raise SystemExit(1) from e
-        matcher = Matcher(spec, evaluator, lambda frame: outbox.send_wait([protocol.encode(frame)]))
+        matcher = Matcher(
+            spec, evaluator, lambda frame: outbox.send_wait([protocol.encode(frame)]), outbox.ring.pulse
+        )
         rules, correlations, fingerprint = matcher.describe()
         ready = Ready(pid=os.getpid(), rules=rules, correlations=correlations, fingerprint=fingerprint)
         outbox.send_wait([protocol.encode(ready)])

@@ -32,6 +32,11 @@ class PoolCollector(Collector):
             "Events dead-lettered because the matcher evaluating them died each time.",
             labels=["worker"],
         )
+        timeouts = CounterMetricFamily(
+            "rsigma_worker_timeouts",
+            "Times a matcher holding work made no progress within --matcher-timeout and was killed.",
+            labels=["worker"],
+        )
         for worker in self.pool.status():
             label = [str(worker["index"])]
             events.add_metric(label, worker["events"])
@@ -39,4 +44,5 @@ class PoolCollector(Collector):
             depth.add_metric(label, worker["in_flight"])
             restarts.add_metric(label, worker["restarts"])
             poisoned.add_metric(label, worker["poisoned_events"])
-        yield from (events, busy, depth, restarts, poisoned)
+            timeouts.add_metric(label, worker["timeouts"])
+        yield from (events, busy, depth, restarts, poisoned, timeouts)

@@ -17,10 +17,14 @@ A matcher that dies is started again at once (same index, so it owns the same co
 what it held in flight is sent again, and its shard is reloaded from the last state snapshot the
 supervisor collected; what it learned since then is lost, and the log says so.
 
+A matcher that holds work and makes no progress on it for `matcher_timeout` seconds is killed by the
+watchdog (`workers/watchdog.py`) and goes through the same restart.
+
 An event that kills its matcher must not kill it forever. A matcher works through its frames in
 order, so the oldest unanswered request is the one it died on. An event batch it died on is sent
 again *carefully*: the matcher names each event before evaluating it. An event it dies on
 `POISON_DEATHS` times is left out of the batch and dead-lettered, and the rest of the batch goes on.
+An event a matcher hangs on is treated the same way: each timeout is a death.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from rsigma.correlation.sharding import (
 )
 from rsigma.evaluator import Evaluator
 from rsigma.payloads import BatchResult, Outcome, PayloadOptions
-from workers import protocol
+from workers import host, protocol
 from workers.matcher import MatcherSpec, run
 from workers.protocol import (
     Applied,
@@ -66,6 +70,7 @@ from workers.protocol import (
     ToMatcher,
 )
 from workers.ring import Channel
+from workers.watchdog import DEFAULT_MATCHER_TIMEOUT_S, Watchdog
 
 log = logging.getLogger("rsigma.daemon")
 
@@ -101,8 +106,9 @@ class _Request:
     skip: dict[int, str] | None = None  # careful once set: dead-lettered positions and why
     at: int | None = None  # careful: the position the matcher said it was evaluating
     deaths: dict[int, int] = field(default_factory=dict)  # careful: matcher deaths per position
+    patience: float | None = None  # seconds without progress before the matcher is killed (None: its timeout)
 
-    def suspect(self, request_id: int, code: int | None) -> int | None:
+    def suspect(self, request_id: int, code: int | None, hung_s: float | None = None) -> int | None:
         """The matcher died on this batch: re-send it carefully, without an event it died on
         `POISON_DEATHS` times (its position is returned: dead-lettered with the reason)."""
         assert self.payloads is not None
@@ -113,9 +119,10 @@ class _Request:
             position = self.at
             deaths = self.deaths[position] = self.deaths.get(position, 0) + 1
             if deaths >= POISON_DEATHS:
+                how = f", killed after {hung_s:g} s without progress" if hung_s is not None else ""
                 self.skip[position] = (
                     f"the matcher process died {deaths} times evaluating this event (last exit code"
-                    f" {code}); it was left out so the rest of its batch could be evaluated"
+                    f" {code}{how}); it was left out so the rest of its batch could be evaluated"
                 )
                 poisoned = position
         self.at = None
@@ -145,6 +152,11 @@ class _Worker:
     generation: int = 0  # bumped at each restart
     failed_starts: int = 0  # deaths before `Ready` since it was last ready
     resuming: asyncio.Future[None] | None = None  # set from a restart until its state and held frames are in
+    answered_at: float | None = None  # monotonic time of its last frame
+    progress_at: float = 0.0  # monotonic time it last made progress on the requests it holds
+    pulses: int = 0  # its outbound ring's pulse counter, as last read
+    timeouts: int = 0  # times it was killed for making no progress
+    hung_s: float | None = None  # set when the watchdog killed this process: how long it had been stuck
 
     async def send(self, data: bytes, *, resuming: bool = False) -> None:
         """Write a frame, waiting for room. If the matcher dies meanwhile, the frame is dropped here:
@@ -164,6 +176,26 @@ class _Worker:
             if self.generation != generation:
                 return
 
+    def hold(self, request_id: int, request: _Request) -> None:
+        """A request is out: if it is the only one, the watchdog's clock starts now."""
+        if not self.inflight:
+            self.progress_at = time.monotonic()
+        self.inflight[request_id] = request
+
+    def blame_oldest(self, code: int | None) -> int | None:
+        """It died (or was killed as hung): its oldest request, if a batch, is re-sent carefully; the
+        batch position dead-lettered for killing it too often, if any (see `_Request.suspect`)."""
+        hung_s, self.hung_s = self.hung_s, None
+        if not self.inflight:
+            return None
+        request_id, oldest = next(iter(self.inflight.items()))
+        if oldest.payloads is None:
+            return None
+        position = oldest.suspect(request_id, code, hung_s)
+        if position is not None:
+            self.poisoned += 1
+        return position
+
     def on_space(self) -> None:
         assert self.inbox is not None
         self.inbox.space.drain()
@@ -182,7 +214,31 @@ class _Worker:
             loop.remove_reader(self.process.sentinel)
         self.inbox = self.outbox = None
 
+    @property
+    def working(self) -> bool:
+        """Started (or restarted) with everything it held re-sent: the watchdog's to judge."""
+        return (
+            self.ready is not None
+            and self.ready.done()
+            and not self.ready.cancelled()
+            and self.resuming is None
+            and self.hung_s is None
+            and self.outbox is not None
+        )
+
+    def stalled_s(self, now: float) -> float:
+        """Seconds since it last made progress on the requests it holds (0 when it holds none)."""
+        if not self.inflight or not self.working:
+            return 0.0
+        assert self.outbox is not None
+        pulses = self.outbox.ring.pulses
+        if pulses != self.pulses:
+            self.pulses, self.progress_at = pulses, now
+        return now - self.progress_at
+
     def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        since = round(now - self.answered_at, 3) if self.answered_at is not None else None
         return {
             "index": self.index,
             "pid": self.process.pid if self.process is not None else None,
@@ -193,6 +249,9 @@ class _Worker:
             "busy_seconds": round(self.busy_s, 3),
             "restarts": self.restarts,
             "poisoned_events": self.poisoned,
+            "seconds_since_answer": since,
+            "stalled_seconds": round(self.stalled_s(now), 3),
+            "timeouts": self.timeouts,
         }
 
 
@@ -210,6 +269,7 @@ class MatcherPool:
         *,
         options: PayloadOptions,
         log_format: str = "json",
+        matcher_timeout: float = DEFAULT_MATCHER_TIMEOUT_S,
     ) -> None:
         self.build_evaluator = build_evaluator
         self.n = workers
@@ -233,12 +293,16 @@ class MatcherPool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.failure: PoolError | None = None  # set once the pool gave up
         self.on_failure: Callable[[BaseException], None] | None = None  # the daemon's: it then stops
+        self.watchdog = Watchdog(self.workers, matcher_timeout)
+        self._watching: asyncio.Task[None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def start(self, snapshot: bytes | None = None) -> None:
-        """Start every matcher, wait until each compiled its rules, and hand out its state shard."""
+        """Start every matcher, wait until each compiled its rules, and hand out its state shard
+        (ConfigError first if the host cannot carry the pool, see `host.prepare`)."""
         self._loop = asyncio.get_running_loop()
+        host.prepare(self.n, RING_BYTES)
         for worker in self.workers:
             self._spawn(worker)
         await self._await_ready(self.workers)
@@ -248,6 +312,7 @@ class MatcherPool:
             for worker, shard in zip(self.workers, split_snapshot(snapshot, self.n), strict=True):
                 await worker.send(protocol.encode(Import(shard)))
             log.info("correlation state restored", extra={"workers": self.n})
+        self._watching = asyncio.create_task(self.watchdog.run(), name="matcher-watchdog")
         log.info("matcher pool started", extra={"workers": self.n})
 
     def _spawn(self, worker: _Worker) -> None:
@@ -289,7 +354,11 @@ class MatcherPool:
             raise PoolError(f"a matcher did not start within {START_TIMEOUT_S:g} s") from None
 
     async def stop(self) -> None:
+        """Stop every matcher: a stalled one is killed at once, the others after `STOP_TIMEOUT_S`."""
         self._stopping = True
+        if self._watching is not None:
+            self._watching.cancel()
+        self.watchdog.kill_stalled()
         for worker in self.workers:
             if worker.process is not None and worker.process.is_alive():
                 with contextlib.suppress(OSError):
@@ -322,14 +391,11 @@ class MatcherPool:
                 worker.ready.set_exception(error)
                 self._fail(error)
                 return
-        if worker.inflight:
-            request_id, oldest = next(iter(worker.inflight.items()))
-            if oldest.payloads is not None and (position := oldest.suspect(request_id, code)) is not None:
-                worker.poisoned += 1
-                log.error(
-                    "event dead-lettered: it kills the matcher that evaluates it",
-                    extra={"matcher": worker.index, "exit_code": code, "batch_position": position},
-                )
+        if (position := worker.blame_oldest(code)) is not None:
+            log.error(
+                "event dead-lettered: it kills the matcher that evaluates it",
+                extra={"matcher": worker.index, "exit_code": code, "batch_position": position},
+            )
         held = list(worker.inflight.items())
         worker.detach(self._loop)
         self._retired_regex_timeouts += worker.regex_timeouts
@@ -373,6 +439,7 @@ class MatcherPool:
             if worker.generation != generation:
                 return
         resumed, worker.resuming = worker.resuming, None
+        worker.progress_at = time.monotonic()  # the watchdog's clock starts once it has its work back
         if resumed is not None and not resumed.done():
             resumed.set_result(None)
         lost = (
@@ -392,6 +459,10 @@ class MatcherPool:
                 "resent_requests": len(held),
             },
         )
+
+    @property
+    def available(self) -> int:  # see Watchdog.available
+        return self.watchdog.available()
 
     def _resumed(self, task: asyncio.Future[None]) -> None:
         if task.cancelled() or (error := task.exception()) is None:
@@ -492,8 +563,9 @@ class MatcherPool:
         try:
             if self._stage_tail is not None:
                 await self._stage_tail
+            patience = START_TIMEOUT_S  # compiling takes as long as a start
             built = await asyncio.gather(
-                *(self._request(w, rid := next(self._ids), Reload(rid), Reloaded) for w in self.workers)
+                *(self._request(w, i := next(self._ids), Reload(i), Reloaded, patience) for w in self.workers)
             )
             error = next((frame.error for frame in built if frame.error is not None), None)
             if error is None and any(frame.fingerprint != fingerprint for frame in built):
@@ -538,11 +610,12 @@ class MatcherPool:
         frame: ToMatcher,
         answer: type[A],
         payloads: list[bytes] | None = None,
+        patience: float | None = None,
     ) -> A:
         """Send `frame` and wait for its answer, a frame of type `answer`."""
         assert self._loop is not None
-        request = _Request(protocol.encode(frame), self._loop.create_future(), payloads)
-        worker.inflight[request_id] = request
+        request = _Request(protocol.encode(frame), self._loop.create_future(), payloads, patience=patience)
+        worker.hold(request_id, request)
         await worker.send(request.data)
         received = await request.future
         if not isinstance(received, answer):
@@ -556,6 +629,7 @@ class MatcherPool:
         assert outbox is not None
         outbox.data.drain()
         while (data := outbox.recv()) is not None:
+            worker.answered_at = worker.progress_at = time.monotonic()
             frame = protocol.decode_from_matcher(data)
             match frame:
                 case Ready():

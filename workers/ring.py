@@ -22,6 +22,7 @@ Layout of the shared segment (all integers native-endian, i.e. little-endian on 
 
     [0:8]     magic            [8:16]   capacity (bytes of the data area)
     [64:72]   write position   (own cache line: only the producer stores it)
+    [72:80]   pulse            (the producer's line too: a counter it bumps to show progress)
     [128:136] read position    (own cache line: only the consumer stores it)
     [192:]    data area, ``capacity`` bytes, a multiple of 8
 
@@ -47,6 +48,20 @@ Memory ordering (why plain Python stores are enough, on x86-64):
   it is there for the wake-up, not for ordering. On weakly ordered CPUs (aarch64) this ring would need
   real release/acquire fences, which Python cannot issue: it is written for x86-64 Linux.
 
+Liveness: a frame says a request is done, but a long request says nothing while it runs. The producer
+may bump the pulse counter (``Ring.pulse``) as it works (a matcher does before each event of a batch),
+and the other side reads it (``Ring.pulses``) to tell a busy peer from a hung one. It is only ever
+compared with an earlier reading of itself, so it needs no ordering with the frames.
+
+Names: ``rsring_<pid namespace>_<pid>_<start time>_<random>``, the namespace, pid and start time (in
+clock ticks since boot, from ``/proc/<pid>/stat``) being those of the creating process. Rings are
+removed by their creator's ``close()``, or by Python's resource tracker once every process holding
+them has exited. When neither happened (the creator and its tracker were SIGKILLed together),
+``reclaim_orphans`` finds the segments whose creator is gone, or whose pid now belongs to another
+process, and removes them; a segment of a live process (another daemon on the host) is never touched.
+Segments of another pid namespace (a container sharing ``/dev/shm``) are left alone: their pids mean
+nothing here.
+
 Starting children: use the "spawn" or "forkserver" start method and pass ``channel.handle()`` as a
 ``Process`` argument. The doorbells are ``multiprocessing.Pipe`` connections, whose file descriptors
 multiprocessing hands to the child as it starts it. The child attaches to the segment *without*
@@ -60,6 +75,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import secrets
 import select
 import sys
@@ -69,23 +85,70 @@ from dataclasses import dataclass
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
 from types import TracebackType
 
-__all__ = ["Channel", "ChannelHandle", "Doorbell", "Ring"]
+__all__ = ["Channel", "ChannelHandle", "Doorbell", "Ring", "reclaim_orphans"]
 
 _MAGIC = int.from_bytes(b"rsring01", "little")
 _HEADER = 192  # three 64-byte cache lines: metadata, write position, read position
-_Q_MAGIC, _Q_CAPACITY, _Q_WRITE, _Q_READ = 0, 1, 8, 16  # indexes into the buffer cast to u64
+_Q_MAGIC, _Q_CAPACITY, _Q_WRITE, _Q_PULSE, _Q_READ = 0, 1, 8, 9, 16  # indexes into the buffer cast to u64
 _LEN = 4  # the u32 length word in front of each payload
 _WRAP = 0xFFFFFFFF  # length word of a wrap marker: skip to the next lap
 _MAX_CAPACITY = 0xFFFFFFF8  # a payload length must fit in a u32 and differ from _WRAP
 NAME_PREFIX = "rsring_"  # segment names, so leftovers in /dev/shm are recognisable
+SHM_DIR = Path("/dev/shm")
+_NAME = re.compile(re.escape(NAME_PREFIX) + r"(\d+)_(\d+)_(\d+)_[0-9a-f]+")
 
 Part = bytes | bytearray | memoryview
 
 
 def _align8(n: int) -> int:
     return (n + 7) & ~7
+
+
+def _start_time(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (None: no such process)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _pid_namespace() -> int:
+    """The inode of this process's pid namespace: pids in a ring name mean something only inside it."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def _new_name() -> str:
+    pid = os.getpid()
+    return f"{NAME_PREFIX}{_pid_namespace()}_{pid}_{_start_time(pid) or 0}_{secrets.token_hex(6)}"
+
+
+def reclaim_orphans(directory: Path = SHM_DIR) -> list[str]:
+    """Remove the rings whose creating process is gone (see "Names" above); the names removed."""
+    namespace = _pid_namespace()
+    removed = []
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _NAME.fullmatch(entry.name)
+        if match is None or int(match[1]) != namespace:
+            continue
+        pid, started = int(match[2]), int(match[3])
+        if started == 0 or _start_time(pid) == started:
+            continue  # its creator is alive, or could not tell when it started (no /proc)
+        try:
+            entry.unlink()
+        except FileNotFoundError:
+            continue  # its creator's tracker, or another starting pool, was faster
+        removed.append(entry.name)
+    return removed
 
 
 def _open_existing(name: str) -> tuple[memoryview, Callable[[], None]]:
@@ -138,7 +201,7 @@ class Ring:
         capacity = _align8(capacity)
         if not 16 <= capacity <= _MAX_CAPACITY:
             raise ValueError(f"ring capacity must be between 16 and {_MAX_CAPACITY} bytes, not {capacity}")
-        shm = SharedMemory(name=NAME_PREFIX + secrets.token_hex(8), create=True, size=_HEADER + capacity)
+        shm = SharedMemory(name=_new_name(), create=True, size=_HEADER + capacity)
         q = shm.buf.cast("Q")
         q[_Q_CAPACITY] = capacity
         q[_Q_MAGIC] = _MAGIC
@@ -170,6 +233,16 @@ class Ring:
     def max_payload(self) -> int:
         """The largest payload a frame can carry (it then fills the whole ring)."""
         return self._capacity - _LEN
+
+    def pulse(self, _: object = None) -> None:
+        """Producer side: show progress without writing a frame (see "Liveness" above). The argument
+        is ignored, so that it can be a per-item callback as it is (one call per event)."""
+        self._q[_Q_PULSE] += 1
+
+    @property
+    def pulses(self) -> int:
+        """How often the producer called ``pulse``."""
+        return self._q[_Q_PULSE]
 
     @property
     def used(self) -> int:

@@ -32,6 +32,8 @@ from rsigma.pipelines import builtin_pipelines
 from rsigma.routing.router import builtin_routers
 from rsigma.rules import RuleSet, load_rules
 from rsigma.rules.correlation import parse_timespan
+from workers.host import default_workers
+from workers.watchdog import DEFAULT_MATCHER_TIMEOUT_S
 
 app = typer.Typer(
     name="rsigma",
@@ -248,11 +250,21 @@ def engine_daemon(
         typer.Option(
             "--workers",
             min=0,
-            help="Matcher processes (serve: default the CPU count; engine daemon: default 0,"
-            " evaluating in the supervisor).",
+            help="Matcher processes (serve: default the CPUs this process may use, from its affinity"
+            " and cgroup quota, minus one; engine daemon: default 0, evaluating in the supervisor).",
             show_default=False,
         ),
     ] = None,
+    matcher_timeout: Annotated[
+        float,
+        typer.Option(
+            "--matcher-timeout",
+            envvar="RSIGMA_MATCHER_TIMEOUT",
+            min=0.1,
+            help="Seconds a matcher holding work may go without progress before it is killed and"
+            " restarted (its work is sent again).",
+        ),
+    ] = DEFAULT_MATCHER_TIMEOUT_S,
     consumer_group: Annotated[
         str | None,
         typer.Option(
@@ -494,6 +506,7 @@ def engine_daemon(
         ),
         replay=replay,
         workers=workers if workers is not None else 0,
+        matcher_timeout_s=matcher_timeout,
         log_format=log_format,
     )
     raise typer.Exit(start_daemon(config, log_format))
@@ -501,10 +514,10 @@ def engine_daemon(
 
 @app.command("serve")
 def serve(ctx: typer.Context, **options: Any) -> None:
-    """The daemon with a pool of matcher processes (--workers N, default the CPU count): takes every
-    `engine daemon` option."""
+    """The daemon with a pool of matcher processes (--workers N, default one per usable CPU but the
+    supervisor's): takes every `engine daemon` option."""
     if options["workers"] is None:
-        options["workers"] = os.cpu_count() or 1
+        options["workers"] = default_workers()
     engine_daemon(ctx, **options)
 
 

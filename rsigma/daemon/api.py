@@ -98,11 +98,14 @@ class ApiServer:
 
     async def readyz(self, _: web.Request) -> web.Response:
         d = self.daemon
-        ready = d.ready and bool(d.evaluator.engine.rules)
+        available = d.backend.available if d.backend is not None else 0
+        ready = d.ready and bool(d.evaluator.engine.rules) and available > 0
         body: dict[str, Any] = {
             "status": "ready" if ready else "not_ready",
             "rules_loaded": bool(d.evaluator.engine.rules),
         }
+        if d.ready and not available:
+            body["matchers_available"] = 0  # every matcher is restarting, or stalled (see workers.md)
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(self, _: web.Request) -> web.Response:

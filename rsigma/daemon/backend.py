@@ -57,6 +57,10 @@ class Backend(Protocol):
     def correlation_evictions(self) -> int:
         """Live correlation windows dropped at --max-state-entries so far (every matcher's, summed)."""
 
+    @property
+    def available(self) -> int:
+        """Evaluators that can take a batch now (0: the daemon is not ready, `/readyz` says 503)."""
+
     def status(self) -> list[dict[str, Any]]:
         """One entry per matcher process (none in process)."""
 
@@ -69,6 +73,7 @@ class InlineBackend:
     min_batch = 1
     window = 1
     keeps_snapshots = False
+    available = 1  # the daemon's own loop
 
     def __init__(self, evaluator: Evaluator, options: PayloadOptions) -> None:
         self.evaluator = evaluator
@@ -119,12 +124,19 @@ def open_backend(config: DaemonConfig, evaluator: Evaluator, metrics: Metrics) -
     options = PayloadOptions(config.max_event_bytes, config.include_event)
     if config.workers == 0:
         return InlineBackend(evaluator, options)
+    if config.input.startswith("nats://") and config.matcher_timeout_s >= config.nats_ack_wait_s:
+        log.warning(
+            "--matcher-timeout is not below --nats-ack-wait: the events a hung matcher holds will be"
+            " redelivered before it is replaced",
+            extra={"matcher_timeout": config.matcher_timeout_s, "nats_ack_wait": config.nats_ack_wait_s},
+        )
     pool = MatcherPool(
         config.build_evaluator,
         config.workers,
         evaluator,
         options=options,
         log_format=config.log_format,
+        matcher_timeout=config.matcher_timeout_s,
     )
     metrics.registry.register(PoolCollector(pool))
     return pool

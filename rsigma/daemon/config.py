@@ -11,6 +11,7 @@ from rsigma.correlation.engine import CorrelationConfig
 from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.evaluator import Evaluator
 from rsigma.nats.auth import NatsAuth
+from workers.watchdog import DEFAULT_MATCHER_TIMEOUT_S
 
 DEFAULT_BUFFER_SIZE: Final = 10_000
 DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
@@ -50,5 +51,7 @@ class DaemonConfig:
     nats_ack_wait_s: float = 30.0
     nats_max_deliver: int = 5
     workers: int = 0  # matcher processes; 0 evaluates in the supervisor's event loop
+    # a matcher holding work and making no progress on it this long is killed and restarted
+    matcher_timeout_s: float = DEFAULT_MATCHER_TIMEOUT_S
     log_format: str = "json"  # also for the matcher processes
     nats_auth: NatsAuth = NatsAuth()  # authentication and TLS for every NATS connection

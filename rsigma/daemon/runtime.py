@@ -47,6 +47,9 @@ log = logging.getLogger("rsigma.daemon")
 
 #: A second SIGINT this long after the first forces the exit (sooner, it is the same keypress seen twice).
 FORCE_EXIT_AFTER_S: Final = 0.5
+#: After the drain, collecting the correlation state to save may take this long; past it the state is
+#: not saved (a hung matcher must not hold up the exit) and the last saved snapshot stays.
+STATE_EXPORT_TIMEOUT_S: Final = 5.0
 
 
 class Daemon:
@@ -222,7 +225,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(engine, *self._tasks, return_exceptions=True)
         if save:
-            await self._save_logged("shutdown")
+            await self._save_at_shutdown()
         if self.backend is not None:
             await self.backend.stop()
         for sink in [w.sink for w in self.sinks] + ([self.dlq.sink] if self.dlq.sink else []):
@@ -252,6 +255,24 @@ class Daemon:
         if self.store is not None:
             position = self.source.position if self.source is not None else None
             await asyncio.to_thread(self.store.save, snapshot, position)
+
+    async def _save_at_shutdown(self) -> None:
+        """Save the state, within `STATE_EXPORT_TIMEOUT_S`: a backend that cannot export it all by then
+        (a matcher that stopped answering) saves nothing, rather than a snapshot missing its shards."""
+        try:
+            await asyncio.wait_for(self._save_logged("shutdown"), STATE_EXPORT_TIMEOUT_S)
+        except TimeoutError:
+            assert self.backend is not None
+            log.warning(
+                "correlation state not saved at shutdown: the evaluation backend did not export it in"
+                " time; the last saved snapshot is kept",
+                extra={
+                    "timeout_seconds": STATE_EXPORT_TIMEOUT_S,
+                    "matchers_not_answering": [
+                        w["index"] for w in self.backend.status() if w["in_flight"] > 0
+                    ],
+                },
+            )
 
     async def _save_periodically(self) -> None:
         while True:

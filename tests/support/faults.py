@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -674,6 +675,99 @@ def kill_matcher(
     result.notes.append(
         f"{kills} matcher kills; restart_seconds {', '.join(f'{r:.2f}' for r in restarts)};"
         f" batches held by the dead matcher {held}"
+    )
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def hang_matcher(
+    work: Path, *, events: int = 20_000, rate: float = 8_000, timeout: float | None = 2.0, seed: int = 2
+) -> Result:
+    """SIGSTOP a matcher of `serve --workers 2` while events stream in, and leave it stopped: alive,
+    silent, holding a batch that every later result waits behind. The watchdog must kill it after
+    `--matcher-timeout` (None: the default), the restart re-send its work, and the output resume, with
+    nothing lost, nothing twice in the file output and nothing redelivered by JetStream (the timeout
+    is below the 30 s ack wait). The stall is the longest gap between output messages from the stop
+    until the end of the recovery."""
+    result = Result(f"hang matcher (serve --workers 2, --matcher-timeout {timeout or 'default'})", events)
+    started = time.monotonic()
+    moment = random.Random(seed).uniform(0.2, 0.5) * events / rate
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(NatsServer(work / "nats"))
+        client = stack.enter_context(NatsClient(server.url))
+        client.add_stream(INPUT_STREAM, [INPUT_FILTER])
+        client.watch(OUTPUT_SUBJECT)
+        out = work / "out.ndjson"
+        extra = ["--matcher-timeout", str(timeout)] if timeout is not None else []
+        args = nats_daemon_args(server.url, "--output", f"file://{out}", "--buffer-size", "2000", *extra)
+        daemon = stack.enter_context(Daemon(work / "daemon", write_rules(work), args, workers=2))
+        daemon.start()
+        begun = time.monotonic()
+        stopped = threading.Event()
+        publishing = client.publish_paced(range(1, events + 1), rate, until=stopped)
+        time.sleep(max(0.0, begun + moment - time.monotonic()))
+        victim = daemon.status()["workers"][0]["pid"]
+        stopped_at = time.monotonic()
+        os.kill(victim, signal.SIGSTOP)
+        try:
+            wait_until(
+                lambda: daemon.status()["workers"][0]["in_flight"] > 0, "a held batch", 10, retry_on=TRANSIENT
+            )
+            killed = wait_until(
+                lambda: daemon.find_log("matcher made no progress within its timeout; killing it"),
+                "the watchdog's kill",
+                (timeout or 30) * 3 + 30,
+                retry_on=TRANSIENT,
+            )
+            wait_until(
+                lambda: (
+                    daemon.status()["workers"][0]["pid"] != victim
+                    and all(w["alive"] for w in daemon.status()["workers"])
+                ),
+                "matcher 0 restarted",
+                30,
+                retry_on=TRANSIENT,
+            )
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)  # never leave a stopped process behind
+        stopped.set()
+        publishing.result(120)
+        result.events = client.published
+        expected = expected_keys(range(1, client.published + 1))
+        wait_until(client.all_acked, "every input message acked", 180, interval=0.2, retry_on=TRANSIENT)
+        recovered_at = time.monotonic()
+        tally = output_tally(client, expected)
+        tally.record(result, "NATS output")
+        in_file, torn = parse_lines(file_lines(out))
+        file_tally = Tally(expected, in_file)
+        result.check("file output: 0 lost", not file_tally.lost, f"{len(file_tally.lost)} lost")
+        result.check(
+            "file output: no result twice (nothing redelivered)",
+            file_tally.duplicated == 0,
+            f"{file_tally.duplicated} twice",
+        )
+        result.check("file output: no torn line", not torn, f"{len(torn)} torn")
+        result.check(
+            "the kill names matcher 0 and its pid", (killed["matcher"], killed["pid"]) == (0, victim)
+        )
+        redelivered = daemon.status()["nats"]["input"]["redelivered_received"]
+        result.check("JetStream redelivered nothing", redelivered == 0, f"{redelivered} redelivered")
+        timeouts = [daemon.metric("rsigma_worker_timeouts_total", worker=w) for w in "01"]
+        result.check("rsigma_worker_timeouts_total counts the kill", timeouts == [1, 0], timeouts)
+        poisoned = [daemon.metric("rsigma_worker_poison_events_total", worker=w) for w in "01"]
+        result.check("a hang from outside dead-letters no event", poisoned == [0, 0], poisoned)
+        arrivals = [stopped_at] + [t for t in client.arrivals if stopped_at <= t <= recovered_at]
+        stall = max((b - a for a, b in itertools.pairwise(arrivals)), default=0.0)
+        result.recovery_s = stall
+        limit = (timeout or 15) + 5
+        result.check(f"output resumes within {limit:g} s", stall < limit, f"{stall:.2f} s", timed=True)
+        code = daemon.terminate()
+        result.check("drains and exits 0 at the end", code == 0, f"exit {code}")
+    result.details.update(stall_seconds=round(stall, 3), stalled_for=killed["stalled_seconds"], seed=seed)
+    result.notes.append(
+        f"matcher 0 stopped {moment:.2f} s into the stream; killed after {killed['stalled_seconds']} s"
+        f" without progress; longest gap in the output {stall:.2f} s"
     )
     result.seconds = time.monotonic() - started
     return result

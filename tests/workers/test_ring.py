@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.ring import Channel, ChannelHandle, Doorbell, Ring
+from workers.ring import Channel, ChannelHandle, Doorbell, Ring, reclaim_orphans
 
 SHM = Path("/dev/shm")
 SPAWN = multiprocessing.get_context("spawn")
@@ -475,3 +475,47 @@ def test_spawned_children_leave_the_resource_tracker_quiet(tmp_path: Path) -> No
         assert done.stderr == ""
         names = done.stdout.split()
         assert len(names) == 4 and not [name for name in names if (SHM / name).exists()]
+
+
+# -- leftovers of creators that are gone -------------------------------------------------------------
+
+
+def test_a_ring_is_named_for_its_creator_and_pulses() -> None:
+    with Ring.create(64) as ring:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+        assert ring.name.startswith(f"rsring_{namespace}_{os.getpid()}_")
+        assert ring.pulses == 0
+        ring.pulse()
+        ring.pulse()
+        assert ring.pulses == 2 and ring.used == 0  # a pulse is no frame
+
+
+def test_reclaim_orphans_removes_only_rings_whose_creator_is_gone() -> None:
+    namespace = os.stat("/proc/self/ns/pid").st_ino
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead_pid = int(gone.stdout)
+    started = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    tag = os.urandom(4).hex()
+    names = {
+        "dead creator": f"rsring_{namespace}_{dead_pid}_1_{tag}01",
+        "pid reused by another process": f"rsring_{namespace}_{os.getpid()}_{started + 1}_{tag}02",
+        "live creator": f"rsring_{namespace}_{os.getpid()}_{started}_{tag}03",
+        "another pid namespace": f"rsring_{namespace + 1}_{dead_pid}_1_{tag}04",
+        "creator's start time unknown": f"rsring_{namespace}_{dead_pid}_0_{tag}06",
+        "old name (no creator)": f"rsring_{tag}0000000005",
+    }
+    try:
+        for name in names.values():
+            (SHM / name).write_bytes(b"")
+        removed = set(reclaim_orphans())
+        assert {names["dead creator"], names["pid reused by another process"]} <= removed
+        left = {what for what, name in names.items() if (SHM / name).exists()}
+        assert left == {
+            "live creator",
+            "another pid namespace",
+            "old name (no creator)",
+            "creator's start time unknown",
+        }
+    finally:
+        for name in names.values():
+            (SHM / name).unlink(missing_ok=True)
