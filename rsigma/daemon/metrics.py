@@ -24,7 +24,7 @@ class _RegexTimeouts(Collector):
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(
             "rsigma_regex_timeouts",
-            "Backtracking (non-RE2) regex searches cut off; the value counted as not matching.",
+            "Events dead-lettered: their backtracking (non-RE2) regex searches ran past the budget.",
             value=self.read(),
         )
 
