@@ -82,11 +82,16 @@ class Metrics:
         )
         self.dlq_events = Counter("rsigma_dlq_events", "Entries handed to the dead-letter queue.", registry=r)
         self.dlq_write_failures = Counter(
-            "rsigma_dlq_write_failures", "Dead-letter entries that could not be written.", registry=r
+            "rsigma_dlq_write_failures",
+            "Dead-letter entries still failing after their retries (handed back, or held until written).",
+            registry=r,
         )
         self.sink_retries = Counter("rsigma_sink_retries", "Sink write retries.", ["sink"], registry=r)
         self.sink_failures = Counter(
-            "rsigma_sink_delivery_failures", "Deliveries a sink gave up on.", ["sink"], registry=r
+            "rsigma_sink_delivery_failures",
+            "Deliveries still failing after a sink's retries (handed back, dead-lettered or held).",
+            ["sink"],
+            registry=r,
         )
         self.uptime = Gauge("rsigma_uptime_seconds", "Seconds since the daemon started.", registry=r)
         self.nats_connected = Gauge(
