@@ -169,11 +169,12 @@ def test_without_dlq_a_failing_sink_holds_the_results_until_written(
     assert len(d.find_logs("sink write failed; holding the results")) <= 2  # rate-limited
 
 
-def test_a_dlq_on_a_full_disk_holds_the_entry_until_written(
+def test_a_dlq_on_a_full_disk_holds_the_entries_and_the_input_waits(
     daemon, ev, rules_dir, tmp_path, jsonl, wait_until
 ):
-    """HTTP cannot redeliver: a DLQ write that keeps failing (ENOSPC) is retried until it succeeds,
-    and the event is acknowledged only then, its entry written once."""
+    """HTTP cannot redeliver: a DLQ write that keeps failing (ENOSPC) is retried until it succeeds.
+    Meanwhile the DLQ's queue fills and the input waits (back-pressure); once the disk
+    takes writes again every entry is written once, every event acknowledged, none lost."""
     out, dlq = tmp_path / "out.ndjson", tmp_path / "dlq.ndjson"
     d = daemon(
         "-r",
@@ -184,6 +185,8 @@ def test_a_dlq_on_a_full_disk_holds_the_entry_until_written(
         f"file://{out}",
         "--dlq",
         f"file://{dlq}",
+        "--buffer-size",
+        "1",
         "--sink-backoff-base-ms",
         "10",
         "--sink-backoff-max-ms",
@@ -191,19 +194,25 @@ def test_a_dlq_on_a_full_disk_holds_the_entry_until_written(
     )
     dlq.unlink()
     dlq.symlink_to("/dev/full")  # every write fails with ENOSPC
-    assert d.post("/api/v1/events", b"not json\n" + ev.line(ev.whoami(1))).status == 200
+    body = b"".join(b"not json %d\n" % n for n in range(6)) + ev.line(ev.whoami(1))
+    answers: list[int] = []
+    post = threading.Thread(target=lambda: answers.append(d.post("/api/v1/events", body, timeout=60).status))
+    post.start()
     d.wait_metric("rsigma_dlq_write_failures_total", 1)
-    wait_until(lambda: jsonl(out), "the next event's result")
     time.sleep(1)  # more failed writes
-    assert d.status()["events_in_flight"] == 1  # the bad line is held, not acknowledged
+    assert d.metric("rsigma_back_pressure_events_total") > 0
+    assert not jsonl(out)  # the event after the bad lines waits its turn
 
     dlq.unlink()  # space again
-    wait_until(lambda: d.status()["events_in_flight"] == 0, "the held event acknowledged")
-    [entry] = jsonl(dlq)
-    assert entry["original_event"] == "not json"
-    assert entry["error"].startswith("invalid JSON")
-    assert d.find_logs("DLQ write failed; holding the event")
-    assert d.metric("rsigma_dlq_write_failures_total") == 1
+    post.join(30)
+    assert answers == [200]
+    wait_until(lambda: jsonl(out), "the whoami result")
+    wait_until(lambda: d.status()["events_in_flight"] == 0, "every event acknowledged")
+    entries = jsonl(dlq)
+    assert [e["original_event"] for e in entries] == [f"not json {n}" for n in range(6)]
+    assert all(e["error"].startswith("invalid JSON") for e in entries)
+    assert len(d.find_logs("DLQ write failed; holding the event")) >= 1
+    assert d.metric("rsigma_dlq_write_failures_total") == 1  # only the first entry waited past its retries
 
 
 def test_file_url_with_a_host_part_is_not_rerooted(daemon, rules_dir, ev, tmp_path):

@@ -198,6 +198,32 @@ def test_the_last_delivery_is_held_until_written_on_a_full_disk(nats_server, dae
         stop(d)
 
 
+def test_an_unusable_message_the_dlq_cannot_take_is_handed_back_then_held(nats_server, daemon, tmp_path):
+    """Not JSON, and the DLQ's disk is full: JetStream can still redeliver it, so after the DLQ's
+    retries it is handed back (a nak); its last delivery is held until the entry is written."""
+    url = nats_server.url
+    dlq = tmp_path / "dlq.ndjson"
+    d = daemon(
+        "--input", f"{url}/events.>", "--output", "stdout", "--dlq", f"file://{dlq}",
+        "--nats-max-deliver", "2", "--nats-ack-wait", "2",
+        "--sink-backoff-base-ms", "10", "--sink-backoff-max-ms", "200",
+    )  # fmt: skip
+    try:
+        full_disk(dlq)
+        publish(url, "events.win", [b"not json"])
+        d.wait_metric("rsigma_nats_naks_total", 1, timeout=30)
+        d.wait_metric("rsigma_nats_redelivered_messages_total", 1, timeout=30)
+        time.sleep(3)  # the last delivery, held past the ack wait
+        assert consumer_pending(url, STREAM, CONSUMER) == (0, 1)
+        dlq.unlink()  # space again
+        wait_until(all_acked(url), "the message acknowledged once its entry is written", timeout=30)
+        [entry] = [json.loads(line) for line in dlq.read_text().splitlines()]
+        assert (entry["original_event"], entry["delivery_count"]) == ("not json", 2)
+        assert entry["error"].startswith("invalid JSON")
+    finally:
+        stop(d)
+
+
 def test_replay_moves_an_existing_consumer(nats_server, daemon, tmp_path):
     url = nats_server.url
     out = tmp_path / "out.ndjson"
