@@ -22,9 +22,9 @@ import orjson
 
 from rsigma.daemon.ack import AckToken
 from rsigma.daemon.metrics import Metrics
+from rsigma.daemon.retrying import Throttle, backoff_s
 from rsigma.daemon.sinks import Sink
 from rsigma.daemon.state import format_ns
-from rsigma.daemon.throttle import Throttle
 
 log = logging.getLogger("rsigma.daemon")
 
@@ -137,4 +137,4 @@ class DeadLetterQueue:
                         extra={"attempt": attempt, "error": error, "delivery_count": token.delivery_count},
                     )
             token.hold()  # JetStream must not time the message out while it is retried
-            await asyncio.sleep(min(self.backoff_base_s * 2 ** (attempt - 1), self.backoff_max_s))
+            await asyncio.sleep(backoff_s(attempt, self.backoff_base_s, self.backoff_max_s))

@@ -12,7 +12,6 @@ import pytest
 from rsigma.engine.regex import BACKTRACKING_BUDGET_S, BacktrackingBudgetExceeded, backtracking_timeouts
 from rsigma.evaluator import Evaluator
 from rsigma.payloads import PayloadOptions, evaluate_payloads
-from tests.conftest import make_rule
 
 #: Lookbehind: RE2 cannot run it. On 30 `a`s and a `!` one search backtracks for over a second.
 HOSTILE = r"(a|aa)+(?<=a)$"
@@ -20,7 +19,7 @@ HOSTILE_VALUE = "a" * 30 + "!"
 
 
 @pytest.fixture
-def evaluator() -> Evaluator:
+def evaluator(make_rule) -> Evaluator:
     rules = [
         make_rule({"selection": {"Payload|re": HOSTILE}, "condition": "selection"}, title="Lookbehind"),
         make_rule(
@@ -45,10 +44,10 @@ def test_the_backtracking_fallback_still_matches(evaluator):
 def test_a_list_of_hostile_values_costs_one_budget_and_is_dead_lettered(evaluator):
     """200 values, each a search that would backtrack for over a second: one budget in all."""
     before = backtracking_timeouts()
-    started = time.perf_counter()
+    started = time.process_time()  # the budget is CPU time (the wall clock varies with the load)
     [outcome] = outcomes(evaluator, {"Payload": [HOSTILE_VALUE] * 200, "CommandLine": "whoami"})
-    took = time.perf_counter() - started
-    assert took < BACKTRACKING_BUDGET_S + 0.5, f"{took:.2f} s for one event"
+    took = time.process_time() - started
+    assert took < BACKTRACKING_BUDGET_S + 0.2, f"{took:.2f} CPU s for one event"
     assert outcome == (
         f"backtracking regex budget of {BACKTRACKING_BUDGET_S:g} s per event exceeded: "
         f"rule 'Lookbehind', field 'Payload', pattern {HOSTILE!r}"

@@ -18,8 +18,8 @@ from rsigma.daemon.ack import Delivery
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
 from rsigma.daemon.metrics import Metrics
+from rsigma.daemon.retrying import Throttle, backoff_s
 from rsigma.daemon.sinks import Sink
-from rsigma.daemon.throttle import Throttle
 
 log = logging.getLogger("rsigma.daemon")
 
@@ -79,7 +79,7 @@ class SinkWorker:
                 self.metrics.sink_retries.labels(sink=self.sink.name).inc()
                 for d in batch:
                     d.token.hold()  # JetStream must not time the message out while it is retried
-                await asyncio.sleep(min(self.backoff_base_s * 2 ** (attempt - 1), self.backoff_max_s))
+                await asyncio.sleep(backoff_s(attempt, self.backoff_base_s, self.backoff_max_s))
             try:
                 await self.sink.deliver(batch)
             except OSError as e:
