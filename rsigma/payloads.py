@@ -3,7 +3,8 @@ in-process backend and the matcher processes, so all of them treat every payload
 
 An event's outcome is one of:
 - nothing to send (no visible result; its source can acknowledge it at once),
-- a dead-letter reason (not JSON, not an object, too large, too deeply nested), or
+- a dead-letter reason (not JSON, not an object, too large, too deeply nested, or its backtracking
+  regex searches ran past their budget, see `rsigma/engine/regex.py`), or
 - its result lines, serialised once, with the labels each result is counted by.
 
 Correlation happens either here (`evaluate_payloads` without `hits`: the evaluator's own windows, as
@@ -23,6 +24,7 @@ import orjson
 
 from rsigma.correlation.engine import CorrelationResult, Hit
 from rsigma.engine.engine import Detection
+from rsigma.engine.regex import BacktrackingBudgetExceeded
 from rsigma.evaluator import Evaluator
 
 #: (rule title, level or "unknown", correlation type or None): the labels results are counted by.
@@ -125,6 +127,9 @@ def evaluate_payloads(
             detections = engine.evaluate(event)
         except RecursionError:
             answers.append((position, TOO_DEEP_TO_EVALUATE))
+            continue
+        except BacktrackingBudgetExceeded as e:
+            answers.append((position, str(e)))
             continue
         evaluated += 1
         if not detections:

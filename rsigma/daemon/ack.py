@@ -9,7 +9,9 @@ One event's trip through the daemon:
    No results: the token resolves at once.
 4. Each sink writes the delivery (retrying with backoff). A sink that gives up asks for the event
    to be redelivered when the source can still do so (JetStream below `max_deliver`), and otherwise
-   hands the results to the DLQ. Either way the sink is then done with it.
+   hands the results to the DLQ. Either way the sink is then done with it. An event the source
+   cannot redeliver (the last JetStream delivery, stdin, HTTP) whose results neither the sink nor
+   the DLQ takes is held and retried until one does (`AckToken.hold()` at each retry).
 5. When every sink is done, the token resolves: `AckToken.ack()` runs the source's callback (a
    JetStream ack for NATS; bookkeeping only for stdin and HTTP), or, if a sink gave up on a
    redeliverable event, `AckToken.redeliver()` runs the source's retry callback (a JetStream nak).
@@ -60,6 +62,12 @@ class AckToken:
             self._resolve()
             self._acked()
 
+    def hold(self) -> None:
+        """Still being worked on (a write is retried): a redelivering source keeps the event pending
+        instead of timing it out (a JetStream in-progress ack)."""
+        if not self._done:
+            self._hold()
+
     def redeliver(self) -> None:
         """Resolve without acking: the source hands the event out again later (a JetStream nak)."""
         if not self._done:
@@ -75,6 +83,9 @@ class AckToken:
 
     def _redeliver(self) -> None:
         """The source's request for redelivery."""
+
+    def _hold(self) -> None:
+        """The source's notice that the event is still in progress."""
 
 
 @dataclass(slots=True)

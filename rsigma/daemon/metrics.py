@@ -24,7 +24,7 @@ class _RegexTimeouts(Collector):
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(
             "rsigma_regex_timeouts",
-            "Backtracking (non-RE2) regex searches cut off; the value counted as not matching.",
+            "Events dead-lettered: their backtracking (non-RE2) regex searches ran past the budget.",
             value=self.read(),
         )
 
@@ -90,11 +90,16 @@ class Metrics:
         )
         self.dlq_events = Counter("rsigma_dlq_events", "Entries handed to the dead-letter queue.", registry=r)
         self.dlq_write_failures = Counter(
-            "rsigma_dlq_write_failures", "Dead-letter entries that could not be written.", registry=r
+            "rsigma_dlq_write_failures",
+            "Dead-letter entries still failing after their retries (handed back, or held until written).",
+            registry=r,
         )
         self.sink_retries = Counter("rsigma_sink_retries", "Sink write retries.", ["sink"], registry=r)
         self.sink_failures = Counter(
-            "rsigma_sink_delivery_failures", "Deliveries a sink gave up on.", ["sink"], registry=r
+            "rsigma_sink_delivery_failures",
+            "Deliveries still failing after a sink's retries (handed back, dead-lettered or held).",
+            ["sink"],
+            registry=r,
         )
         self.api_auth_failures = Counter(
             "rsigma_api_auth_failures",

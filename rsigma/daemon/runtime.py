@@ -70,7 +70,13 @@ class Daemon:
         self.watcher = FileWatcher(config.watch_paths, config.reload_poll_s)
         self.store: StateStore | None = None
         self.sinks: list[SinkWorker] = []
-        self.dlq = DeadLetterQueue(None, buffer_size=config.buffer_size, metrics=self.metrics)
+        self.dlq = DeadLetterQueue(
+            None,
+            buffer_size=config.buffer_size,
+            metrics=self.metrics,
+            backoff_base_s=config.sink_backoff_base_s,
+            backoff_max_s=config.sink_backoff_max_s,
+        )
         self.source: Source | None = None
         self.backend: Backend | None = None
         self.api = ApiServer(self)

@@ -14,6 +14,7 @@ from rsigma.engine.compiler import CompiledRule, compile_filter, compile_rule
 from rsigma.engine.event import EventView
 from rsigma.engine.index import CandidateIndex, rule_witness
 from rsigma.engine.matchers import Predicate
+from rsigma.engine.regex import BUDGET, BacktrackingBudgetExceeded
 from rsigma.errors import SigmaError
 from rsigma.gc_pause import gc_paused
 from rsigma.routing.router import LogsourceRouter, Placement, compatible
@@ -200,7 +201,10 @@ class Engine:
         return len(self._routed)
 
     def evaluate(self, event: dict[str, Any]) -> list[Detection]:
-        """Detections for one event, in rule load order."""
+        """Detections for one event, in rule load order. Raises `BacktrackingBudgetExceeded` (naming
+        the rule) for an event whose backtracking regex searches run too long."""
+        if BUDGET.spent:
+            BUDGET.spent = 0.0  # a new event: a fresh backtracking budget
         view = EventView(event)
         rules = self.rules
         index = self.index
@@ -213,7 +217,11 @@ class Engine:
         out: list[Detection] = []
         for i in sorted(index.candidates(view)):
             compiled = rules[i]
-            if compiled.matches(view):
-                names, fields = compiled.explain(view)
-                out.append(Detection(i, compiled.rule, names, fields, event))
+            try:
+                if compiled.matches(view):
+                    names, fields = compiled.explain(view)
+                    out.append(Detection(i, compiled.rule, names, fields, event))
+            except BacktrackingBudgetExceeded as e:
+                e.rule = compiled.rule.title
+                raise
         return out

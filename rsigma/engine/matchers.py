@@ -395,7 +395,8 @@ def _cidr(name: str | None, networks: list[Any]) -> Predicate:
 
 
 def _regex(name: str | None, value: SigmaRegex, cased: bool) -> Predicate:
-    search = compile_search(value.pattern, value.flags, context=f"{name or 'keyword'}|re: ")
+    field = name or "keyword"
+    search = compile_search(value.pattern, value.flags, context=f"{field}|re: ", field=field)
     source = _texts_source(name, True)
     literal = required_literal(value.pattern, value.flags)
     if literal is None:

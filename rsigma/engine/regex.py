@@ -1,9 +1,12 @@
 """Regexes from rules run on RE2 (linear time), so no rule can stall the engine on a hostile event.
 
 Patterns that need features RE2 lacks (backreferences, lookaround) fall back to the backtracking
-`regex` module, and the rule is named in a warning. Each fallback search stops after
-`BACKTRACKING_TIMEOUT_S`: the value then counts as not matching, a warning names the pattern, and
-`backtracking_timeouts()` counts it (the daemon exports it as `rsigma_regex_timeouts_total`).
+`regex` module, and the rule is named in a warning. All the fallback searches for one event share a
+budget of `BACKTRACKING_BUDGET_S` of CPU time (the clock `regex` times out by), so a list of 200
+values is one event, not 200 chances to backtrack:
+the search that runs past it raises `BacktrackingBudgetExceeded`, which the caller turns into a
+dead letter, since no answer (match or not) would be right; `backtracking_timeouts()` counts it (the
+daemon exports it as `rsigma_regex_timeouts_total`). `Engine.evaluate` starts each event's budget.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import re
 import re._constants as _c
 import re._parser as _parser
+import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -28,19 +32,50 @@ _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 _RE2_OPTIONS.max_mem = 64 << 20
 
-#: Longest one backtracking search may run on one value; past it, the value counts as not matching.
-BACKTRACKING_TIMEOUT_S: Final = 0.1
+#: CPU seconds all the backtracking searches for one event may take together; past it, the event is
+#: dead-lettered.
+BACKTRACKING_BUDGET_S: Final = 0.5
 
 _timeouts = 0
 
 
+class BacktrackingBudgetExceeded(Exception):
+    """An event's backtracking searches ran past `BACKTRACKING_BUDGET_S`; `rule` is set by the engine."""
+
+    def __init__(self, field: str, pattern: str) -> None:
+        super().__init__(field, pattern)
+        self.field = field
+        self.pattern = pattern
+        self.rule: str | None = None
+
+    def __str__(self) -> str:
+        return (
+            f"backtracking regex budget of {BACKTRACKING_BUDGET_S:g} s per event exceeded: rule "
+            f"{self.rule!r}, field {self.field!r}, pattern {self.pattern!r}"
+        )
+
+
+class _Budget:
+    __slots__ = ("spent",)
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+
+
+#: Seconds the current event's backtracking searches took so far (reset by `Engine.evaluate`).
+BUDGET: Final = _Budget()
+
+
 def backtracking_timeouts() -> int:
-    """Backtracking searches this process cut off at `BACKTRACKING_TIMEOUT_S`."""
+    """Events this process stopped evaluating at `BACKTRACKING_BUDGET_S`."""
     return _timeouts
 
 
-def compile_search(pattern: str, flags: frozenset[str] = frozenset(), *, context: str = "") -> Search:
-    """A `search(text)` function for the pattern; flags are the Sigma `i`, `m`, `s` sub-modifiers."""
+def compile_search(
+    pattern: str, flags: frozenset[str] = frozenset(), *, context: str = "", field: str = "keyword"
+) -> Search:
+    """A `search(text)` function for the pattern; flags are the Sigma `i`, `m`, `s` sub-modifiers.
+    `field` names the event field it searches, for `BacktrackingBudgetExceeded`."""
     prefix = f"(?{''.join(sorted(flags))})" if flags else ""
     try:
         return re2.compile(prefix + pattern, _RE2_OPTIONS).search
@@ -51,29 +86,30 @@ def compile_search(pattern: str, flags: frozenset[str] = frozenset(), *, context
     except (regex.error, RecursionError, OverflowError) as e:
         raise SigmaValueError(f"{context}invalid regular expression {pattern!r}: {e}") from e
     log.warning(
-        "%sregex %r needs a backtracking engine (not RE2-compatible); each search is cut off after %g s",
+        "%sregex %r needs a backtracking engine (not RE2-compatible); an event whose backtracking "
+        "searches take over %g s in all is dead-lettered",
         context,
         pattern,
-        BACKTRACKING_TIMEOUT_S,
+        BACKTRACKING_BUDGET_S,
     )
-    return _bounded(compiled.search, pattern, context)
+    return _bounded(compiled.search, pattern, field)
 
 
-def _bounded(search: Callable[..., Any], pattern: str, context: str) -> Search:
+def _bounded(search: Callable[..., Any], pattern: str, field: str) -> Search:
     def bounded_search(text: str) -> Any:
         global _timeouts
+        budget = BUDGET
+        left = BACKTRACKING_BUDGET_S - budget.spent
+        started = time.process_time()  # the clock of `regex`'s timeout
         try:
-            return search(text, timeout=BACKTRACKING_TIMEOUT_S)
+            if left <= 0:
+                raise TimeoutError
+            return search(text, timeout=left)
         except TimeoutError:
             _timeouts += 1
-            log.warning(
-                "%sregex %r gave up after %g s on a value of %d characters; counted as not matching",
-                context,
-                pattern,
-                BACKTRACKING_TIMEOUT_S,
-                len(text),
-            )
-            return None
+            raise BacktrackingBudgetExceeded(field, pattern) from None
+        finally:
+            budget.spent += time.process_time() - started
 
     return bounded_search
 

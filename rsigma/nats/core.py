@@ -187,6 +187,7 @@ class JsMessage:
 _ACK_TAIL = b" 4\r\n+ACK\r\n"
 _NAK = b"-NAK"
 _TERM = b"+TERM"
+_IN_PROGRESS = b"+WPI"
 
 
 class PullConsumer:
@@ -317,6 +318,10 @@ class PullConsumer:
         """Ask for redelivery: after `delay_s` if given, else per the consumer's backoff (at once)."""
         body = _NAK if delay_s is None else b'-NAK {"delay":%d}' % int(delay_s * 1e9)
         _write(self._nc, b"PUB %s %d\r\n%s\r\n" % (reply.encode(), len(body), body))
+
+    def in_progress(self, reply: str) -> None:
+        """Still working on this message: JetStream restarts its ack wait instead of expiring it."""
+        _write(self._nc, b"PUB %s %d\r\n%s\r\n" % (reply.encode(), len(_IN_PROGRESS), _IN_PROGRESS))
 
     def term(self, reply: str) -> None:
         """Never redeliver this message (the consumer drops it; the stream keeps it)."""

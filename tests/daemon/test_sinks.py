@@ -9,6 +9,7 @@ import shutil
 import signal
 import termios
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -124,7 +125,11 @@ def test_retry_count_follows_sink_retry_max(daemon, two_rules, ev, tmp_path, jso
     assert len(attempts) == retry_max + 1
 
 
-def test_sink_failure_without_dlq_is_logged_and_counted(daemon, two_rules, ev, tmp_path, wait_until):
+def test_without_dlq_a_failing_sink_holds_the_results_until_written(
+    daemon, two_rules, ev, tmp_path, jsonl, wait_until
+):
+    """HTTP cannot redeliver, and there is no DLQ: the results are retried until the sink takes
+    them, never acknowledged before, written once, in order; the other sink goes on meanwhile."""
     bad = tmp_path / "out"
     d = daemon(
         "-r",
@@ -137,16 +142,77 @@ def test_sink_failure_without_dlq_is_logged_and_counted(daemon, two_rules, ev, t
         "stdout",
         "--sink-retry-max",
         "0",
+        "--sink-backoff-base-ms",
+        "10",
+        "--sink-backoff-max-ms",
+        "200",
     )
     bad.unlink()  # created at startup
     bad.mkdir()  # the sink's path is now a directory: every write fails
     d.post_events(ev.whoami(1))
     d.wait_metric("rsigma_sink_delivery_failures_total", 1, sink="file")
-    assert d.metric("rsigma_dlq_events_total") == 1
-    wait_until(lambda: any(r.get("level") == "error" for r in d.logs()), "an error-level log line")
-    wait_until(lambda: len(d.results()) == 2, "the stdout sink's results")
     d.post_events(ev.whoami(2))
-    wait_until(lambda: len(d.results()) == 4, "later results still delivered")
+    wait_until(lambda: len(d.results()) == 4, "the stdout sink's results of both events")
+    wait_until(lambda: d.find_logs("sink write failed; holding the results"), "the holding warning")
+    time.sleep(1)  # several more failed attempts
+    assert d.status()["events_in_flight"] == 2  # neither event acknowledged
+    assert (d.metric("rsigma_sink_retries_total", sink="file") or 0) >= 3
+    assert d.metric("rsigma_dlq_events_total") == 0
+
+    bad.rmdir()  # space again
+    wait_until(lambda: len(jsonl(bad)) == 4, "the held results written")
+    wait_until(lambda: d.status()["events_in_flight"] == 0, "both events acknowledged")
+    assert [r["matched_fields"][0]["value"] for r in jsonl(bad)] == ["cmd /c whoami #1"] * 2 + [
+        "cmd /c whoami #2"
+    ] * 2
+    assert d.metric("rsigma_dlq_events_total") == 0
+    assert len(d.find_logs("sink write failed; holding the results")) <= 2  # rate-limited
+
+
+def test_a_dlq_on_a_full_disk_holds_the_entries_and_the_input_waits(
+    daemon, ev, rules_dir, tmp_path, jsonl, wait_until
+):
+    """HTTP cannot redeliver: a DLQ write that keeps failing (ENOSPC) is retried until it succeeds.
+    Meanwhile the DLQ's queue fills and the input waits (back-pressure); once the disk
+    takes writes again every entry is written once, every event acknowledged, none lost."""
+    out, dlq = tmp_path / "out.ndjson", tmp_path / "dlq.ndjson"
+    d = daemon(
+        "-r",
+        rules_dir,
+        "--input",
+        "http",
+        "--output",
+        f"file://{out}",
+        "--dlq",
+        f"file://{dlq}",
+        "--buffer-size",
+        "1",
+        "--sink-backoff-base-ms",
+        "10",
+        "--sink-backoff-max-ms",
+        "200",
+    )
+    dlq.unlink()
+    dlq.symlink_to("/dev/full")  # every write fails with ENOSPC
+    body = b"".join(b"not json %d\n" % n for n in range(6)) + ev.line(ev.whoami(1))
+    answers: list[int] = []
+    post = threading.Thread(target=lambda: answers.append(d.post("/api/v1/events", body, timeout=60).status))
+    post.start()
+    d.wait_metric("rsigma_dlq_write_failures_total", 1)
+    time.sleep(1)  # more failed writes
+    assert d.metric("rsigma_back_pressure_events_total") > 0
+    assert not jsonl(out)  # the event after the bad lines waits its turn
+
+    dlq.unlink()  # space again
+    post.join(30)
+    assert answers == [200]
+    wait_until(lambda: jsonl(out), "the whoami result")
+    wait_until(lambda: d.status()["events_in_flight"] == 0, "every event acknowledged")
+    entries = jsonl(dlq)
+    assert [e["original_event"] for e in entries] == [f"not json {n}" for n in range(6)]
+    assert all(e["error"].startswith("invalid JSON") for e in entries)
+    assert len(d.find_logs("DLQ write failed; holding the event")) >= 1
+    assert d.metric("rsigma_dlq_write_failures_total") == 1  # only the first entry waited past its retries
 
 
 def test_file_url_with_a_host_part_is_not_rerooted(daemon, rules_dir, ev, tmp_path):

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import nats
+import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from tests.support import DaemonProcess, wait_until
@@ -137,6 +138,88 @@ def test_the_last_delivery_goes_to_the_dlq_with_its_count(nats_server, daemon, t
         assert entries[0]["delivery_count"] == 2
         assert entries[0]["error"].startswith("sink delivery failure: nats:")
         assert json.loads(entries[0]["original_event"])[0]["rule_title"] == "Whoami"
+    finally:
+        stop(d)
+
+
+def full_disk(*paths: Path) -> None:
+    """Every later write to these paths fails with ENOSPC: each becomes a link to /dev/full (a file
+    sink reopens a path that no longer names its file)."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+        path.symlink_to("/dev/full")
+
+
+@pytest.mark.parametrize("with_dlq", [True, False], ids=["dlq", "no-dlq"])
+def test_the_last_delivery_is_held_until_written_on_a_full_disk(nats_server, daemon, tmp_path, with_dlq):
+    """Output (and DLQ) fail with ENOSPC on the last delivery JetStream makes: nothing would bring
+    the event back, so it is held, unacknowledged, until the disk takes it; then written once, acked.
+    Meanwhile JetStream keeps it pending (in-progress acks) well past its ack wait."""
+    url = nats_server.url
+    out, dlq = tmp_path / "out.ndjson", tmp_path / "dlq.ndjson"
+    args = ["--input", f"{url}/events.>", "--output", f"file://{out}", "--include-event"]
+    args += ["--nats-max-deliver", "2", "--nats-ack-wait", "2", "--sink-retry-max", "0"]
+    args += ["--sink-backoff-base-ms", "10", "--sink-backoff-max-ms", "200"]
+    if with_dlq:
+        args += ["--dlq", f"file://{dlq}"]
+    d = daemon(*args)
+    try:
+        full_disk(out, dlq)
+        publish(url, "events.win", numbered(1, 1))
+        # Both deliveries failed at the output; with a DLQ, its write ran out of retries too.
+        d.wait_metric("rsigma_sink_delivery_failures_total", 2, timeout=30, sink="file")
+        if with_dlq:
+            d.wait_metric("rsigma_dlq_write_failures_total", 1, timeout=30)
+        assert d.metric("rsigma_nats_naks_total") == 1  # the first delivery was handed back
+        time.sleep(4)  # twice the ack wait, more failed writes; JetStream gets no ack meanwhile
+        assert consumer_pending(url, STREAM, CONSUMER) == (0, 1)  # delivered, not acknowledged
+        assert d.status()["events_in_flight"] == 1
+
+        for path in (out, dlq):
+            path.unlink()  # space again
+        recovered = time.monotonic()
+        wait_until(all_acked(url), "the event acknowledged once written", timeout=30)
+        print(f"acknowledged {time.monotonic() - recovered:.2f} s after the disk took writes again")
+        holding = (
+            "DLQ write failed; holding the event" if with_dlq else "sink write failed; holding the results"
+        )
+        assert d.find_logs(holding)
+        if with_dlq:
+            [entry] = [json.loads(line) for line in dlq.read_text().splitlines()]
+            assert entry["delivery_count"] == 2
+            assert entry["error"].startswith("sink delivery failure: file:")
+            assert [r["event"]["n"] for r in json.loads(entry["original_event"])] == [1]
+            assert d.metric("rsigma_dlq_write_failures_total") == 1
+        else:
+            assert detected(out) == [1]
+            assert not dlq.exists()
+        assert d.status()["events_in_flight"] == 0
+    finally:
+        stop(d)
+
+
+def test_an_unusable_message_the_dlq_cannot_take_is_handed_back_then_held(nats_server, daemon, tmp_path):
+    """Not JSON, and the DLQ's disk is full: JetStream can still redeliver it, so after the DLQ's
+    retries it is handed back (a nak); its last delivery is held until the entry is written."""
+    url = nats_server.url
+    dlq = tmp_path / "dlq.ndjson"
+    d = daemon(
+        "--input", f"{url}/events.>", "--output", "stdout", "--dlq", f"file://{dlq}",
+        "--nats-max-deliver", "2", "--nats-ack-wait", "2",
+        "--sink-backoff-base-ms", "10", "--sink-backoff-max-ms", "200",
+    )  # fmt: skip
+    try:
+        full_disk(dlq)
+        publish(url, "events.win", [b"not json"])
+        d.wait_metric("rsigma_nats_naks_total", 1, timeout=30)
+        d.wait_metric("rsigma_nats_redelivered_messages_total", 1, timeout=30)
+        time.sleep(3)  # the last delivery, held past the ack wait
+        assert consumer_pending(url, STREAM, CONSUMER) == (0, 1)
+        dlq.unlink()  # space again
+        wait_until(all_acked(url), "the message acknowledged once its entry is written", timeout=30)
+        [entry] = [json.loads(line) for line in dlq.read_text().splitlines()]
+        assert (entry["original_event"], entry["delivery_count"]) == ("not json", 2)
+        assert entry["error"].startswith("invalid JSON")
     finally:
         stop(d)
 

@@ -2,9 +2,11 @@
 
 Every sink has its own bounded queue and worker, fed the same deliveries in the same order, so each
 sink sees every result in order. A write that fails is retried with exponential backoff; after the
-last retry the delivery's results go to the dead-letter queue (or, for an event its source can
-still redeliver, back to the source), and only then does the sink count as done with it (see
-`rsigma/daemon/ack.py`).
+last retry the delivery's results go back to the source (an event JetStream can still redeliver),
+or to the dead-letter queue, and only then does the sink count as done with it (see
+`rsigma/daemon/ack.py`). Without a `--dlq`, results that nothing would bring back (the last JetStream
+delivery, stdin, HTTP) are held and retried until the sink takes them: the sink's queue fills and
+the input waits, instead of acknowledging results that were never delivered.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rsigma.daemon.ack import Delivery
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
 from rsigma.daemon.metrics import Metrics
+from rsigma.daemon.retrying import Throttle, backoff_s
 from rsigma.daemon.sinks import Sink
 
 log = logging.getLogger("rsigma.daemon")
@@ -33,6 +36,7 @@ class SinkWorker:
         self.batch_max = config.sink_batch_max
         self.dlq = dlq
         self.metrics = metrics
+        self._holding = Throttle()
 
     async def run(self) -> None:
         while True:
@@ -44,32 +48,71 @@ class SinkWorker:
                 self.queue.task_done()
 
     async def _deliver(self, batch: list[Delivery]) -> None:
-        error: Exception | None = None
-        for attempt in range(self.retry_max + 1):
+        error = await self._attempt(batch, self.retry_max + 1)
+        if error is None:
+            return
+        self.metrics.sink_failures.labels(sink=self.sink.name).inc(len(batch))
+        reason = f"sink delivery failure: {self.sink.name}: {error}"
+        handed_back = [d for d in batch if d.token.redeliverable]
+        kept = [d for d in batch if not d.token.redeliverable]
+        for d in handed_back:
+            d.sink_failed()
+        if handed_back:
+            log.warning(
+                "sink gave up; events left for redelivery",
+                extra={"sink": self.sink.name, "events": len(handed_back)},
+            )
+        if not kept:
+            return
+        if self.dlq.configured:
+            for d in kept:
+                await self.dlq.put(d.results_json(), reason, d.token, d.sink_done, self.sink.name)
+            return
+        await self._hold(kept, error)
+
+    async def _attempt(self, batch: list[Delivery], attempts: int, first: int = 0) -> OSError | None:
+        """Deliver with up to `attempts` tries (backoff before each retry); None once delivered,
+        else the last error. `first` numbers the tries that came before."""
+        error: OSError | None = None
+        for attempt in range(first, first + attempts):
             if attempt:
                 self.metrics.sink_retries.labels(sink=self.sink.name).inc()
-                await asyncio.sleep(min(self.backoff_base_s * 2 ** (attempt - 1), self.backoff_max_s))
+                for d in batch:
+                    d.token.hold()  # JetStream must not time the message out while it is retried
+                await asyncio.sleep(backoff_s(attempt, self.backoff_base_s, self.backoff_max_s))
             try:
                 await self.sink.deliver(batch)
             except OSError as e:
                 error = e
-                log.warning(
-                    "sink write failed",
-                    extra={"sink": self.sink.name, "attempt": attempt + 1, "error": str(e)},
-                )
+                if attempt <= self.retry_max:
+                    log.warning(
+                        "sink write failed",
+                        extra={"sink": self.sink.name, "attempt": attempt + 1, "error": str(e)},
+                    )
                 continue
             for d in batch:
                 d.sink_done()
-            return
-        self.metrics.sink_failures.labels(sink=self.sink.name).inc(len(batch))
-        reason = f"sink delivery failure: {self.sink.name}: {error}"
-        for d in batch:
-            if d.token.redeliverable:
-                d.sink_failed()
-            else:
-                await self.dlq.put(d.results_json(), reason, d.token, d.sink_done, self.sink.name)
-        if batch[0].token.redeliverable:
-            log.warning(
-                "sink gave up; events left for redelivery",
-                extra={"sink": self.sink.name, "events": len(batch)},
-            )
+            return None
+        return error
+
+    async def _hold(self, batch: list[Delivery], error: OSError) -> None:
+        """No DLQ, and nothing would bring these events back: retry until the sink takes them."""
+        attempt = self.retry_max + 1
+        while error is not None:
+            if self._holding.ready():
+                log.warning(
+                    "sink write failed; holding the results until written (no --dlq, and the source "
+                    "cannot redeliver them), input waits meanwhile",
+                    extra={
+                        "sink": self.sink.name,
+                        "events": len(batch),
+                        "attempt": attempt,
+                        "error": str(error),
+                    },
+                )
+            error = await self._attempt(batch, 1, attempt)
+            attempt += 1
+        log.warning(
+            "sink write succeeded; held results delivered",
+            extra={"sink": self.sink.name, "events": len(batch)},
+        )

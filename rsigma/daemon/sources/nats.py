@@ -77,6 +77,9 @@ class JetStreamToken(AckToken):
     def _redeliver(self) -> None:
         self._source.nak(self._reply, min(NAK_DELAY_BASE_S * self._delivered, NAK_DELAY_MAX_S))
 
+    def _hold(self) -> None:
+        self._source.in_progress(self._reply)
+
 
 class NatsSource:
     """The input side: consumer setup through nats-py's JetStream API, messages through `PullConsumer`.
@@ -205,6 +208,12 @@ class NatsSource:
             log.warning(
                 "JetStream nak failed; the message is redelivered after ack_wait", extra={"error": str(e)}
             )
+
+    def in_progress(self, reply: str) -> None:
+        try:
+            self.consumer.in_progress(reply)
+        except NatsError as e:
+            log.warning("JetStream in-progress ack failed", extra={"error": str(e)})
 
     async def poll_info(self) -> dict[str, int]:
         """The consumer's backlog and redeliveries, from the server (for status and metrics)."""
