@@ -149,6 +149,8 @@ class _Worker:
     windows: int = 0  # its live correlation windows, as of its last answer
     regex_timeouts: int = 0  # its backtracking regex searches cut off, as of its last answer
     evictions: int = 0  # its live correlation windows dropped at the cap, as of its last answer
+    retired_regex_timeouts: int = 0  # those of its earlier processes (the counts are per process)
+    retired_evictions: int = 0
     generation: int = 0  # bumped at each restart
     failed_starts: int = 0  # deaths before `Ready` since it was last ready
     resuming: asyncio.Future[None] | None = None  # set from a restart until its state and held frames are in
@@ -201,6 +203,12 @@ class _Worker:
         self.inbox.space.drain()
         if self.room is not None and not self.room.done():
             self.room.set_result(None)
+
+    def retire_counters(self) -> None:
+        """Its process died: keep what it counted, since the next one counts from 0."""
+        self.retired_regex_timeouts += self.regex_timeouts
+        self.retired_evictions += self.evictions
+        self.regex_timeouts = self.evictions = 0
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Stop watching its rings and process, and close the rings."""
@@ -255,6 +263,25 @@ class _Worker:
         }
 
 
+async def await_ready(workers: list[_Worker]) -> None:
+    """Every matcher's `Ready`; a matcher that died first and was started again is waited for anew."""
+    try:
+        async with asyncio.timeout(START_TIMEOUT_S):
+            for worker in workers:
+                while True:
+                    ready = worker.ready
+                    assert ready is not None
+                    try:
+                        await ready
+                        break
+                    except asyncio.CancelledError:
+                        if worker.ready is ready:
+                            raise
+                        # it died before `Ready` and was started again: wait for that one
+    except TimeoutError:
+        raise PoolError(f"a matcher did not start within {START_TIMEOUT_S:g} s") from None
+
+
 class MatcherPool:
     """The evaluation backend of `--workers N` (see `rsigma/daemon/backend.py` for the contract)."""
 
@@ -282,8 +309,6 @@ class MatcherPool:
         self.log_format = log_format
         self.workers = [_Worker(i) for i in range(workers)]
         self.last_snapshot: bytes | None = None  # merged state, for restoring a restarted matcher
-        self._retired_regex_timeouts = 0  # those of matcher processes that died
-        self._retired_evictions = 0  # likewise
         self.snapshot_at: float | None = None
         self._ids = itertools.count(1)
         self._stage_tail: asyncio.Future[None] | None = None
@@ -305,7 +330,7 @@ class MatcherPool:
         host.prepare(self.n, RING_BYTES)
         for worker in self.workers:
             self._spawn(worker)
-        await self._await_ready(self.workers)
+        await await_ready(self.workers)
         if snapshot is not None:
             self.last_snapshot = snapshot
             self.snapshot_at = time.time()
@@ -335,23 +360,6 @@ class MatcherPool:
         self._loop.add_reader(worker.outbox.data.fileno(), self._on_data, worker)
         self._loop.add_reader(worker.inbox.space.fileno(), worker.on_space)
         self._loop.add_reader(worker.process.sentinel, self._on_exit, worker)
-
-    async def _await_ready(self, workers: list[_Worker]) -> None:
-        try:
-            async with asyncio.timeout(START_TIMEOUT_S):
-                for worker in workers:
-                    while True:
-                        ready = worker.ready
-                        assert ready is not None
-                        try:
-                            await ready
-                            break
-                        except asyncio.CancelledError:
-                            if worker.ready is ready:
-                                raise
-                            # it died before `Ready` and was started again: wait for that one
-        except TimeoutError:
-            raise PoolError(f"a matcher did not start within {START_TIMEOUT_S:g} s") from None
 
     async def stop(self) -> None:
         """Stop every matcher: a stalled one is killed at once, the others after `STOP_TIMEOUT_S`."""
@@ -398,10 +406,7 @@ class MatcherPool:
             )
         held = list(worker.inflight.items())
         worker.detach(self._loop)
-        self._retired_regex_timeouts += worker.regex_timeouts
-        worker.regex_timeouts = 0
-        self._retired_evictions += worker.evictions
-        worker.evictions = 0
+        worker.retire_counters()
         worker.generation += 1
         if worker.room is not None and not worker.room.done():
             worker.room.set_result(None)  # a sender waiting for room in the dead ring gives up
@@ -425,7 +430,7 @@ class MatcherPool:
         If it dies again meanwhile, the next restart (which holds all of this again) takes over."""
         generation = worker.generation
         try:
-            await self._await_ready([worker])
+            await await_ready([worker])
         except asyncio.CancelledError:
             if worker.generation != generation:
                 return
@@ -591,12 +596,12 @@ class MatcherPool:
     @property
     def regex_timeouts(self) -> int:
         """Backtracking regex searches cut off in any matcher process, dead ones included."""
-        return self._retired_regex_timeouts + sum(w.regex_timeouts for w in self.workers)
+        return sum(w.retired_regex_timeouts + w.regex_timeouts for w in self.workers)
 
     @property
     def correlation_evictions(self) -> int:
         """Live correlation windows dropped at --max-state-entries by any matcher, dead ones included."""
-        return self._retired_evictions + sum(w.evictions for w in self.workers)
+        return sum(w.retired_evictions + w.evictions for w in self.workers)
 
     def status(self) -> list[dict[str, Any]]:
         return [w.status() for w in self.workers]
