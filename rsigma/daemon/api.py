@@ -103,6 +103,8 @@ class ApiServer:
             "status": "ready" if ready else "not_ready",
             "rules_loaded": bool(d.evaluator.engine.rules),
         }
+        if not ready:
+            body["reason"] = d.phase if not d.ready else "no detection rules loaded"
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(self, _: web.Request) -> web.Response:
@@ -165,8 +167,9 @@ class ApiServer:
                     extra={"accepted": accepted},
                 )
                 return _closing({"error": "connection lost", "accepted": accepted}, 400)
-            if not self.daemon.ready:  # shutting down: the rest of the body is not taken
-                return _closing({"error": "not accepting events (shutting down)", "accepted": accepted}, 503)
+            if not self.daemon.ready:  # starting or shutting down: the rest of the body is not taken
+                refusal = {"error": f"not accepting events ({self.daemon.phase})", "accepted": accepted}
+                return _closing(refusal, 503)
             before = body.received - len(chunk)
             events = lines.feed(chunk[: cap - before]) if chunk else lines.end()
             if events:

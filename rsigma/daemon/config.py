@@ -52,3 +52,4 @@ class DaemonConfig:
     workers: int = 0  # matcher processes; 0 evaluates in the supervisor's event loop
     log_format: str = "json"  # also for the matcher processes
     nats_auth: NatsAuth = NatsAuth()  # authentication and TLS for every NATS connection
+    nats_connect_timeout_s: float | None = None  # startup wait for an unreachable server; None: for ever
