@@ -86,7 +86,6 @@ class Daemon:
             self.store = StateStore(cfg.state_db, move_damaged=cfg.restore_mode is RestoreMode.CLEAR)
         await self.api.start(cfg.api_addr)
         log.info("API listening", extra={"api": self.api.address})
-        self._set_phase("opening the input and outputs")
         if not await self._unless_stopped(self._open_io()):
             return False
         self._set_phase("starting the evaluation")
@@ -105,10 +104,13 @@ class Daemon:
         as --nats-connect-timeout says."""
         cfg, metrics = self.config, self.metrics
         wait = ConnectWait(cfg.nats_connect_timeout_s, self._nats_retrying)
+        self._set_phase(f"opening --input {cfg.input}")
         self.source = await open_source(cfg, metrics, wait)
         if cfg.dlq:
+            self._set_phase(f"opening --dlq {cfg.dlq}")
             self.dlq.sink = await open_sink(cfg.dlq, "--dlq", cfg.nats_auth, metrics, wait)
         for url in cfg.outputs:
+            self._set_phase(f"opening --output {url}")
             sink = await open_sink(url, "--output", cfg.nats_auth, metrics, wait)
             self.sinks.append(SinkWorker(sink, cfg, self.dlq, metrics))
 

@@ -114,3 +114,16 @@ def test_a_denied_stream_permission_exits_3_at_once(daemons, nats_with):
     assert done.returncode == 3, done.stderr
     assert f"--output {server.url}/detections: the server denied a JetStream request" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_output_is_waited_for_and_named(daemons, nats_server):
+    """The input's server is up, the output's is not: /readyz names the output being waited for."""
+    output = f"nats://127.0.0.1:{free_port()}/detections"
+    d = daemons.start("--input", f"{nats_server.url}/events.>", "--output", output, wait=False)
+    d.wait_api()
+    wait_until(lambda: d.find_logs("NATS server not reachable"), "a failed attempt")
+    assert all(w["flag"] == "--output" and w["url"] == output for w in d.find_logs("NATS server not"))
+    reason = d.get("/readyz").json()["reason"]
+    assert f"--output {output}: cannot connect" in reason, reason
+    assert d.metric("rsigma_nats_connected", role="input") == 1
+    assert d.terminate() == 0, d.stderr()
