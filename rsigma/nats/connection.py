@@ -141,10 +141,18 @@ def _failure_message(
         )
     if isinstance(e, ssl.SSLError):
         return f"{where}: TLS with {target.server} failed: {e.reason or e}"
-    hint = ""
-    if isinstance(e, ConnectionResetError) and server_tls and auth.tls_cert is None:
-        hint = "; a TLS server that drops the connection may want a client certificate (--nats-tls-cert)"
-    return f"{where}: cannot connect to {target.server}: {_describe(e)}{hint}"
+    if _wants_certificate(e, server_tls, auth):
+        return (
+            f"{where}: authentication failed at {target.server}: it wants a client certificate"
+            f" (--nats-tls-cert, --nats-tls-key) (it closed the connection after the TLS handshake)"
+        )
+    return f"{where}: cannot connect to {target.server}: {_describe(e)}"
+
+
+def _wants_certificate(e: BaseException | None, server_tls: bool, auth: NatsAuth) -> bool:
+    """A TLS server that drops a client without a certificate during the connect wants one (TLS 1.3
+    refuses after the handshake, so the alert may or may not arrive before the connection closes)."""
+    return isinstance(e, ConnectionResetError) and server_tls and auth.tls_cert is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +296,7 @@ async def _connect_once(
     failure = failed.result() if failed.done() else attempt.exception() if attempt.done() else None
     await _abandon(attempt, nc)
     message = _failure_message(failure, target, flag, url, auth, nc.rsigma_server_tls)
-    if failure is None or not _fatal(failure):
+    if failure is None or not (_fatal(failure) or _wants_certificate(failure, nc.rsigma_server_tls, auth)):
         raise _Unreachable(message, failure)
     raise ConfigError(message) from failure
 
