@@ -217,7 +217,13 @@ async def connect(
             delay = min(pause, left)
             log.warning(
                 "NATS server not reachable; trying again",
-                extra={"url": url, "flag": flag, "attempt": attempt, "error": str(e), "retry_in_s": delay},
+                extra={
+                    "url": url,
+                    "flag": flag,
+                    "attempt": attempt,
+                    "error": str(e),
+                    "retry_in_s": round(delay, 3),
+                },
             )
             if wait.on_retry is not None:
                 wait.on_retry(attempt, str(e))
