@@ -517,17 +517,27 @@ def test_systemd_unit_is_hardened():
         "NoNewPrivileges": "yes",
         "PrivateTmp": "yes",
         "ProtectHome": "yes",
-        "Restart": "on-failure",
         "KillMode": "mixed",  # SIGTERM to the supervisor only: it stops its matchers itself
+        # A NATS outage at boot must not wedge the unit: the daemon waits for the server (no
+        # --nats-connect-timeout), says READY=1 when connected, and any exit is retried for ever.
+        "Type": "notify",
+        "NotifyAccess": "main",
+        "TimeoutStartSec": "infinity",
+        "Restart": "always",
+        "LogsDirectory": "rsigma",
     }
     for key, value in expected.items():
         assert service.get(key) == value, key
+    assert unit["Unit"]["StartLimitIntervalSec"] == ["0"]
+    assert "StartLimitBurst" not in unit["Unit"]
+    assert int(service["WatchdogSec"]) >= 30 and int(service["RestartSec"]) > 0
     assert "-HUP" in service["ExecReload"] and "$MAINPID" in service["ExecReload"]
     assert service["CapabilityBoundingSet"] == ""
     args = shlex.split(service["ExecStart"])
     assert args[1] == "serve"
     assert flags_in(args) <= serve_options(), flags_in(args) - serve_options()
     assert option(args, "--state-db")[0].startswith("/var/lib/rsigma/")  # inside StateDirectory
+    assert "--nats-connect-timeout" not in args
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
 
 

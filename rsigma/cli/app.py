@@ -280,6 +280,16 @@ def engine_daemon(
     nats_max_deliver: Annotated[
         int, typer.Option("--nats-max-deliver", min=1, help="Deliveries of one message at most.")
     ] = 5,
+    nats_connect_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--nats-connect-timeout",
+            min=0,
+            help="Seconds to wait at startup for an unreachable NATS server, then exit 3"
+            " (default: wait for ever; 0: one attempt).",
+            show_default=False,
+        ),
+    ] = None,
     nats_creds: Annotated[
         Path | None,
         typer.Option(
@@ -492,6 +502,7 @@ def engine_daemon(
         consumer_group=consumer_group,
         nats_ack_wait_s=nats_ack_wait,
         nats_max_deliver=nats_max_deliver,
+        nats_connect_timeout_s=nats_connect_timeout,
         nats_auth=nats_auth_flags(
             ctx,
             creds=nats_creds,

@@ -104,8 +104,13 @@ class ApiServer:
             "status": "ready" if ready else "not_ready",
             "rules_loaded": bool(d.evaluator.engine.rules),
         }
-        if d.ready and not available:
+        if not d.ready:
+            body["reason"] = d.phase
+        elif not available:
             body["matchers_available"] = 0  # every matcher is restarting, or stalled (see workers.md)
+            body["reason"] = "no matcher can take work: each is restarting or stalled"
+        elif not ready:
+            body["reason"] = "no detection rules loaded"
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(self, _: web.Request) -> web.Response:
@@ -168,8 +173,9 @@ class ApiServer:
                     extra={"accepted": accepted},
                 )
                 return _closing({"error": "connection lost", "accepted": accepted}, 400)
-            if not self.daemon.ready:  # shutting down: the rest of the body is not taken
-                return _closing({"error": "not accepting events (shutting down)", "accepted": accepted}, 503)
+            if not self.daemon.ready:  # starting or shutting down: the rest of the body is not taken
+                refusal = {"error": f"not accepting events ({self.daemon.phase})", "accepted": accepted}
+                return _closing(refusal, 503)
             before = body.received - len(chunk)
             events = lines.feed(chunk[: cap - before]) if chunk else lines.end()
             if events:

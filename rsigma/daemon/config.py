@@ -55,3 +55,4 @@ class DaemonConfig:
     matcher_timeout_s: float = DEFAULT_MATCHER_TIMEOUT_S
     log_format: str = "json"  # also for the matcher processes
     nats_auth: NatsAuth = NatsAuth()  # authentication and TLS for every NATS connection
+    nats_connect_timeout_s: float | None = None  # startup wait for an unreachable server; None: for ever

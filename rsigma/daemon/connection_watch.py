@@ -2,7 +2,8 @@
 
 nats-py reconnects by itself (with backoff, forever); these callbacks only report. Nothing here
 changes readiness: a daemon whose broker is away is alive and ready, and catches up once the server
-returns, so `/healthz` and `/readyz` stay 200 while `/api/v1/status` says `disconnected`.
+returns, so `/healthz` and `/readyz` stay 200 while `/api/v1/status` says `disconnected`. (Before the
+first connection the daemon has not started: `/readyz` is 503 while `connect` waits for the server.)
 """
 
 from __future__ import annotations

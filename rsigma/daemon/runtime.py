@@ -38,10 +38,12 @@ from rsigma.daemon.sinks import open_sink
 from rsigma.daemon.sinks.worker import SinkWorker
 from rsigma.daemon.sources import Source, open_source
 from rsigma.daemon.state import RestoreMode, StateStore, restorable_snapshot
+from rsigma.daemon.systemd import Notifier
 from rsigma.daemon.watch import FileWatcher
 from rsigma.evaluator import Evaluator
 from rsigma.exit_codes import EXIT_FAILURE
 from rsigma.loading import refuse_dropped_rules
+from rsigma.nats.connection import ConnectWait
 
 log = logging.getLogger("rsigma.daemon")
 
@@ -60,6 +62,8 @@ class Daemon:
         self.inflight = InFlight()
         self.input: EventQueue[RawEvent | None] = EventQueue(config.buffer_size)
         self.ready = False
+        self.phase = "starting"  # while not ready, what the daemon is doing (see `_set_phase`)
+        self.notifier = Notifier()
         self.started = time.time()
         self.failure: BaseException | None = None  # why the daemon cannot go on (it exits 1)
         self._stop = asyncio.Event()
@@ -81,19 +85,19 @@ class Daemon:
         self.backend: Backend | None = None
         self.api = ApiServer(self)
 
-    async def start(self) -> None:
-        """Open everything that can fail at startup (ConfigError: exit 3) before any event is read."""
+    async def start(self) -> bool:
+        """Open everything that can fail at startup (ConfigError: exit 3) before any event is read.
+
+        The API comes first, so that `/healthz` answers and `/readyz` says why the daemon is not ready
+        while it waits for a NATS server. A stop asked for during that wait ends it: False."""
         cfg, metrics = self.config, self.metrics
         if cfg.state_db is not None:
             self.store = StateStore(cfg.state_db, move_damaged=cfg.restore_mode is RestoreMode.CLEAR)
-        if cfg.dlq:
-            self.dlq.sink = await open_sink(cfg.dlq, "--dlq", cfg.nats_auth, metrics)
-        self.sinks = [
-            SinkWorker(await open_sink(url, "--output", cfg.nats_auth, metrics), cfg, self.dlq, metrics)
-            for url in cfg.outputs
-        ]
-        self.source = await open_source(cfg, metrics)
         await self.api.start(cfg.api_addr)
+        log.info("API listening", extra={"api": self.api.address})
+        if not await self._unless_stopped(self._open_io()):
+            return False
+        self._set_phase("starting the evaluation")
         snapshot = restorable_snapshot(self.store, cfg.restore_mode, cfg.replay) if self.store else None
         self.backend = backend = open_backend(cfg, self.evaluator, metrics)
         backend.on_failure = self._fail
@@ -101,13 +105,63 @@ class Daemon:
         await backend.start(snapshot)
         self.metrics.rules_loaded(self.evaluator)
         self.ready = True
+        self.phase = "running"
+        return True
+
+    async def _open_io(self) -> None:
+        """The input, the DLQ and the outputs, in that order; NATS connections wait for their server
+        as --nats-connect-timeout says."""
+        cfg, metrics = self.config, self.metrics
+        wait = ConnectWait(cfg.nats_connect_timeout_s, self._nats_retrying)
+        self._set_phase(f"opening --input {cfg.input}")
+        self.source = await open_source(cfg, metrics, wait)
+        if cfg.dlq:
+            self._set_phase(f"opening --dlq {cfg.dlq}")
+            self.dlq.sink = await open_sink(cfg.dlq, "--dlq", cfg.nats_auth, metrics, wait)
+        for url in cfg.outputs:
+            self._set_phase(f"opening --output {url}")
+            sink = await open_sink(url, "--output", cfg.nats_auth, metrics, wait)
+            self.sinks.append(SinkWorker(sink, cfg, self.dlq, metrics))
+
+    def _nats_retrying(self, attempt: int, error: str) -> None:
+        self._set_phase(f"waiting for the NATS server (attempt {attempt} failed): {error}")
+
+    def _set_phase(self, phase: str) -> None:
+        """What the daemon is doing while not ready: `/readyz`'s reason and the systemd status."""
+        self.phase = phase
+        self.notifier.status(phase)
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work` to its end (its errors propagate), or cancel it on a stop request: False."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            task.result()
+            return True
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return False
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
-        await self.start()
+        self._tasks.append(asyncio.create_task(self.notifier.watchdog(), name="systemd-watchdog"))
+        try:
+            started = await self.start()
+        except BaseException:
+            await self._close_io()
+            raise
+        if not started:
+            self.notifier.stopping()
+            await self._close_io()
+            log.info("stopped before startup finished: no event was read")
+            return 0
         assert self.source is not None and self.backend is not None
         log.info(
             "daemon started",
@@ -119,6 +173,7 @@ class Daemon:
                 "api": self.api.address,
             },
         )
+        self.notifier.ready()
         evaluation = EvaluationLoop(self.input, self.backend, self.sinks, self.dlq, self.metrics, self.config)
         engine = self._essential(evaluation.run(), "engine")
         self._tasks += [asyncio.create_task(w.run(), name=f"sink-{w.sink.name}") for w in self.sinks]
@@ -132,6 +187,7 @@ class Daemon:
         stop = asyncio.create_task(self._stop.wait())
         failed = asyncio.create_task(self._failed.wait())
         await asyncio.wait([stop, reading, failed], return_when=asyncio.FIRST_COMPLETED)
+        self.notifier.stopping()
         reading.cancel()
         await asyncio.gather(reading, return_exceptions=True)
         if not self._failed.is_set():
@@ -162,6 +218,7 @@ class Daemon:
         if self.failure is None:
             self.failure = error
             self.ready = False
+            self.phase = f"failed: {error}"
             self._failed.set()
 
     def _request_stop(self, sig: signal.Signals) -> None:
@@ -201,6 +258,7 @@ class Daemon:
     async def _drain(self, engine: asyncio.Task[None]) -> None:
         """Finish queued events and deliveries within --drain-timeout."""
         self.ready = False  # intake stops: the ingest handler answers 503 from its next line on
+        self.phase = "shutting down"
         deadline = time.monotonic() + self.config.drain_timeout
         try:
             await asyncio.wait_for(self._wait_drained(engine), timeout=self.config.drain_timeout)
@@ -234,13 +292,7 @@ class Daemon:
             await self._save_at_shutdown()
         if self.backend is not None:
             await self.backend.stop()
-        for sink in [w.sink for w in self.sinks] + ([self.dlq.sink] if self.dlq.sink else []):
-            await sink.aclose()
-        await self.api.stop()
-        if self.source is not None:
-            await self.source.aclose()
-        if self.store is not None:
-            self.store.close()
+        await self._close_io()
         figures = {"events_processed": self.metrics.evaluated}
         if self.failure is None:
             log.info("daemon stopped", extra=figures)
@@ -249,6 +301,20 @@ class Daemon:
                 "daemon stopped after a failure; unacknowledged events stay with their source",
                 extra={"error": str(self.failure), **figures, "unacknowledged_events": self.inflight.count},
             )
+
+    async def _close_io(self) -> None:
+        """Close the outputs, the API, the input and the state database: whatever startup opened."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sink in [w.sink for w in self.sinks] + ([self.dlq.sink] if self.dlq.sink else []):
+            await sink.aclose()
+        await self.api.stop()
+        if self.source is not None:
+            await self.source.aclose()
+        if self.store is not None:
+            self.store.close()
+        self.notifier.close()
 
     # ---- state and reload ------------------------------------------------------------------
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
 
 from nats.aio.client import Client
 from nats.errors import AuthorizationError
@@ -23,10 +26,19 @@ from rsigma.nats.names import NatsUrl, stream_name
 
 log = logging.getLogger("rsigma.daemon")
 
+#: One connection attempt: a server that accepts TCP but says nothing in this time counts as unreachable.
 CONNECT_TIMEOUT_S: Final = 5.0
+#: The pause after the first failed attempt at startup; it doubles after each further one, up to the max.
+RETRY_FIRST_S: Final = 0.5
+RETRY_MAX_S: Final = 10.0
 
 #: What the server says when it refuses the credentials (nats-server's `-ERR` texts).
 AUTH_FAILURES: Final = ("authorization violation", "authentication expired", "authentication revoked")
+
+#: How nats-server's -ERR says a subject is not allowed to the user (it keeps the connection open).
+PERMISSION_DENIED: Final = "permissions violation"
+
+T = TypeVar("T")
 
 #: TLS alerts by which a server refuses the client certificate.
 CERT_REJECTED: Final = frozenset(
@@ -62,6 +74,7 @@ class _Client(Client):
         super().__init__()
         self.rsigma_auth = auth
         self.rsigma_server_tls = False  # whether the last server seen required or offered TLS
+        self.rsigma_denied: asyncio.Future[str] | None = None  # see `startup_request`
 
     async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
         if initial_connection:
@@ -128,41 +141,143 @@ def _failure_message(
         )
     if isinstance(e, ssl.SSLError):
         return f"{where}: TLS with {target.server} failed: {e.reason or e}"
-    hint = ""
-    if isinstance(e, ConnectionResetError) and server_tls and auth.tls_cert is None:
-        hint = "; a TLS server that drops the connection may want a client certificate (--nats-tls-cert)"
-    return f"{where}: cannot connect to {target.server}: {_describe(e)}{hint}"
+    if _wants_certificate(e, server_tls, auth):
+        return (
+            f"{where}: authentication failed at {target.server}: it wants a client certificate"
+            f" (--nats-tls-cert, --nats-tls-key) (it closed the connection after the TLS handshake)"
+        )
+    return f"{where}: cannot connect to {target.server}: {_describe(e)}"
 
 
-async def connect(target: NatsUrl, flag: str, url: str, *, auth: NatsAuth, **callbacks: Any) -> Any:
+def _wants_certificate(e: BaseException | None, server_tls: bool, auth: NatsAuth) -> bool:
+    """A TLS server that drops a client without a certificate during the connect wants one (TLS 1.3
+    refuses after the handshake, so the alert may or may not arrive before the connection closes)."""
+    return isinstance(e, ConnectionResetError) and server_tls and auth.tls_cert is None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectWait:
+    """How long startup waits for an unreachable server, and who hears about each failed attempt.
+
+    `timeout_s`: 0 makes one attempt (exit 3 if it fails); None waits for ever (the daemon's default).
+    `on_retry(attempt, message)` runs after each failed attempt that will be retried (the daemon's
+    readiness reason and systemd status).
+    """
+
+    timeout_s: float | None = 0
+    on_retry: Callable[[int, str], None] | None = None
+
+
+#: The default outside the daemon: one attempt, a `ConfigError` if it fails.
+ONE_ATTEMPT: Final = ConnectWait()
+
+
+class _Unreachable(Exception):
+    """One attempt failed in a way a later one may not: refused, timed out, reset, unresolvable."""
+
+    def __init__(self, message: str, cause: BaseException | None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+async def connect(
+    target: NatsUrl,
+    flag: str,
+    url: str,
+    *,
+    auth: NatsAuth,
+    wait: ConnectWait = ONE_ATTEMPT,
+    **callbacks: Any,
+) -> Any:
     """A client that reconnects by itself; refusing servers without JetStream (exit 3).
 
-    The first connection must succeed within `CONNECT_TIMEOUT_S` (exit 3 otherwise); refused
-    credentials, TLS failures and a missing TLS with `--nats-require-tls` fail at once, as retrying
-    would not help. Later drops reconnect forever.
+    A server that cannot be reached is tried again, the pause doubling from `RETRY_FIRST_S` to
+    `RETRY_MAX_S`, with a warning per attempt, until `wait.timeout_s` has passed (exit 3 naming the
+    URL). Refused credentials, TLS failures and a missing TLS with `--nats-require-tls` fail at once,
+    as retrying would not help. After the first connection, drops reconnect forever.
 
     `callbacks` (`disconnected_cb`, `reconnected_cb`, `closed_cb`, `error_cb`) go to nats-py; an
     `error_cb` hears only the errors after the first connection (without one they are logged).
     """
+    loop = asyncio.get_running_loop()
+    deadline = None if wait.timeout_s is None else loop.time() + wait.timeout_s
+    pause = RETRY_FIRST_S
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            nc = await _connect_once(target, flag, url, auth, callbacks)
+            break
+        except _Unreachable as e:
+            left = math.inf if deadline is None else deadline - loop.time()
+            if left <= 0:
+                waited = "" if not wait.timeout_s else f" within --nats-connect-timeout {wait.timeout_s:g} s"
+                tries = "1 attempt" if attempt == 1 else f"{attempt} attempts"
+                raise ConfigError(f"{e}{waited} ({tries})") from e.cause
+            delay = min(pause, left)
+            log.warning(
+                "NATS server not reachable; trying again",
+                extra={
+                    "url": url,
+                    "flag": flag,
+                    "attempt": attempt,
+                    "error": str(e),
+                    "retry_in_s": round(delay, 3),
+                },
+            )
+            if wait.on_retry is not None:
+                wait.on_retry(attempt, str(e))
+            await asyncio.sleep(delay)
+            pause = min(pause * 2, RETRY_MAX_S)
+    if attempt > 1:
+        log.info("NATS server reached", extra={"url": url, "flag": flag, "attempts": attempt})
+    try:
+        if auth.require_tls and not uses_tls(nc):  # the INFO hook should have refused already
+            raise ConfigError(
+                f"{flag} {url}: --nats-require-tls, but the connection to {target.server} is not TLS"
+            )
+        failed = f"{target.server} does not offer JetStream (start it with -js)"
+        await startup_request(nc, flag, url, nc.jetstream().account_info(), failed)
+    except BaseException:
+        await nc.close()
+        raise
+    return nc
+
+
+async def _connect_once(
+    target: NatsUrl, flag: str, url: str, auth: NatsAuth, callbacks: dict[str, Any]
+) -> Any:
+    """One attempt, ended by its first error: `_Unreachable` for what may pass, `ConfigError` otherwise.
+
+    nats-py would keep trying by itself; a fresh client per attempt keeps the pace and the log ours.
+    """
     options = auth.connect_options()
     nc = _Client(auth)
     connected = False
-    last_error: BaseException | None = None
-    fatal: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
-    later_error = callbacks.pop("error_cb", None)
+    failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+    later_error = callbacks.get("error_cb")
 
     async def on_error(e: Exception) -> None:
-        nonlocal last_error
         if not connected:
-            last_error = e
-            if _fatal(e) and not fatal.done():
-                fatal.set_result(e)
+            if not failed.done():
+                failed.set_result(e)
             return
+        denied = nc.rsigma_denied
+        if denied is not None and not denied.done() and PERMISSION_DENIED in str(e).lower():
+            denied.set_result(str(e))
         if later_error is not None:
             await later_error(e)
         else:
             log.warning("NATS connection error", extra={"server": target.server, "error": _describe(e)})
 
+    def once_connected(callback: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def forward() -> None:  # a failed attempt is not a connection that closed
+            if connected:
+                await callback()
+
+        return forward
+
+    lifecycle = {name: once_connected(cb) for name, cb in callbacks.items() if name != "error_cb"}
     attempt = asyncio.ensure_future(
         nc.connect(
             target.server,
@@ -172,36 +287,58 @@ async def connect(target: NatsUrl, flag: str, url: str, *, auth: NatsAuth, **cal
             reconnect_time_wait=0.5,
             error_cb=on_error,
             **options,
-            **callbacks,
+            **lifecycle,
         )
     )
-    done, _ = await asyncio.wait(
-        {attempt, fatal}, timeout=CONNECT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
-    )
-    if attempt not in done or attempt.exception() is not None:
-        failure = fatal.result() if fatal.done() else attempt.exception() if attempt.done() else last_error
-        attempt.cancel()
-        await asyncio.wait({attempt})
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(nc.close(), 1.0)
-        raise ConfigError(
-            _failure_message(failure, target, flag, url, auth, nc.rsigma_server_tls)
-        ) from failure
-    fatal.cancel()
-    connected = True
-    if auth.require_tls and not uses_tls(nc):  # the INFO hook should have refused already
-        await nc.close()
-        raise ConfigError(
-            f"{flag} {url}: --nats-require-tls, but the connection to {target.server} is not TLS"
-        )
     try:
-        await nc.jetstream().account_info()
-    except (TimeoutError, NatsError) as e:
-        await nc.close()
+        await asyncio.wait({attempt, failed}, timeout=CONNECT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # a stop while waiting for the server
+        await _abandon(attempt, nc)
+        raise
+    if attempt.done() and attempt.exception() is None:
+        failed.cancel()
+        connected = True
+        return nc
+    failure = failed.result() if failed.done() else attempt.exception() if attempt.done() else None
+    await _abandon(attempt, nc)
+    message = _failure_message(failure, target, flag, url, auth, nc.rsigma_server_tls)
+    if failure is None or not (_fatal(failure) or _wants_certificate(failure, nc.rsigma_server_tls, auth)):
+        raise _Unreachable(message, failure)
+    raise ConfigError(message) from failure
+
+
+async def _abandon(attempt: asyncio.Future[Any], nc: Any) -> None:
+    """Stop a connection attempt and release whatever it opened."""
+    attempt.cancel()
+    await asyncio.wait({attempt})
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(nc.close(), 1.0)
+
+
+async def startup_request(nc: Any, flag: str, url: str, request: Awaitable[T], failed: str) -> T:
+    """A JetStream API request made at startup (account, stream, consumer), as a `ConfigError` (exit 3)
+    when it fails: at once when the server denies the permission (nats-py only reports that to the
+    error callback, and the request would wait for its timeout), else when it times out or errs."""
+    denied: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    nc.rsigma_denied = denied
+    task = asyncio.ensure_future(request)
+    try:
+        await asyncio.wait({task, denied}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        nc.rsigma_denied = None
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+    if denied.done():
         raise ConfigError(
-            f"{flag} {url}: {target.server} does not offer JetStream (start it with -js)"
-        ) from e
-    return nc
+            f"{flag} {url}: the server denied a JetStream request ({denied.result()}); the NATS user"
+            " needs publish permission on $JS.API.> and subscribe permission on _INBOX.>"
+        )
+    denied.cancel()
+    try:
+        return task.result()
+    except (TimeoutError, NatsError) as e:
+        raise ConfigError(f"{flag} {url}: {failed} ({_describe(e)})") from e
 
 
 async def ensure_stream(js: Any, subject: str, flag: str, url: str) -> str:

@@ -23,14 +23,15 @@ nats-py's JetStream context stays in charge of connecting and of stream and cons
 Measured (benchmarks/nats_bench.py, uvloop): consuming and acking costs about 4.5 µs of client CPU
 per message, about 70% of it in nats-py's protocol parser and `Msg` construction.
 
-nats-py internals relied on (pinned by `tests/nats/test_core.py`; checked with nats-py 2.16):
+nats-py internals relied on (pinned by `tests/nats/test_core.py`; checked with nats-py 2.15 and 2.16):
 `Client._status` (compared with the public `Client.CONNECTED`, ... constants), `Client._pending`
 (list of bytes waiting to be written), `Client._pending_data_size`, `Client._max_pending_size`
 (the reconnect buffer limit), `Client._flush_queue` (asyncio.Queue of futures that wakes the
 flusher task), `Client._flusher_task` and `Client._transport` (to write inline when the flusher is
 gone, as `Client._flush_pending` does). While reconnecting, nats-py keeps commands in `_pending`
 (up to `_max_pending_size` bytes) and writes them once reconnected; `_write` does the same. And
-the way `subscribe(future=...)` delivers messages, see `_MessageSink`.
+the way `subscribe(future=...)` delivers messages, see `internals.MessageSink`. `internals.py` checks
+them on the first connected client and falls back to nats-py's public API when one is missing.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from typing import Any, NamedTuple
 
 from nats.aio.client import Client
 from nats.errors import ConnectionClosedError, ConnectionDrainingError, OutboundBufferLimitError
+
+from rsigma.nats.internals import lean_path, public_sent, public_write, subscribe
 
 log = logging.getLogger("rsigma.nats")
 
@@ -92,27 +95,6 @@ def _check_subject(subject: str) -> None:
     """Refuse what the server would answer with -ERR, which makes nats-py close the connection."""
     if any(c in subject for c in " \t\r\n") or any(t in ("", "*", ">") for t in subject.split(".")):
         raise ValueError(f"cannot publish to {subject!r}: not a concrete NATS subject")
-
-
-class _MessageSink:
-    """Receives a subscription's messages synchronously, from nats-py's reading task.
-
-    A callback subscription (`subscribe(cb=...)`) puts every message on an asyncio.Queue, and a
-    per-subscription task awaits the callback coroutine for each: about 1.8 µs per message, a third
-    of the consuming cost. `subscribe(future=...)` instead hands each message to
-    `future.set_result(msg)` right where the protocol parser produced it (after checking
-    `future.cancelled()`), and nats-py never drops the subscription for it. This duck-typed
-    "future" uses that: `set_result` is the handler itself, so it must not raise (an exception
-    would reach nats-py's read loop).
-    """
-
-    __slots__ = ("set_result",)
-
-    def __init__(self, handler: Callable[[Any], None]) -> None:
-        self.set_result = handler
-
-    def cancelled(self) -> bool:
-        return False
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -235,6 +217,8 @@ class PullConsumer:
         if not 0 < heartbeat_s <= expires_s / 2:
             raise ValueError("need 0 < heartbeat_s <= expires_s / 2")
         self._nc = nc
+        self._lean = lean_path(nc)
+        self._send = _write if self._lean else public_write
         self.stream = stream
         self.consumer = consumer
         self.batch = batch
@@ -282,7 +266,7 @@ class PullConsumer:
             return
         self._loop = asyncio.get_running_loop()
         self._inbox = self._nc.new_inbox()
-        self._sub = await self._nc.subscribe(f"{self._inbox}.*", future=_MessageSink(self._on_msg))
+        self._sub = await subscribe(self._nc, f"{self._inbox}.*", self._on_msg, self._lean)
         self._top_up()
         self._timer = self._loop.call_later(self._heartbeat_s, self._tick)
 
@@ -307,17 +291,17 @@ class PullConsumer:
 
     def ack(self, reply: str) -> None:
         """Acknowledge a message by its reply subject; fire-and-forget, no coroutine per message."""
-        _write(self._nc, b"PUB " + reply.encode() + _ACK_TAIL)
+        self._send(self._nc, b"PUB " + reply.encode() + _ACK_TAIL)
 
     def ack_many(self, replies: Sequence[str]) -> None:
         """Acknowledge several messages with one buffer append."""
         if replies:
-            _write(self._nc, b"".join([b"PUB " + r.encode() + _ACK_TAIL for r in replies]))
+            self._send(self._nc, b"".join([b"PUB " + r.encode() + _ACK_TAIL for r in replies]))
 
     def nak(self, reply: str, delay_s: float | None = None) -> None:
         """Ask for redelivery: after `delay_s` if given, else per the consumer's backoff (at once)."""
         body = _NAK if delay_s is None else b'-NAK {"delay":%d}' % int(delay_s * 1e9)
-        _write(self._nc, b"PUB %s %d\r\n%s\r\n" % (reply.encode(), len(body), body))
+        self._send(self._nc, b"PUB %s %d\r\n%s\r\n" % (reply.encode(), len(body), body))
 
     def in_progress(self, reply: str) -> None:
         """Still working on this message: JetStream restarts its ack wait instead of expiring it."""
@@ -325,7 +309,7 @@ class PullConsumer:
 
     def term(self, reply: str) -> None:
         """Never redeliver this message (the consumer drops it; the stream keeps it)."""
-        _write(self._nc, b"PUB %s %d\r\n%s\r\n" % (reply.encode(), len(_TERM), _TERM))
+        self._send(self._nc, b"PUB %s %d\r\n%s\r\n" % (reply.encode(), len(_TERM), _TERM))
 
     async def flush(self) -> None:
         """Wait until the acks written so far reached the server (e.g. before closing).
@@ -334,6 +318,8 @@ class PullConsumer:
         commands still queued for nats-py's flusher task, so let that task run first.
         """
         await asyncio.sleep(0)
+        if not self._lean:
+            await public_sent(self._nc)
         await self._nc.flush()
 
     def on_reconnect(self) -> None:
@@ -358,7 +344,7 @@ class PullConsumer:
     # -- internals ---------------------------------------------------------------------------------
 
     def _on_msg(self, msg: Any) -> None:
-        """A message on the inbox (via `_MessageSink`: must not raise)."""
+        """A message on the inbox (via `MessageSink` on the lean path: must not raise)."""
         reply = msg.reply
         if reply:  # a delivery (status messages have no reply subject)
             self._buffer.append(JsMessage(msg.data, reply, msg.headers))
@@ -410,7 +396,7 @@ class PullConsumer:
             self._last_active = self._open[reply] = self._loop.time()
             self._credit += self.batch
             body = self._request_body
-            _write(nc, b"PUB %s %s %d\r\n%s\r\n" % (self._api_subject, reply.encode(), len(body), body))
+            self._send(nc, b"PUB %s %s %d\r\n%s\r\n" % (self._api_subject, reply.encode(), len(body), body))
 
     def _tick(self) -> None:
         """Every heartbeat interval: forget requests that ended unseen or went silent, then top up."""
@@ -472,6 +458,8 @@ class AsyncPublisher:
         if max_pending < 1:
             raise ValueError("max_pending must be >= 1")
         self._nc = nc
+        self._lean = lean_path(nc)
+        self._send = _write if self._lean else public_write
         self._timeout_s = timeout_s
         self._max_pending = max_pending
         self._inbox = b""
@@ -509,7 +497,7 @@ class AsyncPublisher:
             inbox = self._nc.new_inbox()
             self._inbox = inbox.encode()
             self._prefix_len = len(inbox) + 1
-            self._sub = await self._nc.subscribe(f"{inbox}.*", future=_MessageSink(self._on_ack))
+            self._sub = await subscribe(self._nc, f"{inbox}.*", self._on_ack, self._lean)
         loop = asyncio.get_running_loop()
         self._loop_time = loop.time
         call = _Call(loop.create_future(), subject, len(items), loop.time())
@@ -570,7 +558,7 @@ class AsyncPublisher:
             parts.append(b"\r\n")
             n += 1
         try:
-            _write(self._nc, b"".join(parts))
+            self._send(self._nc, b"".join(parts))
         except (ConnectionClosedError, ConnectionDrainingError, OutboundBufferLimitError) as e:
             raise OSError(f"publish to {call.subject!r}: {type(e).__name__}: {e}") from e
         tokens = range(first, n)
@@ -585,7 +573,7 @@ class AsyncPublisher:
         call.last_progress = now
 
     def _on_ack(self, msg: Any) -> None:
-        """A publish-ack on the inbox (via `_MessageSink`: must not raise)."""
+        """A publish-ack on the inbox (via `MessageSink` on the lean path: must not raise)."""
         call = self._waiting.pop(msg.subject[self._prefix_len :], None)
         if call is None:  # its call already failed, timed out or was cancelled
             return

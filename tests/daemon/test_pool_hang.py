@@ -84,7 +84,12 @@ def test_readyz_is_503_while_no_matcher_can_take_work(daemon, ev, rules_dir, wai
     try:
         wait_until(lambda: d.get("/readyz").status == 503, "/readyz 503 while the only matcher is stalled")
         body = d.get("/readyz").json()
-        assert body == {"status": "not_ready", "rules_loaded": True, "matchers_available": 0}
+        assert body == {
+            "status": "not_ready",
+            "rules_loaded": True,
+            "matchers_available": 0,
+            "reason": "no matcher can take work: each is restarting or stalled",
+        }
         assert d.status()["workers"][0]["stalled_seconds"] >= 2
     finally:
         os.kill(victim, signal.SIGCONT)

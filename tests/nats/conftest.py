@@ -19,6 +19,23 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 @pytest.fixture
+def nats_with(tmp_path: Path) -> Iterator[Callable[[str], NatsServer]]:
+    """nats_with(config) -> a started JetStream server with that configuration file text."""
+    started: list[NatsServer] = []
+
+    def start_server(config: str) -> NatsServer:
+        server = NatsServer(tmp_path / f"server{len(started)}", config=config)
+        started.append(server)
+        return server.start()
+
+    try:
+        yield start_server
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
 def daemons(tmp_path: Path) -> Iterator[Daemons]:
     """Daemons running the Whoami rule (`-r rules.yml` comes first), killed with their children at
     teardown; files and working directory in tmp_path."""

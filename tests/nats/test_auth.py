@@ -16,7 +16,6 @@ import os
 import secrets
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,23 +35,6 @@ def no_nats_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The daemon inherits the environment: none of its NATS variables may leak in from outside."""
     for name in NATS_ENV:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def nats_with(tmp_path: Path) -> Iterator[Callable[[str], NatsServer]]:
-    """nats_with(config) -> a started JetStream server with that configuration file text."""
-    started: list[NatsServer] = []
-
-    def start_server(config: str) -> NatsServer:
-        server = NatsServer(tmp_path / f"server{len(started)}", config=config)
-        started.append(server)
-        return server.start()
-
-    try:
-        yield start_server
-    finally:
-        for server in started:
-            server.stop()
 
 
 def secret(kind: str) -> str:

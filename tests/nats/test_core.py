@@ -13,7 +13,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from rsigma.nats import core
+from rsigma.nats import core, internals
 from rsigma.nats.core import AckMetadata, AsyncPublisher, PullConsumer, delivery_position, parse_ack_subject
 from tests.support import NatsServer
 
@@ -334,7 +334,7 @@ def test_a_stopped_server_fails_the_publish(nats_server):
 
 
 def test_nats_py_internals_are_as_relied_on(nats_server):
-    """If this fails, nats-py changed what `core._write` and `core._MessageSink` build on."""
+    """If this fails, nats-py changed what `core._write` and `internals.MessageSink` build on."""
     assert (Client.DISCONNECTED, Client.CONNECTED, Client.CLOSED, Client.RECONNECTING) == (0, 1, 2, 3)
     assert (Client.CONNECTING, Client.DRAINING_SUBS, Client.DRAINING_PUBS) == (4, 5, 6)
 
@@ -347,7 +347,7 @@ def test_nats_py_internals_are_as_relied_on(nats_server):
         assert nc._transport is not None
         # subscribe(future=...) hands every message to future.set_result, synchronously, in order.
         got: list[bytes] = []
-        sub = await nc.subscribe("pin.>", future=core._MessageSink(lambda msg: got.append(msg.data)))
+        sub = await nc.subscribe("pin.>", future=internals.MessageSink(lambda msg: got.append(msg.data)))
         # _write's commands reach the server through nats-py's flusher task, once it runs.
         for i in range(3):
             core._write(nc, b"PUB pin.x %d\r\n%d\r\n" % (len(str(i)), i))
@@ -370,7 +370,7 @@ def test_writes_while_reconnecting_are_buffered_and_sent_after(tmp_path):
 
     async def body(nc: Any, js: Any) -> None:
         got: list[bytes] = []
-        await nc.subscribe("pin.x", future=core._MessageSink(lambda msg: got.append(msg.data)))
+        await nc.subscribe("pin.x", future=internals.MessageSink(lambda msg: got.append(msg.data)))
         server.stop()
         while not nc.is_reconnecting:
             await asyncio.sleep(0.01)

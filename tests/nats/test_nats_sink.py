@@ -39,8 +39,8 @@ def test_server_without_jetstream_exits_3(tmp_path, run_daemon):
     assert "JetStream" in done.stderr
 
 
-def test_unreachable_server_exits_3(run_daemon):
-    done = run_daemon("--output", f"nats://127.0.0.1:{free_port()}/detections")
+def test_unreachable_server_exits_3_with_a_zero_connect_timeout(run_daemon):
+    done = run_daemon("--output", f"nats://127.0.0.1:{free_port()}/detections", "--nats-connect-timeout", "0")
     assert done.returncode == 3
     assert "cannot connect" in done.stderr
 

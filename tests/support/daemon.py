@@ -14,7 +14,8 @@ demo start the daemon.
 * stdout and stderr go to files under `home` (`<name>-<generation>.stdout` / `.stderr`): no pipe to
   drain, nothing to deadlock. stdin is a pipe the caller writes to (`send`, `close_stdin`), a bytes
   payload written by a thread and then closed (EOF), a regular file, or /dev/null.
-* Readiness is the `daemon started` JSON log line on stderr; the API address comes from it.
+* Readiness is the `daemon started` JSON log line on stderr; the API address comes from it (or, before
+  that, from the `API listening` line: `wait_api()`).
 * `start()` again after the process ended is a restart with the same flags (a new generation of
   log files; `logs(all_generations=True)` reads them all).
 * Teardown (`close()`, the context manager's exit, `Daemons.close()` in fixtures) SIGKILLs the daemon
@@ -227,6 +228,20 @@ class DaemonProcess:
         self.api = record["api"]
         self.base = f"http://{self.api}"
         return record
+
+    def wait_api(self, timeout: float = STARTUP_TIMEOUT) -> str:
+        """The API address, from the 'API listening' line (before the daemon has started: it may still
+        be waiting for a NATS server); sets `base`."""
+
+        def listening() -> dict[str, Any] | None:
+            record = self.find_log("API listening")
+            if record is None and not self.alive():
+                raise AssertionError(f"{self.name} exited with {self.returncode}:\n{self.stderr()[-3000:]}")
+            return record
+
+        self.api = wait_until(listening, f"the 'API listening' line of {self.name}", timeout)["api"]
+        self.base = f"http://{self.api}"
+        return self.api
 
     @property
     def pid(self) -> int:

@@ -856,6 +856,63 @@ def nats_restart(
     return result
 
 
+def nats_down_at_boot(work: Path, *, events: int = 5_000, workers: int = 0, attempts: int = 3) -> Result:
+    """The daemon starts before its nats-server (a host booting, a broker restarted with it): it must
+    wait, answer /healthz 200 and /readyz 503 meanwhile, and once the server is up (with the events
+    already in the stream) become ready and deliver every detection, each once."""
+    name = "NATS down at boot" + (f" (serve --workers {workers})" if workers else "")
+    result = Result(name, events)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        server = NatsServer(work / "nats")  # its port is fixed now, nothing listens on it yet
+        daemon = stack.enter_context(
+            Daemon(work / "daemon", write_rules(work), nats_daemon_args(server.url), workers=workers)
+        )
+        daemon.start(wait=False)
+        daemon.wait_api()
+        wait_until(
+            lambda: len(daemon.find_logs("NATS server not reachable")) >= attempts, "failed attempts", 60
+        )
+        readyz = daemon.get("/readyz")
+        result.check("/healthz 200 while waiting", daemon.get("/healthz").status == 200)
+        result.check(
+            "/readyz 503 with the reason while waiting",
+            readyz.status == 503 and "waiting for the NATS server" in readyz.json().get("reason", ""),
+            readyz.body[:200],
+        )
+        result.check(
+            "a warning per attempt, naming the URL",
+            all(server.url in w["error"] for w in daemon.find_logs("NATS server not reachable")),
+        )
+        stack.enter_context(server.start())
+        up = time.monotonic()
+        client = stack.enter_context(NatsClient(server.url))
+        expected = prefill(client, events)
+        ready_at = wait_until(
+            lambda: daemon.get("/readyz").status == 200 and time.monotonic(), "/readyz 200", 60
+        )
+        result.recovery_s = ready_at - up
+        result.check(
+            "ready within 15 s of the server",
+            result.recovery_s < 15,
+            f"{result.recovery_s:.2f} s",
+            timed=True,
+        )
+        try:
+            wait_until(client.all_acked, "every input message acked", 180, interval=0.2, retry_on=TRANSIENT)
+        except WaitTimeout as e:
+            raise WaitTimeout(f"{e}; {stuck_report(client, daemon)}") from None
+        output_tally(client, expected).record(result)
+        code = daemon.terminate()
+        result.check("drains and exits 0 at the end", code == 0, f"exit {code}")
+    waits = len(daemon.find_logs("NATS server not reachable"))
+    result.notes.append(
+        f"{waits} failed attempts before the server; ready {result.recovery_s:.2f} s after it"
+    )
+    result.seconds = time.monotonic() - started
+    return result
+
+
 def stuck_report(client: NatsClient, daemon: DaemonProcess) -> str:
     """What a wait for acks that never came leaves to go on: the consumer's counters, whether the
     daemon still runs, and its warnings."""

@@ -16,6 +16,7 @@ from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.sinks.lines import LineSink, open_writer
 from rsigma.daemon.sinks.nats import NatsSink
 from rsigma.nats.auth import NatsAuth
+from rsigma.nats.connection import ONE_ATTEMPT, ConnectWait
 
 
 class Sink(Protocol):
@@ -33,9 +34,16 @@ class Sink(Protocol):
     async def aclose(self) -> None: ...
 
 
-async def open_sink(url: str, flag: str, auth: NatsAuth, metrics: Metrics | None = None) -> Sink:
-    """A sink by URL: `nats://` publishes to JetStream; `stdout` and `file://` write lines. A bad URL
-    or an unusable destination raises `ConfigError` naming the flag."""
+async def open_sink(
+    url: str,
+    flag: str,
+    auth: NatsAuth,
+    metrics: Metrics | None = None,
+    wait: ConnectWait = ONE_ATTEMPT,
+) -> Sink:
+    """A sink by URL: `nats://` publishes to JetStream (waiting for the server as `wait` says);
+    `stdout` and `file://` write lines. A bad URL or an unusable destination raises `ConfigError`
+    naming the flag."""
     if url.startswith("nats://"):
-        return await NatsSink.open(url, flag, auth=auth, metrics=metrics)
+        return await NatsSink.open(url, flag, auth=auth, wait=wait, metrics=metrics)
     return LineSink(open_writer(url, flag))

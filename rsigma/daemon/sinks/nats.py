@@ -13,7 +13,7 @@ from rsigma.daemon.ack import Delivery
 from rsigma.daemon.connection_watch import ConnectionWatch
 from rsigma.daemon.metrics import Metrics
 from rsigma.nats.auth import NatsAuth
-from rsigma.nats.connection import connect, ensure_stream
+from rsigma.nats.connection import ONE_ATTEMPT, ConnectWait, connect, ensure_stream, startup_request
 from rsigma.nats.core import AsyncPublisher
 from rsigma.nats.names import parse_nats_url
 
@@ -33,14 +33,23 @@ class NatsSink:
         watch.on_reconnect(self.publisher.reconnected)  # retry at once, not after PUBLISH_TIMEOUT_S
 
     @classmethod
-    async def open(cls, url: str, flag: str, *, auth: NatsAuth, metrics: Metrics | None = None) -> NatsSink:
+    async def open(
+        cls,
+        url: str,
+        flag: str,
+        *,
+        auth: NatsAuth,
+        wait: ConnectWait = ONE_ATTEMPT,
+        metrics: Metrics | None = None,
+    ) -> NatsSink:
         target = parse_nats_url(url, flag)
         role = "dlq" if flag == "--dlq" else f"output {target.subject}"
         watch = ConnectionWatch(role, target.server, metrics)
-        nc = await connect(target, flag, url, auth=auth, **watch.callbacks())
+        nc = await connect(target, flag, url, auth=auth, wait=wait, **watch.callbacks())
         watch.connected()
         try:
-            await ensure_stream(nc.jetstream(), target.subject, flag, url)
+            stream = ensure_stream(nc.jetstream(), target.subject, flag, url)
+            await startup_request(nc, flag, url, stream, f"cannot set up the stream on {target.server}")
         except BaseException:
             await nc.close()
             raise

@@ -24,7 +24,7 @@ from rsigma.daemon.position import AckFloor
 from rsigma.daemon.sources.base import Emit
 from rsigma.daemon.state import Position, Replay
 from rsigma.nats.auth import NatsAuth
-from rsigma.nats.connection import connect, ensure_stream
+from rsigma.nats.connection import ONE_ATTEMPT, ConnectWait, connect, ensure_stream, startup_request
 from rsigma.nats.core import PullConsumer, delivery_position
 from rsigma.nats.names import consumer_name, parse_nats_url
 
@@ -118,17 +118,19 @@ class NatsSource:
         max_deliver: int,
         replay: Replay,
         auth: NatsAuth,
+        wait: ConnectWait = ONE_ATTEMPT,
         metrics: Metrics | None = None,
         pull_batch: int = PULL_BATCH,
     ) -> NatsSource:
         target = parse_nats_url(url, "--input")
         watch = ConnectionWatch("input", target.server, metrics)
-        nc = await connect(target, "--input", url, auth=auth, **watch.callbacks())
+        nc = await connect(target, "--input", url, auth=auth, wait=wait, **watch.callbacks())
         watch.connected()
-        try:
+        durable = consumer_name(target.subject, group)
+
+        async def set_up() -> str:
             js = nc.jetstream()
             stream = await ensure_stream(js, target.subject, "--input", url)
-            durable = consumer_name(target.subject, group)
             await ensure_consumer(
                 js,
                 stream,
@@ -138,6 +140,11 @@ class NatsSource:
                 max_deliver=max_deliver,
                 replay=replay,
             )
+            return stream
+
+        try:
+            failed = f"cannot set up the stream and consumer on {target.server}"
+            stream = await startup_request(nc, "--input", url, set_up(), failed)
         except BaseException:
             await nc.close()
             raise
