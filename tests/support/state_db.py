@@ -32,6 +32,11 @@ def saved_rows(db: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM rsigma_correlation_state").fetchone()[0])
 
 
+def stored_snapshot(db: Path) -> bytes:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return bytes(conn.execute("SELECT snapshot FROM rsigma_correlation_state").fetchone()[0])
+
+
 def first_run(daemon: Callable[..., Any], rules_file: Path, ev: Any, db: Path, *flags: str) -> None:
     """Two failed logons for user u: below the threshold of 3, so no correlation result yet."""
     d = daemon(
