@@ -51,11 +51,11 @@ def load_evaluator(
     pipelines: list[str] | None = None,
     routing_maps: list[str] | None = None,
     report: Callable[[str], None] | None = None,
+    *,
+    strict: bool = False,
 ) -> Evaluator:
-    """Load and compile rules and correlations; broken files inside a directory are skipped with a warning.
-
-    A file named directly on the command line must load: if it does not, that is an error.
-    """
+    """Load and compile rules and correlations; broken files inside a directory are skipped with a
+    warning, or with `strict` refused like a file named on the command line, which must load."""
     try:
         loaded = [load_pipeline(p) for p in pipelines or ()]
         router = load_routers(routing_maps or None) if routing_maps is not None else None
@@ -69,7 +69,7 @@ def load_evaluator(
     evaluator = Evaluator(ruleset, config, router=router)
     errors: list[SigmaError] = ruleset.errors + evaluator.errors
     direct = {p.resolve() for p in paths if p.is_file() or not p.exists()}
-    fatal = [e for e in errors if e.path is not None and Path(e.path).resolve() in direct]
+    fatal = [e for e in errors if strict or (e.path is not None and Path(e.path).resolve() in direct)]
     if fatal:
         raise RuleLoadFailed("\n".join(f"error: {e}" for e in fatal))
     evaluator.skipped = errors
@@ -102,11 +102,14 @@ class EvaluatorSpec:
     correlation: CorrelationConfig
     pipelines: tuple[str, ...] = ()
     routing_maps: tuple[str, ...] | None = None
+    strict: bool = False  # --strict-rules: any rule file that fails to load fails the whole load
 
     def __call__(self) -> Evaluator:
         routing = list(self.routing_maps) if self.routing_maps is not None else None
         warn = logging.getLogger("rsigma.daemon").warning
-        return load_evaluator(list(self.rules), self.correlation, list(self.pipelines), routing, report=warn)
+        return load_evaluator(
+            list(self.rules), self.correlation, list(self.pipelines), routing, report=warn, strict=self.strict
+        )
 
 
 def _stderr(message: str) -> None:

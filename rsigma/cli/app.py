@@ -450,6 +450,15 @@ def engine_daemon(
     reload_poll: Annotated[
         float, typer.Option("--reload-poll", min=0, help="Seconds between rule file checks (0: off).")
     ] = 2.0,
+    strict_rules: Annotated[
+        bool,
+        typer.Option(
+            "--strict-rules",
+            envvar="RSIGMA_STRICT_RULES",
+            help="Refuse to start (exit 2) when any rule file in the rule tree fails to load, instead of"
+            " skipping it with a warning.",
+        ),
+    ] = False,
     log_format: Annotated[str, typer.Option("--log-format", help="json or text.")] = "json",
     timestamp_field: TimestampFieldOption = None,
     timestamp_fallback: FallbackOption = "wallclock",
@@ -468,7 +477,11 @@ def engine_daemon(
     correlation = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     routing = routing_maps(logsource_routing, logsource_map)
     build = EvaluatorSpec(
-        tuple(rules), correlation, tuple(pipeline or ()), tuple(routing) if routing is not None else None
+        tuple(rules),
+        correlation,
+        tuple(pipeline or ()),
+        tuple(routing) if routing is not None else None,
+        strict=strict_rules,
     )
     pipeline_files = tuple(Path(p) for p in pipeline or () if Path(p).exists())
     config = DaemonConfig(

@@ -285,6 +285,18 @@ def test_single_broken_rule_file_exits_2(run_daemon, tmp_path):
 
 
 @STARTUP_FAILURE
+def test_strict_rules_refuses_a_rule_tree_with_a_broken_file(run_daemon, rules_dir):
+    (rules_dir / "typo.yml").write_text("title: [broken\n")
+    done = run_daemon("-r", rules_dir, "--strict-rules")
+    assert done.returncode == 2, done.stderr
+    assert "typo.yml" in done.stderr and "invalid YAML" in done.stderr
+    assert "daemon started" not in done.stderr
+    lenient = run_daemon("-r", rules_dir)  # the default: skipped with a warning, the rest runs
+    assert lenient.returncode == 0, lenient.stderr
+    assert "typo.yml" in lenient.stderr and "daemon started" in lenient.stderr
+
+
+@STARTUP_FAILURE
 def test_missing_rules_path_exits_2(run_daemon, tmp_path):
     done = run_daemon("-r", tmp_path / "nope.yml")
     assert done.returncode == 2, done.stderr

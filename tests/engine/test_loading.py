@@ -12,6 +12,7 @@ import pytest
 
 from rsigma.engine import Engine
 from rsigma.errors import SigmaError
+from rsigma.loading import RuleLoadFailed, load_evaluator, refuse_dropped_rules
 from rsigma.rules import load_rules
 
 
@@ -212,3 +213,17 @@ def test_detection_from_metadata_rule(tmp_path):
     assert d.rule_id == "0f0e0d0c-0b0a-4909-8807-060504030201"
     assert d.level == "critical"
     assert list(d.tags) == ["attack.execution", "attack.t1059"]
+
+
+def test_a_reload_is_refused_for_a_new_broken_file_but_not_for_one_broken_at_startup(tmp_path):
+    """The rule behind the daemon's all-or-nothing reload (`refuse_dropped_rules`)."""
+    good = "title: Good\nlogsource: {product: test}\ndetection:\n  s:\n    a: x\n  condition: s\n"
+    (tmp_path / "good.yml").write_text(good)
+    (tmp_path / "old.yml").write_text("title: [broken since startup\n")
+    running = load_evaluator([tmp_path], report=lambda _: None)
+    refuse_dropped_rules(running, load_evaluator([tmp_path], report=lambda _: None))
+    (tmp_path / "new.yml").write_text("title: [a typo in a new file\n")
+    with pytest.raises(RuleLoadFailed, match="new.yml"):
+        refuse_dropped_rules(running, load_evaluator([tmp_path], report=lambda _: None))
+    with pytest.raises(RuleLoadFailed, match="old.yml"):
+        load_evaluator([tmp_path], report=lambda _: None, strict=True)
