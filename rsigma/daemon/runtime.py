@@ -33,6 +33,7 @@ from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
 from rsigma.daemon.evaluation_loop import EvaluationLoop
 from rsigma.daemon.event_queue import EventQueue
+from rsigma.daemon.memory import return_large_blocks
 from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.sinks import open_sink
 from rsigma.daemon.sinks.worker import SinkWorker
@@ -397,6 +398,7 @@ class Daemon:
 
 def run_daemon(config: DaemonConfig, evaluator: Evaluator) -> int:
     """Run on uvloop when it is installed; returns the exit code."""
+    return_large_blocks()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
