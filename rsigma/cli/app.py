@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from rsigma import __version__
 from rsigma.cli.daemon import nats_auth_flags, start_daemon
 from rsigma.cli.eval import run_eval
 from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
@@ -37,15 +38,32 @@ from workers.watchdog import DEFAULT_MATCHER_TIMEOUT_S
 
 app = typer.Typer(
     name="rsigma",
-    help="Sigma detection engine: evaluate rules on events, validate rules.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 engine_app = typer.Typer(help="Evaluate rules on events.", no_args_is_help=True)
 rule_app = typer.Typer(help="Work with rule files.", no_args_is_help=True)
 app.add_typer(engine_app, name="engine")
 app.add_typer(rule_app, name="rule")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"rsigma {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _top_level(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "-V", "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Sigma detection engine: evaluate rules on events, validate rules."""
+
 
 RulesOption = Annotated[
     list[Path],
@@ -572,4 +590,5 @@ def rule_validate(
 
 
 def main() -> None:
-    app()
+    # The name completion scripts and usage lines use, also under `python -m rsigma`.
+    app(prog_name="rsigma")
