@@ -42,7 +42,12 @@ def refuse_dropped_rules(running: Evaluator, fresh: Evaluator) -> None:
 
 
 class RuleLoadFailed(Exception):
-    """Rules given on the command line cannot be used; the message says why."""
+    """Rules given on the command line cannot be used; each problem says why, without a prefix (a
+    terminal shows each as `error: ...`, a JSON log has the level for that)."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 def load_evaluator(
@@ -55,12 +60,15 @@ def load_evaluator(
     strict: bool = False,
 ) -> Evaluator:
     """Load and compile rules and correlations; broken files inside a directory are skipped with a
-    warning, or with `strict` refused like a file named on the command line, which must load."""
+    warning, or with `strict` refused like a file named on the command line, which must load.
+
+    `report` takes each warning without a prefix (a logger's `warning`, whose records carry the
+    level); without it they go to stderr as `warning: ...`, followed by what was loaded."""
     try:
         loaded = [load_pipeline(p) for p in pipelines or ()]
         router = load_routers(routing_maps or None) if routing_maps is not None else None
     except SigmaError as e:
-        raise RuleLoadFailed(f"error: {e}") from None
+        raise RuleLoadFailed(str(e)) from None
     ruleset = RuleSet()
     for path in paths:
         ruleset.extend(load_rules(path))
@@ -71,25 +79,28 @@ def load_evaluator(
     direct = {p.resolve() for p in paths if p.is_file() or not p.exists()}
     fatal = [e for e in errors if strict or (e.path is not None and Path(e.path).resolve() in direct)]
     if fatal:
-        raise RuleLoadFailed("\n".join(f"error: {e}" for e in fatal))
+        raise RuleLoadFailed(*map(str, fatal))
     evaluator.skipped = errors
-    say = report or _stderr
+    warn = report or _warn_on_stderr
     for e in errors:
-        say(f"warning: skipped {e}")
+        warn(f"skipped {e}")
     for w in evaluator.engine.warnings:
-        say(f"warning: {w}")
+        warn(str(w))
     for w in duplicate_ids(ruleset):
-        say(f"warning: {w}")
+        warn(w)
     rules = len(evaluator.engine.rules)
     correlations = len(evaluator.correlation.correlations)
     if not rules:
-        raise RuleLoadFailed(f"error: no rules loaded from {', '.join(map(str, paths))}")
+        raise RuleLoadFailed(f"no rules loaded from {', '.join(map(str, paths))}")
     # The compiled rules live as long as the process: keep the cyclic GC from rescanning their
     # millions of objects on every full collection (a third of per-event time in the daemon).
     gc.freeze()
     if report is None:
         skipped = f", {len(errors)} skipped" if errors else ""
-        say(f"loaded {rules} rules and {correlations} correlations from {ruleset.files} files{skipped}")
+        print(
+            f"loaded {rules} rules and {correlations} correlations from {ruleset.files} files{skipped}",
+            file=sys.stderr,
+        )
     return evaluator
 
 
@@ -112,5 +123,5 @@ class EvaluatorSpec:
         )
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr)
+def _warn_on_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)

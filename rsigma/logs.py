@@ -1,4 +1,5 @@
-"""Logs as JSON lines on stderr (or plain text with --log-format text), with structured fields."""
+"""Logs as JSON lines on stderr (or plain text with --log-format text), with structured fields, at the
+level --log-level (or RSIGMA_LOG) sets."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+#: The names --log-level and RSIGMA_LOG take; `warn` as RUST_LOG users write it.
+LOG_LEVELS = {"debug": "debug", "info": "info", "warning": "warning", "warn": "warning", "error": "error"}
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -33,9 +37,17 @@ class TextFormatter(logging.Formatter):
         return f"{line} {extra}".rstrip()
 
 
-def setup_logging(fmt: str) -> None:
+def log_level(name: str) -> str:
+    """The level a --log-level or RSIGMA_LOG value names (case does not matter); ValueError if none."""
+    try:
+        return LOG_LEVELS[name.strip().lower()]
+    except KeyError:
+        raise ValueError(f"{name!r}: expected debug, info, warning or error") from None
+
+
+def setup_logging(fmt: str, level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(log_level(level).upper())

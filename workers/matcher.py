@@ -65,6 +65,7 @@ class MatcherSpec:
     outbox: ChannelHandle
     options: PayloadOptions
     log_format: str = "json"
+    log_level: str = "info"
 
 
 class Matcher:
@@ -195,7 +196,7 @@ def die_with_parent() -> None:
 def run(spec: MatcherSpec) -> None:
     """The process entry point (spawned by the pool)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
-    setup_logging(spec.log_format)
+    setup_logging(spec.log_format, spec.log_level)
     die_with_parent()
     inbox = Channel.open(spec.inbox)
     outbox = Channel.open(spec.outbox)

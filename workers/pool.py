@@ -296,6 +296,7 @@ class MatcherPool:
         *,
         options: PayloadOptions,
         log_format: str = "json",
+        log_level: str = "info",
         matcher_timeout: float = DEFAULT_MATCHER_TIMEOUT_S,
     ) -> None:
         self.build_evaluator = build_evaluator
@@ -307,6 +308,7 @@ class MatcherPool:
         )  # of the supervisor's rules: every matcher must have the same
         self.options = options
         self.log_format = log_format
+        self.log_level = log_level
         self.workers = [_Worker(i) for i in range(workers)]
         self.last_snapshot: bytes | None = None  # merged state, for restoring a restarted matcher
         self.snapshot_at: float | None = None
@@ -351,6 +353,7 @@ class MatcherPool:
             outbox=worker.outbox.handle(),
             options=self.options,
             log_format=self.log_format,
+            log_level=self.log_level,
         )
         worker.ready = self._loop.create_future()
         worker.process = self._context.Process(

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from rsigma import __version__
-from rsigma.cli.daemon import nats_auth_flags, start_daemon
+from rsigma.cli.daemon import nats_auth_flags, start_daemon, startup_failed
 from rsigma.cli.eval import run_eval
 from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
 from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS
@@ -29,6 +29,8 @@ from rsigma.errors import SigmaError
 from rsigma.evaluator import Evaluator
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
 from rsigma.loading import EvaluatorSpec, RuleLoadFailed, duplicate_ids, load_evaluator
+from rsigma.logs import log_level as parse_log_level
+from rsigma.logs import setup_logging
 from rsigma.pipelines import builtin_pipelines
 from rsigma.routing.router import builtin_routers
 from rsigma.rules import RuleSet, load_rules
@@ -204,7 +206,8 @@ def engine_eval(
         routing = routing_maps(logsource_routing, logsource_map)
         evaluator = load_evaluator(rules, config, pipeline, routing)
     except RuleLoadFailed as e:
-        print(e, file=sys.stderr)
+        for problem in e.problems:
+            print(f"error: {problem}", file=sys.stderr)
         raise typer.Exit(EXIT_RULE_ERROR) from None
     raise typer.Exit(run_eval(evaluator, event=event, events_file=events, include_event=include_event))
 
@@ -237,15 +240,22 @@ def replay_flags(sequence: int | None, time: str | None, latest: bool) -> Replay
     return Replay(from_time_ns=seconds * 1_000_000_000 + moment.microsecond * 1000)
 
 
-def api_token(variable: str | None) -> str | None:
+def _log_level(value: str) -> str:
+    try:
+        return parse_log_level(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def api_token(variable: str | None, log_format: str) -> str | None:
     """The API's bearer token, read from the variable --api-token-env names (never from a flag: flags
     show in ps); an unset or empty variable is a startup error (exit 3)."""
     if variable is None:
         return None
     token = os.environ.get(variable, "").strip()
     if not token:
-        print(f"error: --api-token-env {variable}: the variable is unset or empty", file=sys.stderr)
-        raise typer.Exit(EXIT_CONFIG_ERROR)
+        problem = f"--api-token-env {variable}: the variable is unset or empty"
+        raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, problem))
     return token
 
 
@@ -478,6 +488,15 @@ def engine_daemon(
         ),
     ] = False,
     log_format: Annotated[str, typer.Option("--log-format", help="json or text.")] = "json",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            envvar="RSIGMA_LOG",
+            callback=_log_level,
+            help="Least severe messages logged: debug, info, warning or error.",
+        ),
+    ] = "info",
     timestamp_field: TimestampFieldOption = None,
     timestamp_fallback: FallbackOption = "wallclock",
     suppress: SuppressOption = None,
@@ -491,6 +510,7 @@ def engine_daemon(
         raise typer.BadParameter(f"--input {input_!r}: expected stdin, http or nats://host:port/subject")
     if log_format not in ("json", "text"):
         raise typer.BadParameter("--log-format must be json or text")
+    setup_logging(log_format, log_level)
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
     correlation = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     routing = routing_maps(logsource_routing, logsource_map)
@@ -527,7 +547,7 @@ def engine_daemon(
         api_addr=api_addr,
         api_max_body_bytes=api_max_body_bytes,
         api_read_timeout=api_read_timeout,
-        api_token=api_token(api_token_env),
+        api_token=api_token(api_token_env, log_format),
         reload_poll_s=reload_poll,
         correlation=correlation,
         consumer_group=consumer_group,
@@ -550,6 +570,7 @@ def engine_daemon(
         workers=workers if workers is not None else 0,
         matcher_timeout_s=matcher_timeout,
         log_format=log_format,
+        log_level=log_level,
     )
     raise typer.Exit(start_daemon(config, log_format))
 

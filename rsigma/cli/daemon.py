@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,23 +14,34 @@ from rsigma.daemon.runtime import run_daemon
 from rsigma.errors import ConfigError
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
 from rsigma.loading import RuleLoadFailed
-from rsigma.logs import setup_logging
 from rsigma.nats.auth import NatsAuth, NatsAuthUsageError, nats_auth_from_flags
 from workers.pool import PoolError
 
+log = logging.getLogger("rsigma.daemon")
+
 
 def start_daemon(config: DaemonConfig, log_format: str) -> int:
-    setup_logging(log_format)
+    """Run the daemon; logging must be set up (`setup_logging`). Returns the exit code."""
     try:
         evaluator = config.build_evaluator()
     except RuleLoadFailed as e:
-        print(e, file=sys.stderr)
-        return EXIT_RULE_ERROR
+        return startup_failed(log_format, EXIT_RULE_ERROR, *e.problems)
     try:
         return run_daemon(config, evaluator)
     except (ConfigError, PoolError) as e:  # PoolError here: a matcher could not start at all
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+        return startup_failed(log_format, EXIT_CONFIG_ERROR, str(e))
+
+
+def startup_failed(log_format: str, code: int, *problems: str) -> int:
+    """Report why the daemon cannot start and return its exit code: with JSON logs one `critical`
+    record (whoever reads the daemon's log as JSON lines sees the reason too), with text logs the
+    `error: ...` lines a terminal user expects."""
+    if log_format == "json":
+        log.critical("; ".join(problems), extra={"exit_code": code})
+    else:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+    return code
 
 
 def nats_auth_flags(

@@ -136,6 +136,7 @@ def open_backend(config: DaemonConfig, evaluator: Evaluator, metrics: Metrics) -
         evaluator,
         options=options,
         log_format=config.log_format,
+        log_level=config.log_level,
         matcher_timeout=config.matcher_timeout_s,
     )
     metrics.registry.register(PoolCollector(pool))

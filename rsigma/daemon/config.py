@@ -54,5 +54,6 @@ class DaemonConfig:
     # a matcher holding work and making no progress on it this long is killed and restarted
     matcher_timeout_s: float = DEFAULT_MATCHER_TIMEOUT_S
     log_format: str = "json"  # also for the matcher processes
+    log_level: str = "info"  # also for the matcher processes
     nats_auth: NatsAuth = NatsAuth()  # authentication and TLS for every NATS connection
     nats_connect_timeout_s: float | None = None  # startup wait for an unreachable server; None: for ever

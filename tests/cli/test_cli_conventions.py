@@ -3,7 +3,9 @@ for every message of the daemon, and the packaging files (LICENSE, CHANGELOG, on
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -67,3 +69,144 @@ def test_completion_completes_commands_and_options() -> None:
 
     assert complete("rsigma engine da") == ["daemon"]
     assert "--log-format" in complete("rsigma serve --log-f")
+
+
+WHOAMI = """\
+title: Whoami Execution
+logsource:
+    product: windows
+detection:
+    selection:
+        CommandLine|contains: whoami
+    condition: selection
+"""
+BROKEN = "title: Broken\ndetection: [\n"
+EVENT = '{"CommandLine": "whoami"}\n'
+
+
+def rule_dir(tmp_path: Path) -> Path:
+    """A good rule and a broken one beside it: the daemon starts and warns that it skipped one."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "whoami.yml").write_text(WHOAMI)
+    (rules / "broken.yml").write_text(BROKEN)
+    return rules
+
+
+def daemon(
+    tmp_path: Path, *args: str | Path, command: str = "engine", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The daemon on one stdin event until EOF (`command` "serve" for the matcher pool)."""
+    head = ["engine", "daemon"] if command == "engine" else [command]
+    out = tmp_path / "detections.ndjson"
+    flags = ["--api-addr", "127.0.0.1:0", "--reload-poll", "0", "--output", f"file://{out}"]
+    return rsigma_cli(*head, *flags, *args, env=env, stdin=EVENT)
+
+
+def records(stderr: str) -> list[dict]:
+    """The daemon's JSON log; a line that is not JSON fails the test."""
+    return [json.loads(line) for line in stderr.splitlines()]
+
+
+def test_the_daemon_logs_info_by_default(tmp_path: Path) -> None:
+    result = daemon(tmp_path, "-r", rule_dir(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert {r["level"] for r in records(result.stderr)} == {"info", "warning"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [(["--log-level", "warning"], None), ([], {"RSIGMA_LOG": "WARN"})],
+    ids=["flag", "env"],
+)
+def test_log_level_leaves_out_less_severe_messages(
+    tmp_path: Path, flags: list[str], env: dict[str, str] | None
+) -> None:
+    result = daemon(tmp_path, "-r", rule_dir(tmp_path), *flags, env=env)
+    assert result.returncode == 0, result.stderr
+    logged = records(result.stderr)
+    assert [r["level"] for r in logged] == ["warning"], logged
+    assert "broken.yml" in logged[0]["message"]
+
+
+def test_the_flag_wins_over_rsigma_log(tmp_path: Path) -> None:
+    result = daemon(tmp_path, "-r", rule_dir(tmp_path), "--log-level", "error", env={"RSIGMA_LOG": "debug"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_the_matchers_log_at_the_same_level(tmp_path: Path) -> None:
+    """Each matcher compiles the rules again and warns about the skipped file like the supervisor."""
+    warned = daemon(tmp_path, "-r", rule_dir(tmp_path), "--workers", "1", "--log-level", "warning")
+    assert warned.returncode == 0, warned.stderr
+    assert sum("broken.yml" in r["message"] for r in records(warned.stderr)) == 2, warned.stderr
+    quiet = daemon(tmp_path, "-r", tmp_path / "rules", "--workers", "1", "--log-level", "error")
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"), [(["--log-level", "loud"], None), ([], {"RSIGMA_LOG": "loud"})], ids=["flag", "env"]
+)
+def test_an_unknown_log_level_is_a_usage_error(
+    tmp_path: Path, flags: list[str], env: dict[str, str] | None
+) -> None:
+    result = daemon(tmp_path, "-r", rule_dir(tmp_path), *flags, env=env)
+    assert result.returncode == 2, result.stderr
+    said = " ".join(re.sub("[│╭╮╰╯─]", " ", result.stderr).split())  # typer draws a wrapped box
+    assert "'--log-level' (env var: 'RSIGMA_LOG'): 'loud': expected debug, info, warning or error" in said
+    assert "daemon started" not in result.stderr
+
+
+STARTUP_ERRORS = {
+    # name: (flags after -r RULES, exit code, what the message says)
+    "rules": (["-r", "{tmp}/rules/broken.yml"], 2, "{tmp}/rules/broken.yml:3: invalid YAML"),
+    "api-addr": (["-r", "{tmp}/rules", "--api-addr", "bogus"], 3, "--api-addr 'bogus': expected IP:port"),
+    "api-token-env": (
+        ["-r", "{tmp}/rules", "--api-token-env", "RSIGMA_TEST_UNSET_TOKEN"],
+        3,
+        "--api-token-env RSIGMA_TEST_UNSET_TOKEN: the variable is unset or empty",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", STARTUP_ERRORS)
+def test_a_startup_error_is_a_json_record(tmp_path: Path, case: str) -> None:
+    flags, code, reason = STARTUP_ERRORS[case]
+    reason = reason.format(tmp=tmp_path)
+    rule_dir(tmp_path)
+    result = daemon(tmp_path, *(f.format(tmp=tmp_path) for f in flags))
+    assert result.returncode == code, result.stderr
+    *before, last = records(result.stderr)
+    assert last["level"] == "critical" and last["exit_code"] == code, last
+    assert reason in last["message"], last
+    assert not last["message"].startswith("error:")
+    assert all(r["level"] != "critical" for r in before)
+
+
+@pytest.mark.parametrize("case", STARTUP_ERRORS)
+def test_a_startup_error_in_text_logs_reads_error(tmp_path: Path, case: str) -> None:
+    flags, code, reason = STARTUP_ERRORS[case]
+    reason = reason.format(tmp=tmp_path)
+    rule_dir(tmp_path)
+    result = daemon(tmp_path, *(f.format(tmp=tmp_path) for f in flags), "--log-format", "text")
+    assert result.returncode == code, result.stderr
+    assert result.stderr.splitlines()[-1].startswith(f"error: {reason}"), result.stderr
+
+
+def test_warnings_in_json_logs_carry_the_level_not_a_prefix(tmp_path: Path) -> None:
+    rules = rule_dir(tmp_path)
+    result = daemon(tmp_path, "-r", rules)
+    (skipped,) = [r for r in records(result.stderr) if "broken.yml" in r["message"]]
+    assert skipped["level"] == "warning"
+    assert skipped["message"].startswith(f"skipped {rules / 'broken.yml'}:3: invalid YAML"), skipped
+
+
+def test_engine_eval_on_a_terminal_keeps_the_warning_prefix(tmp_path: Path) -> None:
+    rules = rule_dir(tmp_path)
+    result = rsigma_cli("engine", "eval", "-r", rules, stdin=EVENT)
+    assert result.returncode == 0, result.stderr
+    assert f"warning: skipped {rules / 'broken.yml'}:3: invalid YAML" in result.stderr
+    broken = rsigma_cli("engine", "eval", "-r", rules / "broken.yml", stdin=EVENT)
+    assert broken.returncode == 2
+    assert broken.stderr.startswith(f"error: {rules / 'broken.yml'}:3: invalid YAML"), broken.stderr
