@@ -3,6 +3,7 @@ for every message of the daemon, and the packaging files (LICENSE, CHANGELOG, on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -210,3 +211,27 @@ def test_engine_eval_on_a_terminal_keeps_the_warning_prefix(tmp_path: Path) -> N
     broken = rsigma_cli("engine", "eval", "-r", rules / "broken.yml", stdin=EVENT)
     assert broken.returncode == 2
     assert broken.stderr.startswith(f"error: {rules / 'broken.yml'}:3: invalid YAML"), broken.stderr
+
+
+#: md5 of https://www.apache.org/licenses/LICENSE-2.0.txt, the text the license expression names.
+APACHE_2_0_MD5 = "3b83ef96387f14655fc854ddc3c6bd57"
+
+
+def test_packaging_ships_the_license_it_names() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] == ["LICENSE"]
+    assert hashlib.md5((ROOT / "LICENSE").read_bytes()).hexdigest() == APACHE_2_0_MD5
+    # PEP 639: a license expression and a License classifier together are refused by setuptools.
+    assert not [c for c in project["classifiers"] if c.startswith("License ::")]
+    assert {"Homepage", "Source", "Issues", "Changelog"} <= set(project["urls"])
+
+
+def test_the_changelog_has_an_unreleased_section() -> None:
+    text = (ROOT / "CHANGELOG.md").read_text()
+    unreleased = text.split("## [Unreleased]", 1)[1].split("\n## ", 1)[0]
+    assert [line for line in unreleased.splitlines() if line.startswith("### ")] == [
+        "### Added",
+        "### Changed",
+        "### Fixed",
+    ]
