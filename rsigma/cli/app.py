@@ -177,8 +177,13 @@ def engine_eval(
     suppress: SuppressOption = None,
     action: ActionOption = "alert",
     max_state_entries: MaxStateOption = DEFAULT_MAX_STATE_ENTRIES,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 1 when any input line was bad (all lines are still evaluated)."),
+    ] = False,
 ) -> None:
-    """Evaluate events and print one JSON line per detection or correlation result."""
+    """Evaluate events and print one JSON line per detection or correlation result; a summary line
+    on stderr at the end."""
     if event is not None and events is not None:
         raise typer.BadParameter("give either --event or --events, not both")
     config = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
@@ -188,7 +193,9 @@ def engine_eval(
     except RuleLoadFailed as e:
         print(e, file=sys.stderr)
         raise typer.Exit(EXIT_RULE_ERROR) from None
-    raise typer.Exit(run_eval(evaluator, event=event, events_file=events, include_event=include_event))
+    raise typer.Exit(
+        run_eval(evaluator, event=event, events_file=events, include_event=include_event, strict=strict)
+    )
 
 
 def replay_flags(sequence: int | None, time: str | None, latest: bool) -> Replay:
