@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli_eval import QUIET_EVENT, ROOT, WHOAMI, WHOAMI_EVENT, lines, rsigma, write
+from tests.support.cli import QUIET_EVENT, ROOT, WHOAMI, WHOAMI_EVENT, lines, rsigma, write
 
 BRUTE_FORCE = """
 title: Failed login
