@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from rsigma.evaluator import Evaluator
-from rsigma.exit_codes import EXIT_FAILURE
+from rsigma.exit_codes import EXIT_FAILURE, EXIT_RULE_ERROR
 from rsigma.payloads import PayloadOptions, evaluate_payloads
 
 PROGRESS_INTERVAL_S = 1.0
@@ -34,7 +34,8 @@ def run_eval(
     strict: bool = False,
 ) -> int:
     """Write one JSON line per result; bad lines are reported with their number and skipped (with
-    `strict`, the exit code says there were some once every line is done)."""
+    `strict`, the exit code says there were some once every line is done). A bad `--event` is a
+    usage error."""
     out = sys.stdout.buffer
     options = PayloadOptions(max_event_bytes=sys.maxsize, include_event=include_event)
     started = time.monotonic()
@@ -61,7 +62,8 @@ def run_eval(
             for _, outcome in answers:
                 if isinstance(outcome, str):
                     bad += 1
-                    print(f"line {lineno}: {outcome}", file=sys.stderr)
+                    where = "--event" if event is not None else f"line {lineno}"
+                    print(f"{where}: {outcome}", file=sys.stderr)
                 elif outcome is not None:
                     lines, keys = outcome
                     found = sum(1 for key in keys if key[2] is not None)
@@ -94,4 +96,6 @@ def run_eval(
             file=sys.stderr,
         )
     print(summary_line(events, detections, correlations, bad, seconds), file=sys.stderr)
+    if event is not None and bad:
+        return EXIT_RULE_ERROR  # the argument itself is unusable: a usage error, as RSigma's exit 2
     return EXIT_FAILURE if strict and bad else 0
