@@ -13,6 +13,7 @@ from rsigma.exit_codes import EXIT_FAILURE, EXIT_RULE_ERROR
 from rsigma.payloads import PayloadOptions, evaluate_payloads
 
 PROGRESS_INTERVAL_S = 1.0
+CLEAR_LINE = "\r\x1b[K"
 
 
 def summary_line(events: int, detections: int, correlations: int, bad: int, seconds: float) -> str:
@@ -63,7 +64,8 @@ def run_eval(
                 if isinstance(outcome, str):
                     bad += 1
                     where = "--event" if event is not None else f"line {lineno}"
-                    print(f"{where}: {outcome}", file=sys.stderr)
+                    # On a terminal, the message takes the progress line's place (erased to its end).
+                    print(f"{CLEAR_LINE if progress else ''}{where}: {outcome}", file=sys.stderr)
                 elif outcome is not None:
                     lines, keys = outcome
                     found = sum(1 for key in keys if key[2] is not None)

@@ -151,6 +151,8 @@ def test_progress_on_a_terminal_reaches_100_percent(rules, tmp_path):
     final = written.replace("\r\n", "\n").rstrip("\n").split("\n")[-1]
     assert SUMMARY.search(final), written
     assert summary(written.replace("\r\n", "\n"))["events"] == str(9 * 50)
+    # each bad line's message erases whatever progress line it lands on
+    assert len(re.findall(r"\r\x1b\[Kline \d+: ", written)) == 2 * 50
 
 
 def test_an_event_argument_that_is_not_a_json_object_is_a_usage_error(rules):
