@@ -14,6 +14,7 @@ import typer
 from rsigma import __version__
 from rsigma.cli.daemon import nats_auth_flags, start_daemon, startup_failed
 from rsigma.cli.eval import run_eval
+from rsigma.cli.validate import as_json, as_text, validate
 from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
 from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS
 from rsigma.daemon.config import (
@@ -26,14 +27,12 @@ from rsigma.daemon.config import (
 )
 from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.errors import SigmaError
-from rsigma.evaluator import Evaluator
-from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
-from rsigma.loading import EvaluatorSpec, RuleLoadFailed, duplicate_ids, load_evaluator
+from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_RULE_ERROR
+from rsigma.loading import EvaluatorSpec, RuleLoadFailed, load_evaluator
 from rsigma.logs import log_level as parse_log_level
 from rsigma.logs import setup_logging
 from rsigma.pipelines import builtin_pipelines
 from rsigma.routing.router import builtin_routers
-from rsigma.rules import RuleSet, load_rules
 from rsigma.rules.correlation import parse_timespan
 from workers.host import default_workers
 from workers.watchdog import DEFAULT_MATCHER_TIMEOUT_S
@@ -197,8 +196,13 @@ def engine_eval(
     suppress: SuppressOption = None,
     action: ActionOption = "alert",
     max_state_entries: MaxStateOption = DEFAULT_MAX_STATE_ENTRIES,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 1 when any input line was bad (all lines are still evaluated)."),
+    ] = False,
 ) -> None:
-    """Evaluate events and print one JSON line per detection or correlation result."""
+    """Evaluate events and print one JSON line per detection or correlation result; a summary line
+    on stderr at the end."""
     if event is not None and events is not None:
         raise typer.BadParameter("give either --event or --events, not both")
     config = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
@@ -209,7 +213,9 @@ def engine_eval(
         for problem in e.problems:
             print(f"error: {problem}", file=sys.stderr)
         raise typer.Exit(EXIT_RULE_ERROR) from None
-    raise typer.Exit(run_eval(evaluator, event=event, events_file=events, include_event=include_event))
+    raise typer.Exit(
+        run_eval(evaluator, event=event, events_file=events, include_event=include_event, strict=strict)
+    )
 
 
 def replay_flags(sequence: int | None, time: str | None, latest: bool) -> Replay:
@@ -591,23 +597,20 @@ serve.__signature__ = inspect.signature(engine_daemon, eval_str=True)  # type: i
 @rule_app.command("validate")
 def rule_validate(
     paths: Annotated[list[Path], typer.Argument(help="Rule files or directories.", show_default=False)],
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="text, or json: one document on stdout with every file, error and warning."
+        ),
+    ] = "text",
 ) -> None:
-    """Load and compile rules; print how many loaded and every failure with its reason."""
-    ruleset = RuleSet()
-    for p in paths:
-        ruleset.extend(load_rules(p))
-    evaluator = Evaluator(ruleset)
-    errors = ruleset.errors + evaluator.errors
-    for e in errors:
-        print(f"error: {e}")
-    for w in [*evaluator.engine.warnings, *duplicate_ids(ruleset)]:
-        print(f"warning: {w}")
-    print(
-        f"{len(evaluator.engine.rules)} rules, {len(ruleset.filters)} filters,"
-        f" {len(evaluator.correlation.correlations)} correlations"
-        f" loaded from {ruleset.files} files; {len(errors)} failed"
-    )
-    raise typer.Exit(1 if errors else 0)
+    """Load and compile rules; print how many loaded and every failure with its reason (exit 1 when
+    any failed)."""
+    if output_format not in ("text", "json"):
+        raise typer.BadParameter("--format must be text or json")
+    found = validate(paths)
+    print(as_json(found) if output_format == "json" else as_text(found))
+    raise typer.Exit(EXIT_FAILURE if found.errors else 0)
 
 
 def main() -> None:
