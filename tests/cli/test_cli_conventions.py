@@ -5,33 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
 import rsigma
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def rsigma_cli(
-    *args: str | Path, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rsigma", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
+from tests.support.cli import BROKEN, ROOT, WHOAMI, WHOAMI_EVENT, write
+from tests.support.cli import rsigma as rsigma_cli
 
 
 @pytest.mark.parametrize("flag", ["--version", "-V"])
@@ -72,36 +55,25 @@ def test_completion_completes_commands_and_options() -> None:
     assert "--log-format" in complete("rsigma serve --log-f")
 
 
-WHOAMI = """\
-title: Whoami Execution
-logsource:
-    product: windows
-detection:
-    selection:
-        CommandLine|contains: whoami
-    condition: selection
-"""
-BROKEN = "title: Broken\ndetection: [\n"
-EVENT = '{"CommandLine": "whoami"}\n'
+EVENT = json.dumps(WHOAMI_EVENT) + "\n"
+#: Why BROKEN cannot load, as the daemon and engine eval say it (after the file's path).
+BROKEN_REASON = ":1 (rule 'Broken Rule'): detection.selection: 'CommandLine|bogusmod': unknown modifier"
 
 
 def rule_dir(tmp_path: Path) -> Path:
     """A good rule and a broken one beside it: the daemon starts and warns that it skipped one."""
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "whoami.yml").write_text(WHOAMI)
-    (rules / "broken.yml").write_text(BROKEN)
-    return rules
+    write(tmp_path / "rules" / "whoami.yml", WHOAMI)
+    write(tmp_path / "rules" / "broken.yml", BROKEN)
+    return tmp_path / "rules"
 
 
 def daemon(
-    tmp_path: Path, *args: str | Path, command: str = "engine", env: dict[str, str] | None = None
+    tmp_path: Path, *args: str | Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The daemon on one stdin event until EOF (`command` "serve" for the matcher pool)."""
-    head = ["engine", "daemon"] if command == "engine" else [command]
+    """`engine daemon` on one stdin event until EOF."""
     out = tmp_path / "detections.ndjson"
     flags = ["--api-addr", "127.0.0.1:0", "--reload-poll", "0", "--output", f"file://{out}"]
-    return rsigma_cli(*head, *flags, *args, env=env, stdin=EVENT)
+    return rsigma_cli("engine", "daemon", *flags, *args, env=env, stdin=EVENT)
 
 
 def records(stderr: str) -> list[dict]:
@@ -161,7 +133,7 @@ def test_an_unknown_log_level_is_a_usage_error(
 
 STARTUP_ERRORS = {
     # name: (flags after -r RULES, exit code, what the message says)
-    "rules": (["-r", "{tmp}/rules/broken.yml"], 2, "{tmp}/rules/broken.yml:3: invalid YAML"),
+    "rules": (["-r", "{tmp}/rules/broken.yml"], 2, "{tmp}/rules/broken.yml" + BROKEN_REASON),
     "api-addr": (["-r", "{tmp}/rules", "--api-addr", "bogus"], 3, "--api-addr 'bogus': expected IP:port"),
     "api-token-env": (
         ["-r", "{tmp}/rules", "--api-token-env", "RSIGMA_TEST_UNSET_TOKEN"],
@@ -200,17 +172,17 @@ def test_warnings_in_json_logs_carry_the_level_not_a_prefix(tmp_path: Path) -> N
     result = daemon(tmp_path, "-r", rules)
     (skipped,) = [r for r in records(result.stderr) if "broken.yml" in r["message"]]
     assert skipped["level"] == "warning"
-    assert skipped["message"].startswith(f"skipped {rules / 'broken.yml'}:3: invalid YAML"), skipped
+    assert skipped["message"].startswith(f"skipped {rules / 'broken.yml'}{BROKEN_REASON}"), skipped
 
 
 def test_engine_eval_on_a_terminal_keeps_the_warning_prefix(tmp_path: Path) -> None:
     rules = rule_dir(tmp_path)
     result = rsigma_cli("engine", "eval", "-r", rules, stdin=EVENT)
     assert result.returncode == 0, result.stderr
-    assert f"warning: skipped {rules / 'broken.yml'}:3: invalid YAML" in result.stderr
+    assert f"warning: skipped {rules / 'broken.yml'}{BROKEN_REASON}" in result.stderr
     broken = rsigma_cli("engine", "eval", "-r", rules / "broken.yml", stdin=EVENT)
     assert broken.returncode == 2
-    assert broken.stderr.startswith(f"error: {rules / 'broken.yml'}:3: invalid YAML"), broken.stderr
+    assert broken.stderr.startswith(f"error: {rules / 'broken.yml'}{BROKEN_REASON}"), broken.stderr
 
 
 #: md5 of https://www.apache.org/licenses/LICENSE-2.0.txt, the text the license expression names.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -50,7 +51,10 @@ EVIL_EVENT = {"Image": "C:\\x\\cmd.exe", "CommandLine": "cmd /c evil"}
 QUIET_EVENT = {"Image": "C:\\x\\notepad.exe", "CommandLine": "notepad"}
 
 
-def rsigma(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def rsigma(
+    *args: str | Path, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`env` adds to (or overrides) this process's environment."""
     return subprocess.run(
         [sys.executable, "-m", "rsigma", *map(str, args)],
         input=stdin,
@@ -58,6 +62,7 @@ def rsigma(*args: str | Path, stdin: str | None = None) -> subprocess.CompletedP
         text=True,
         encoding="utf-8",
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
         timeout=120,
     )
 
