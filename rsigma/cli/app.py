@@ -27,6 +27,7 @@ from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.errors import SigmaError
 from rsigma.evaluator import Evaluator
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
+from rsigma.formats import DEFAULT_FORMAT, FORMATS, InputFormat, input_format
 from rsigma.loading import EvaluatorSpec, RuleLoadFailed, duplicate_ids, load_evaluator
 from rsigma.pipelines import builtin_pipelines
 from rsigma.routing.router import builtin_routers
@@ -156,6 +157,46 @@ MaxStateOption = Annotated[
 ]
 
 
+InputFormatOption = Annotated[
+    str,
+    typer.Option(
+        "--input-format",
+        envvar="RSIGMA_INPUT_FORMAT",
+        help=f"Line format: {', '.join(FORMATS)} (auto: JSON for lines starting with {{ or [, syslog for <,"
+        " else plain). Lines that are not json or cef go to the DLQ.",
+    ),
+]
+SyslogTzOption = Annotated[
+    str,
+    typer.Option(
+        "--syslog-tz",
+        envvar="RSIGMA_SYSLOG_TZ",
+        help="Zone of RFC 3164 syslog timestamps, which carry none: ±HH:MM, UTC or Z.",
+    ),
+]
+SyslogStripBomOption = Annotated[
+    str,
+    typer.Option(
+        "--syslog-strip-bom",
+        envvar="RSIGMA_SYSLOG_STRIP_BOM",
+        metavar="BOOL",
+        help="Drop the UTF-8 BOM before a syslog message: true or false.",
+    ),
+]
+
+
+def input_format_flags(name: str, syslog_tz: str, syslog_strip_bom: str) -> InputFormat:
+    """The input format from its three flags; an unknown format or zone exits 3 with RSigma's message,
+    a --syslog-strip-bom other than true/false is a usage error (exit 2), as RSigma's clap makes it."""
+    if syslog_strip_bom not in ("true", "false"):
+        raise typer.BadParameter(f"--syslog-strip-bom {syslog_strip_bom!r}: expected true or false")
+    try:
+        return input_format(name, syslog_tz, syslog_strip_bom == "true")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise typer.Exit(EXIT_CONFIG_ERROR) from None
+
+
 @engine_app.command("eval")
 def engine_eval(
     rules: RulesOption,
@@ -177,10 +218,14 @@ def engine_eval(
     suppress: SuppressOption = None,
     action: ActionOption = "alert",
     max_state_entries: MaxStateOption = DEFAULT_MAX_STATE_ENTRIES,
+    input_format_name: InputFormatOption = DEFAULT_FORMAT,
+    syslog_tz: SyslogTzOption = "+00:00",
+    syslog_strip_bom: SyslogStripBomOption = "true",
 ) -> None:
     """Evaluate events and print one JSON line per detection or correlation result."""
     if event is not None and events is not None:
         raise typer.BadParameter("give either --event or --events, not both")
+    fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom)
     config = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     try:
         routing = routing_maps(logsource_routing, logsource_map)
@@ -188,7 +233,9 @@ def engine_eval(
     except RuleLoadFailed as e:
         print(e, file=sys.stderr)
         raise typer.Exit(EXIT_RULE_ERROR) from None
-    raise typer.Exit(run_eval(evaluator, event=event, events_file=events, include_event=include_event))
+    raise typer.Exit(
+        run_eval(evaluator, event=event, events_file=events, include_event=include_event, input_format=fmt)
+    )
 
 
 def replay_flags(sequence: int | None, time: str | None, latest: bool) -> Replay:
@@ -242,7 +289,7 @@ def engine_daemon(
         str,
         typer.Option(
             "--input",
-            help="Event source: stdin (ends at EOF), http (POST /api/v1/events) or nats://host:port/subject.",
+            help="Event source: stdin or stdin:// (ends at EOF), http (POST /api/v1/events) or nats://host:port/subject.",
         ),
     ] = "stdin",
     workers: Annotated[
@@ -380,7 +427,8 @@ def engine_daemon(
         list[str] | None,
         typer.Option(
             "--output",
-            help="Sink: stdout, file:///path or nats://host:port/subject; repeatable (each gets all).",
+            help="Sink: stdout (or stdout://), file:///path or nats://host:port/subject; repeatable"
+            " (each gets all).",
             show_default=False,
         ),
     ] = None,
@@ -465,12 +513,16 @@ def engine_daemon(
     suppress: SuppressOption = None,
     action: ActionOption = "alert",
     max_state_entries: MaxStateOption = DEFAULT_MAX_STATE_ENTRIES,
+    input_format_name: InputFormatOption = DEFAULT_FORMAT,
+    syslog_tz: SyslogTzOption = "+00:00",
+    syslog_strip_bom: SyslogStripBomOption = "true",
 ) -> None:
     """Evaluate a stream of events continuously and deliver results to sinks."""
     if keep_state and clear_state:
         raise typer.BadParameter("--keep-state and --clear-state cannot be used together")
-    if input_ not in ("stdin", "http") and not input_.startswith("nats://"):
+    if input_ not in ("stdin", "stdin://", "http") and not input_.startswith("nats://"):
         raise typer.BadParameter(f"--input {input_!r}: expected stdin, http or nats://host:port/subject")
+    fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom)
     if log_format not in ("json", "text"):
         raise typer.BadParameter("--log-format must be json or text")
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
@@ -492,6 +544,7 @@ def engine_daemon(
         outputs=tuple(output or ("stdout",)),
         dlq=dlq,
         include_event=include_event,
+        input_format=fmt,
         buffer_size=buffer_size,
         batch_size=batch_size,
         max_event_bytes=max_event_bytes,

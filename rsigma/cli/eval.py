@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from rsigma.evaluator import Evaluator
+from rsigma.formats import InputFormat
 from rsigma.payloads import PayloadOptions, evaluate_payloads
 
 PROGRESS_INTERVAL_S = 1.0
@@ -20,10 +21,11 @@ def run_eval(
     event: str | None,
     events_file: Path | None,
     include_event: bool,
+    input_format: InputFormat,
 ) -> int:
     """Write one JSON line per result; bad lines are reported with their number and skipped."""
     out = sys.stdout.buffer
-    options = PayloadOptions(max_event_bytes=sys.maxsize, include_event=include_event)
+    options = PayloadOptions(sys.maxsize, include_event, input_format)
     with ExitStack() as stack:
         source: Iterable[bytes]
         total_bytes = 0
