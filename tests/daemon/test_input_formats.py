@@ -5,6 +5,7 @@ DLQ; bad --input-format/--syslog-tz/--syslog-strip-bom values exit as RSigma's; 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -196,12 +197,15 @@ def test_bad_format_flags_exit_as_rsigma(run_daemon, format_rules, flags, code, 
     assert message in done.stderr
 
 
-def engine_eval(*args: str | Path, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+def engine_eval(
+    *args: str | Path, stdin: bytes, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "rsigma", "engine", "eval", *map(str, args)],
         input=stdin,
         capture_output=True,
         timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -222,3 +226,13 @@ def test_engine_eval_takes_the_format_flags(format_rules):
         3,
         "error: Invalid timezone offset: 'nowhere' (expected ±HH:MM, UTC or Z)",
     )
+
+
+@pytest.mark.single_backend
+def test_format_flags_from_their_variables(format_rules):
+    env = {"RSIGMA_INPUT_FORMAT": "syslog", "RSIGMA_SYSLOG_TZ": "-02:00", "RSIGMA_SYSLOG_STRIP_BOM": "false"}
+    line = "<38>Apr 25 14:30:00 web01 sudo: \ufeffadmin"
+    done = engine_eval("-r", format_rules, "--include-event", stdin=line.encode() + b"\n", env=env)
+    assert done.returncode == 0, done.stderr
+    event = json.loads(done.stdout.splitlines()[0])["event"]
+    assert (event["timestamp"], event["_raw"]) == (f"{YEAR}-04-25T14:30:00-02:00", "\ufeffadmin")
