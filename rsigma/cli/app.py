@@ -162,8 +162,9 @@ InputFormatOption = Annotated[
     typer.Option(
         "--input-format",
         envvar="RSIGMA_INPUT_FORMAT",
+        metavar="FORMAT",
         help=f"Line format: {', '.join(FORMATS)} (auto: JSON for lines starting with {{ or [, syslog for <,"
-        " else plain). Lines that are not json or cef go to the DLQ.",
+        " else plain). A line that json or cef cannot read goes to the DLQ.",
     ),
 ]
 SyslogTzOption = Annotated[
@@ -171,6 +172,7 @@ SyslogTzOption = Annotated[
     typer.Option(
         "--syslog-tz",
         envvar="RSIGMA_SYSLOG_TZ",
+        metavar="±HH:MM",
         help="Zone of RFC 3164 syslog timestamps, which carry none: ±HH:MM, UTC or Z.",
     ),
 ]
