@@ -93,8 +93,9 @@ def parse_syslog(line: str, tz: timezone = UTC, strip_bom: bool = True) -> dict[
 def _rfc5424(match: re.Match[str], rest: str, header: dict[str, str], sd: list[tuple[str, str, str]]) -> str:
     """Fills the header and structured data of an RFC 5424 line; returns its message."""
     _, stamp, host, app, procid, msgid = match.groups()
-    if stamp != "-":
-        header["timestamp"] = _rfc3339(_parse_rfc3339(stamp, UTC))
+    when = _parse_rfc3339(stamp, UTC) if stamp != "-" else None
+    if when is not None:
+        header["timestamp"] = _rfc3339(when)
     for key, value in (("hostname", host), ("appname", app), ("procid", procid), ("msgid", msgid)):
         if value != "-":
             header[key] = value
@@ -161,8 +162,13 @@ def _year(month: int) -> int:
     return now.year
 
 
-def _parse_rfc3339(text: str, tz: timezone) -> datetime:
-    when = datetime.fromisoformat(text.upper())
+def _parse_rfc3339(text: str, tz: timezone) -> datetime | None:
+    """The time, in `tz` when it has no zone; None for an impossible date (month 13), which the
+    event then goes without."""
+    try:
+        when = datetime.fromisoformat(text.upper())
+    except ValueError:
+        return None
     return when if when.tzinfo is not None else when.replace(tzinfo=tz)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from rsigma.formats import CefError, input_format, line_parser, parse_cef, parse_logfmt
@@ -92,3 +94,29 @@ def test_unknown_format_names_the_supported_ones():
     expected = "Unknown input format: 'xml'\nSupported formats: auto, json, syslog, plain, logfmt, cef"
     with pytest.raises(ValueError, match=expected):
         input_format("xml")
+
+
+TRICKY = [
+    "<34>1 2024-13-45T10:00:00Z host app - - - impossible date",
+    "<34>Feb 30 10:00:00 host app: impossible day",
+    "<999>1 - - - - - -",
+    "<>",
+    "<34>",
+    "<34>1 2024-01-15T10:30:00Z h a - - [unterminated sd",
+    "CEF:0|a|b|c|d|e|f|=x y= ==  k=v\\",
+    "CEF:99999999999999999999|V|P|1|1|N|1|",
+    'a="\\',
+    "\\",
+    "\ufeff",
+]
+
+
+@pytest.mark.parametrize("name", ["auto", "syslog", "plain", "logfmt", "cef"])
+def test_no_line_makes_a_parser_raise(name):
+    """A line decides only its own event: whatever it holds, the parser returns an event or a reason."""
+    rng = random.Random(17)
+    alphabet = '<>[]{}|=\\" :-0123456789TZabcCEF\ufeff\t'
+    lines = TRICKY + ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(3000)]
+    parse = line_parser(input_format(name))
+    for line in lines:
+        assert isinstance(parse(line), dict | str), line
