@@ -21,6 +21,11 @@ from rsigma.rules import RuleSet, SigmaRule, load_rules
 def duplicate_ids(ruleset: RuleSet) -> list[str]:
     """A rule id used by more than one rule: every copy is loaded and matches, so each event that
     matches one gives a detection per copy (a directory copied twice, or mounted with its copies)."""
+    return [warning for _, warning in duplicate_rules(ruleset)]
+
+
+def duplicate_rules(ruleset: RuleSet) -> list[tuple[SigmaRule, str]]:
+    """Each rule whose id an earlier rule has, with the warning `duplicate_ids` gives for it."""
     first: dict[str, SigmaRule] = {}
     found = []
     for rule in ruleset.rules:
@@ -28,7 +33,9 @@ def duplicate_ids(ruleset: RuleSet) -> list[str]:
             continue
         seen = first.setdefault(rule.id, rule)
         if seen is not rule:
-            found.append(f"rule id {rule.id} is used again at {rule.location} (first at {seen.location})")
+            found.append(
+                (rule, f"rule id {rule.id} is used again at {rule.location} (first at {seen.location})")
+            )
     return found
 
 

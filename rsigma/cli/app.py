@@ -13,6 +13,7 @@ import typer
 
 from rsigma.cli.daemon import nats_auth_flags, start_daemon
 from rsigma.cli.eval import run_eval
+from rsigma.cli.validate import as_json, as_text, validate
 from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
 from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS
 from rsigma.daemon.config import (
@@ -25,13 +26,11 @@ from rsigma.daemon.config import (
 )
 from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.errors import SigmaError
-from rsigma.evaluator import Evaluator
-from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
+from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_RULE_ERROR
 from rsigma.formats import DEFAULT_FORMAT, FORMATS, InputFormat, input_format
-from rsigma.loading import EvaluatorSpec, RuleLoadFailed, duplicate_ids, load_evaluator
+from rsigma.loading import EvaluatorSpec, RuleLoadFailed, load_evaluator
 from rsigma.pipelines import builtin_pipelines
 from rsigma.routing.router import builtin_routers
-from rsigma.rules import RuleSet, load_rules
 from rsigma.rules.correlation import parse_timespan
 from workers.host import default_workers
 from workers.watchdog import DEFAULT_MATCHER_TIMEOUT_S
@@ -223,8 +222,13 @@ def engine_eval(
     input_format_name: InputFormatOption = DEFAULT_FORMAT,
     syslog_tz: SyslogTzOption = "+00:00",
     syslog_strip_bom: SyslogStripBomOption = "true",
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 1 when any input line was bad (all lines are still evaluated)."),
+    ] = False,
 ) -> None:
-    """Evaluate events and print one JSON line per detection or correlation result."""
+    """Evaluate events and print one JSON line per detection or correlation result; a summary line
+    on stderr at the end."""
     if event is not None and events is not None:
         raise typer.BadParameter("give either --event or --events, not both")
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom)
@@ -236,7 +240,14 @@ def engine_eval(
         print(e, file=sys.stderr)
         raise typer.Exit(EXIT_RULE_ERROR) from None
     raise typer.Exit(
-        run_eval(evaluator, event=event, events_file=events, include_event=include_event, input_format=fmt)
+        run_eval(
+            evaluator,
+            event=event,
+            events_file=events,
+            include_event=include_event,
+            strict=strict,
+            input_format=fmt,
+        )
     )
 
 
@@ -607,23 +618,20 @@ serve.__signature__ = inspect.signature(engine_daemon, eval_str=True)  # type: i
 @rule_app.command("validate")
 def rule_validate(
     paths: Annotated[list[Path], typer.Argument(help="Rule files or directories.", show_default=False)],
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="text, or json: one document on stdout with every file, error and warning."
+        ),
+    ] = "text",
 ) -> None:
-    """Load and compile rules; print how many loaded and every failure with its reason."""
-    ruleset = RuleSet()
-    for p in paths:
-        ruleset.extend(load_rules(p))
-    evaluator = Evaluator(ruleset)
-    errors = ruleset.errors + evaluator.errors
-    for e in errors:
-        print(f"error: {e}")
-    for w in [*evaluator.engine.warnings, *duplicate_ids(ruleset)]:
-        print(f"warning: {w}")
-    print(
-        f"{len(evaluator.engine.rules)} rules, {len(ruleset.filters)} filters,"
-        f" {len(evaluator.correlation.correlations)} correlations"
-        f" loaded from {ruleset.files} files; {len(errors)} failed"
-    )
-    raise typer.Exit(1 if errors else 0)
+    """Load and compile rules; print how many loaded and every failure with its reason (exit 1 when
+    any failed)."""
+    if output_format not in ("text", "json"):
+        raise typer.BadParameter("--format must be text or json")
+    found = validate(paths)
+    print(as_json(found) if output_format == "json" else as_text(found))
+    raise typer.Exit(EXIT_FAILURE if found.errors else 0)
 
 
 def main() -> None:

@@ -9,10 +9,22 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from rsigma.evaluator import Evaluator
+from rsigma.exit_codes import EXIT_FAILURE, EXIT_RULE_ERROR
 from rsigma.formats import InputFormat
 from rsigma.payloads import PayloadOptions, evaluate_payloads
 
 PROGRESS_INTERVAL_S = 1.0
+CLEAR_LINE = "\r\x1b[K"
+
+
+def summary_line(events: int, detections: int, correlations: int, bad: int, seconds: float) -> str:
+    """The last line eval writes: RSigma's `Processed N events, ...` wording with this engine's
+    extra counts, and no thousands separators, so a script reading RSigma's line reads this one."""
+    rate = events / seconds if seconds > 0 else 0.0
+    return (
+        f"Processed {events} events, {detections} detection matches, {correlations} correlation matches,"
+        f" {bad} bad lines in {seconds:.2f} s ({rate:.0f} events/s)."
+    )
 
 
 def run_eval(
@@ -22,10 +34,14 @@ def run_eval(
     events_file: Path | None,
     include_event: bool,
     input_format: InputFormat,
+    strict: bool = False,
 ) -> int:
-    """Write one JSON line per result; bad lines are reported with their number and skipped."""
+    """Write one JSON line per result; bad lines are reported with their number and skipped (with
+    `strict`, the exit code says there were some once every line is done). A bad `--event` is a
+    usage error."""
     out = sys.stdout.buffer
     options = PayloadOptions(sys.maxsize, include_event, input_format)
+    started = time.monotonic()
     with ExitStack() as stack:
         source: Iterable[bytes]
         total_bytes = 0
@@ -37,8 +53,8 @@ def run_eval(
         else:
             source = sys.stdin.buffer
         progress = total_bytes > 0 and sys.stderr.isatty()
-        bad = events = results = read = 0
-        last_report = time.monotonic()
+        bad = events = detections = correlations = read = 0
+        last_report = started
         for lineno, raw in enumerate(source, start=1):
             read += len(raw)
             if not raw.strip():
@@ -49,20 +65,28 @@ def run_eval(
             for _, outcome in answers:
                 if isinstance(outcome, str):
                     bad += 1
-                    print(f"line {lineno}: {outcome}", file=sys.stderr)
+                    where = "--event" if event is not None else f"line {lineno}"
+                    # On a terminal, the message takes the progress line's place (erased to its end).
+                    print(f"{CLEAR_LINE if progress else ''}{where}: {outcome}", file=sys.stderr)
                 elif outcome is not None:
-                    results += len(outcome[0])
-                    out.write(b"".join(outcome[0]))
+                    lines, keys = outcome
+                    found = sum(1 for key in keys if key[2] is not None)
+                    correlations += found
+                    detections += len(lines) - found
+                    out.write(b"".join(lines))
             if progress and time.monotonic() - last_report >= PROGRESS_INTERVAL_S:
                 last_report = time.monotonic()
+                percent = min(read * 100 // total_bytes, 99)
                 print(
-                    f"\r{read * 100 // total_bytes:3d}% {events} events, {results} results",
+                    f"\r{percent:3d}% {events} events, {detections + correlations} results",
                     end="",
                     file=sys.stderr,
                 )
     out.flush()
+    seconds = time.monotonic() - started
     if progress:
-        print(file=sys.stderr)
+        # The file is read to its end: the last update says so, whenever the one before it was.
+        print(f"\r100% {events} events, {detections + correlations} results", file=sys.stderr)
     engine = evaluator.engine
     if engine.router is not None and engine.unplaced:
         print(
@@ -75,6 +99,7 @@ def run_eval(
             f"correlation: {correlation.late} late hit(s) dropped, {correlation.evicted} window(s) evicted",
             file=sys.stderr,
         )
-    if bad:
-        print(f"{bad} line(s) skipped: not a JSON object", file=sys.stderr)
-    return 0
+    print(summary_line(events, detections, correlations, bad, seconds), file=sys.stderr)
+    if event is not None and bad:
+        return EXIT_RULE_ERROR  # the argument itself is unusable: a usage error, as RSigma's exit 2
+    return EXIT_FAILURE if strict and bad else 0

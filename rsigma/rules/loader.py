@@ -50,14 +50,21 @@ def rule_files(path: Path) -> list[Path]:
     Hidden files and directories are left out, as `glob` and pySigma leave them out: a Kubernetes
     ConfigMap volume keeps each file twice, in `..<timestamp>/` and behind a symlink beside it."""
     if path.is_dir():
-        return sorted(
-            p
-            for p in path.rglob("*")
-            if p.suffix in RULE_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            and p.is_file()
-        )
+        return [p for p in _yaml_files(path) if not _hidden(p, path)]
     return [path]
+
+
+def hidden_rule_files(path: Path) -> list[Path]:
+    """The *.yml / *.yaml files below a directory that `rule_files` leaves out for being hidden."""
+    return [p for p in _yaml_files(path) if _hidden(p, path)] if path.is_dir() else []
+
+
+def _yaml_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+
+
+def _hidden(file: Path, directory: Path) -> bool:
+    return any(part.startswith(".") for part in file.relative_to(directory).parts)
 
 
 def load_rules(*paths: str | Path) -> RuleSet:

@@ -453,6 +453,21 @@ class Daemon(DaemonProcess):
         return float(super().metric(name, default, **labels) or 0.0)
 
 
+def record_both_outputs(result: Result, client: NatsClient, out: Path, expected: set[Key]) -> None:
+    """The NATS output's tally, and the file output's, which does no de-duplication: every result
+    exactly once there means nothing was redelivered."""
+    output_tally(client, expected).record(result, "NATS output")
+    in_file, torn = parse_lines(file_lines(out))
+    file_tally = Tally(expected, in_file)
+    result.check("file output: 0 lost", not file_tally.lost, f"{len(file_tally.lost)} lost")
+    result.check(
+        "file output: no result twice (nothing redelivered)",
+        file_tally.duplicated == 0,
+        f"{file_tally.duplicated} twice",
+    )
+    result.check("file output: no torn line", not torn, f"{len(torn)} torn")
+
+
 def nats_daemon_args(url: str, *extra: str, output: str | None = None) -> list[str]:
     """A NATS input; the NATS output unless `output` names another; results carry their event."""
     return [
@@ -647,17 +662,7 @@ def kill_matcher(
         result.events = client.published
         expected = expected_keys(range(1, client.published + 1))
         wait_until(client.all_acked, "every input message acked", 180, interval=0.2, retry_on=TRANSIENT)
-        tally = output_tally(client, expected)
-        tally.record(result, "NATS output")
-        in_file, torn = parse_lines(file_lines(out))
-        file_tally = Tally(expected, in_file)
-        result.check("file output: 0 lost", not file_tally.lost, f"{len(file_tally.lost)} lost")
-        result.check(
-            "file output: no result twice (nothing redelivered)",
-            file_tally.duplicated == 0,
-            f"{file_tally.duplicated} twice",
-        )
-        result.check("file output: no torn line", not torn, f"{len(torn)} torn")
+        record_both_outputs(result, client, out, expected)
         redelivered = daemon.status()["nats"]["input"]["redelivered_received"]
         result.check("JetStream redelivered nothing", redelivered == 0, f"{redelivered} redelivered")
         total_restarts = sum(daemon.metric("rsigma_worker_restarts_total", worker=str(w)) for w in (0, 1))
@@ -738,17 +743,7 @@ def hang_matcher(
         expected = expected_keys(range(1, client.published + 1))
         wait_until(client.all_acked, "every input message acked", 180, interval=0.2, retry_on=TRANSIENT)
         recovered_at = time.monotonic()
-        tally = output_tally(client, expected)
-        tally.record(result, "NATS output")
-        in_file, torn = parse_lines(file_lines(out))
-        file_tally = Tally(expected, in_file)
-        result.check("file output: 0 lost", not file_tally.lost, f"{len(file_tally.lost)} lost")
-        result.check(
-            "file output: no result twice (nothing redelivered)",
-            file_tally.duplicated == 0,
-            f"{file_tally.duplicated} twice",
-        )
-        result.check("file output: no torn line", not torn, f"{len(torn)} torn")
+        record_both_outputs(result, client, out, expected)
         result.check(
             "the kill names matcher 0 and its pid", (killed["matcher"], killed["pid"]) == (0, victim)
         )
