@@ -3,8 +3,9 @@ in-process backend and the matcher processes, so all of them treat every payload
 
 An event's outcome is one of:
 - nothing to send (no visible result; its source can acknowledge it at once),
-- a dead-letter reason (not JSON, not an object, too large, too deeply nested, or its backtracking
-  regex searches ran past their budget, see `rsigma/engine/regex.py`), or
+- a dead-letter reason (not a line of its `--input-format`: not JSON or not an object, not CEF; too
+  large, too deeply nested, or its backtracking regex searches ran past their budget, see
+  `rsigma/engine/regex.py`), or
 - its result lines, serialised once, with the labels each result is counted by.
 
 Correlation happens either here (`evaluate_payloads` without `hits`: the evaluator's own windows, as
@@ -26,6 +27,7 @@ from rsigma.correlation.engine import CorrelationResult, Hit
 from rsigma.engine.engine import Detection
 from rsigma.engine.regex import BacktrackingBudgetExceeded
 from rsigma.evaluator import Evaluator
+from rsigma.formats import InputFormat, line_parser
 
 #: (rule title, level or "unknown", correlation type or None): the labels results are counted by.
 RuleKey = tuple[str, str, str | None]
@@ -42,10 +44,12 @@ TOO_DEEP_TO_WRITE = "event nested too deeply to write its results"
 
 @dataclass(frozen=True, slots=True)
 class PayloadOptions:
-    """What shapes an outcome: the largest event accepted, and whether results carry their event."""
+    """What shapes an outcome: the largest event accepted, whether results carry their event, and the
+    format of the input lines."""
 
     max_event_bytes: int
     include_event: bool = False
+    input_format: InputFormat = InputFormat()
 
 
 class BatchResult(NamedTuple):
@@ -67,6 +71,29 @@ def decode_event(payload: bytes, max_event_bytes: int) -> dict[str, Any] | str:
     if not isinstance(event, dict):
         return f"expected a JSON object, got {type(event).__name__}"
     return event
+
+
+#: A payload and the largest event accepted in, its event or its dead-letter reason out.
+Decoder = Callable[[bytes, int], dict[str, Any] | str]
+
+
+def event_decoder(fmt: InputFormat) -> Decoder:
+    """How payloads of this format decode: `decode_event` itself for JSON (the hot path stays as it
+    was), else the format's line parser on the payload read as UTF-8 (invalid bytes replaced, as
+    RSigma reads NATS payloads)."""
+    if fmt.name == "json":
+        return decode_event
+    parse = line_parser(fmt)
+
+    def decode(payload: bytes, max_event_bytes: int) -> dict[str, Any] | str:
+        if len(payload) > max_event_bytes:
+            return f"event of {len(payload)} bytes exceeds --max-event-bytes {max_event_bytes}"
+        line = payload.decode("utf-8", "replace").rstrip("\r\n")
+        if not line.strip():
+            return "empty line"
+        return parse(line)
+
+    return decode
 
 
 def result_lines(results: Sequence[Detection | CorrelationResult], include_event: bool) -> Lines:
@@ -111,6 +138,7 @@ def evaluate_payloads(
     feeding = hits is not None and bool(correlation.correlations)
     include = options.include_event
     max_bytes = options.max_event_bytes
+    decode = event_decoder(options.input_format)
     answers: list[tuple[int, Outcome]] = []
     evaluated = 0
     for position, payload in enumerate(payloads):
@@ -119,7 +147,7 @@ def evaluate_payloads(
             continue
         if announce is not None:
             announce(position)
-        event = decode_event(payload, max_bytes)
+        event = decode(payload, max_bytes)
         if isinstance(event, str):
             answers.append((position, event))
             continue

@@ -28,6 +28,7 @@ from rsigma.daemon.config import (
 from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.errors import SigmaError
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_RULE_ERROR
+from rsigma.formats import DEFAULT_FORMAT, FORMATS, InputFormat, input_format
 from rsigma.loading import EvaluatorSpec, RuleLoadFailed, load_evaluator
 from rsigma.logs import log_level as parse_log_level
 from rsigma.logs import setup_logging
@@ -175,6 +176,50 @@ MaxStateOption = Annotated[
 ]
 
 
+InputFormatOption = Annotated[
+    str,
+    typer.Option(
+        "--input-format",
+        envvar="RSIGMA_INPUT_FORMAT",
+        metavar="FORMAT",
+        help=f"Line format: {', '.join(FORMATS)} (auto: JSON for lines starting with {{ or [, syslog for <,"
+        " else plain). A line that json or cef cannot read goes to the DLQ.",
+    ),
+]
+SyslogTzOption = Annotated[
+    str,
+    typer.Option(
+        "--syslog-tz",
+        envvar="RSIGMA_SYSLOG_TZ",
+        metavar="±HH:MM",
+        help="Zone of RFC 3164 syslog timestamps, which carry none: ±HH:MM, UTC or Z.",
+    ),
+]
+SyslogStripBomOption = Annotated[
+    str,
+    typer.Option(
+        "--syslog-strip-bom",
+        envvar="RSIGMA_SYSLOG_STRIP_BOM",
+        metavar="BOOL",
+        help="Drop the UTF-8 BOM before a syslog message: true or false.",
+    ),
+]
+
+
+def input_format_flags(
+    name: str, syslog_tz: str, syslog_strip_bom: str, log_format: str = "text"
+) -> InputFormat:
+    """The input format from its three flags; an unknown format or zone exits 3 with RSigma's message
+    (a JSON record with the daemon's JSON logs), a --syslog-strip-bom other than true/false is a usage
+    error (exit 2), as RSigma's clap makes it."""
+    if syslog_strip_bom not in ("true", "false"):
+        raise typer.BadParameter(f"--syslog-strip-bom {syslog_strip_bom!r}: expected true or false")
+    try:
+        return input_format(name, syslog_tz, syslog_strip_bom == "true")
+    except ValueError as e:
+        raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, str(e))) from None
+
+
 @engine_app.command("eval")
 def engine_eval(
     rules: RulesOption,
@@ -196,6 +241,9 @@ def engine_eval(
     suppress: SuppressOption = None,
     action: ActionOption = "alert",
     max_state_entries: MaxStateOption = DEFAULT_MAX_STATE_ENTRIES,
+    input_format_name: InputFormatOption = DEFAULT_FORMAT,
+    syslog_tz: SyslogTzOption = "+00:00",
+    syslog_strip_bom: SyslogStripBomOption = "true",
     strict: Annotated[
         bool,
         typer.Option("--strict", help="Exit 1 when any input line was bad (all lines are still evaluated)."),
@@ -205,6 +253,7 @@ def engine_eval(
     on stderr at the end."""
     if event is not None and events is not None:
         raise typer.BadParameter("give either --event or --events, not both")
+    fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom)
     config = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     try:
         routing = routing_maps(logsource_routing, logsource_map)
@@ -214,7 +263,14 @@ def engine_eval(
             print(f"error: {problem}", file=sys.stderr)
         raise typer.Exit(EXIT_RULE_ERROR) from None
     raise typer.Exit(
-        run_eval(evaluator, event=event, events_file=events, include_event=include_event, strict=strict)
+        run_eval(
+            evaluator,
+            event=event,
+            events_file=events,
+            include_event=include_event,
+            strict=strict,
+            input_format=fmt,
+        )
     )
 
 
@@ -276,7 +332,7 @@ def engine_daemon(
         str,
         typer.Option(
             "--input",
-            help="Event source: stdin (ends at EOF), http (POST /api/v1/events) or nats://host:port/subject.",
+            help="Event source: stdin or stdin:// (ends at EOF), http (POST /api/v1/events) or nats://host:port/subject.",
         ),
     ] = "stdin",
     workers: Annotated[
@@ -414,7 +470,8 @@ def engine_daemon(
         list[str] | None,
         typer.Option(
             "--output",
-            help="Sink: stdout, file:///path or nats://host:port/subject; repeatable (each gets all).",
+            help="Sink: stdout (or stdout://), file:///path or nats://host:port/subject; repeatable"
+            " (each gets all).",
             show_default=False,
         ),
     ] = None,
@@ -508,15 +565,19 @@ def engine_daemon(
     suppress: SuppressOption = None,
     action: ActionOption = "alert",
     max_state_entries: MaxStateOption = DEFAULT_MAX_STATE_ENTRIES,
+    input_format_name: InputFormatOption = DEFAULT_FORMAT,
+    syslog_tz: SyslogTzOption = "+00:00",
+    syslog_strip_bom: SyslogStripBomOption = "true",
 ) -> None:
     """Evaluate a stream of events continuously and deliver results to sinks."""
     if keep_state and clear_state:
         raise typer.BadParameter("--keep-state and --clear-state cannot be used together")
-    if input_ not in ("stdin", "http") and not input_.startswith("nats://"):
+    if input_ not in ("stdin", "stdin://", "http") and not input_.startswith("nats://"):
         raise typer.BadParameter(f"--input {input_!r}: expected stdin, http or nats://host:port/subject")
     if log_format not in ("json", "text"):
         raise typer.BadParameter("--log-format must be json or text")
     setup_logging(log_format, log_level)
+    fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom, log_format)
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
     correlation = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     routing = routing_maps(logsource_routing, logsource_map)
@@ -536,6 +597,7 @@ def engine_daemon(
         outputs=tuple(output or ("stdout",)),
         dlq=dlq,
         include_event=include_event,
+        input_format=fmt,
         buffer_size=buffer_size,
         batch_size=batch_size,
         max_event_bytes=max_event_bytes,

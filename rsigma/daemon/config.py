@@ -10,6 +10,7 @@ from typing import Final
 from rsigma.correlation.engine import CorrelationConfig
 from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.evaluator import Evaluator
+from rsigma.formats import InputFormat
 from rsigma.nats.auth import NatsAuth
 from workers.watchdog import DEFAULT_MATCHER_TIMEOUT_S
 
@@ -29,6 +30,7 @@ class DaemonConfig:
     outputs: tuple[str, ...] = ("stdout",)
     dlq: str | None = None
     include_event: bool = False
+    input_format: InputFormat = InputFormat()  # --input-format and its syslog settings
     buffer_size: int = DEFAULT_BUFFER_SIZE
     batch_size: int = 1
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES

@@ -140,6 +140,7 @@ STARTUP_ERRORS = {
         3,
         "--api-token-env RSIGMA_TEST_UNSET_TOKEN: the variable is unset or empty",
     ),
+    "input-format": (["-r", "{tmp}/rules", "--input-format", "xml"], 3, "Unknown input format: 'xml'"),
 }
 
 
@@ -164,7 +165,7 @@ def test_a_startup_error_in_text_logs_reads_error(tmp_path: Path, case: str) -> 
     rule_dir(tmp_path)
     result = daemon(tmp_path, *(f.format(tmp=tmp_path) for f in flags), "--log-format", "text")
     assert result.returncode == code, result.stderr
-    assert result.stderr.splitlines()[-1].startswith(f"error: {reason}"), result.stderr
+    assert f"\nerror: {reason}" in f"\n{result.stderr}", result.stderr
 
 
 def test_warnings_in_json_logs_carry_the_level_not_a_prefix(tmp_path: Path) -> None:

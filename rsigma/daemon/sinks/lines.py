@@ -96,8 +96,9 @@ class FileWriter:
 
 
 def open_writer(url: str, what: str = "--output") -> LineWriter:
-    """`stdout` or `file:///absolute/path`; anything else is a startup error naming the URL."""
-    if url == "stdout":
+    """`stdout` (or `stdout://`, as RSigma also spells it) or `file:///absolute/path`; anything else is
+    a startup error naming the URL."""
+    if url in ("stdout", "stdout://"):
         return StdoutWriter()
     parsed = urlparse(url)
     if parsed.scheme == "file":

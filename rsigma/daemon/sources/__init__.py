@@ -16,7 +16,7 @@ __all__ = ["Emit", "HttpSource", "NatsSource", "Source", "StdinSource", "open_so
 async def open_source(config: DaemonConfig, metrics: Metrics, wait: ConnectWait = ONE_ATTEMPT) -> Source:
     """The source `--input` names; a NATS source connects (waiting for the server as `wait` says)
     and sets up its consumer here, so an unusable one is a startup error."""
-    if config.input == "stdin":
+    if config.input in ("stdin", "stdin://"):
         return StdinSource(config.max_event_bytes)
     if config.input == "http":
         return HttpSource(config.max_event_bytes, config.buffer_size)
