@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rsigma import __version__
+from rsigma.daemon.sinks.formats import line_format
 from rsigma.ocsf import attacks, detection_finding
 from tests.support.ocsf import detection_finding_problems
 
@@ -156,3 +159,15 @@ def test_the_check_finds_what_a_finding_lacks():
             "type_uid",
         )
     ]
+
+
+@pytest.mark.parametrize("pretty", [False, True])
+def test_a_sink_writes_results_deeper_than_orjson_writes(pretty):
+    """An event kept by --include-event may nest past orjson's 254 levels; the finding is still written."""
+    event: dict = {"CommandLine": "x"}
+    for _ in range(300):
+        event = {"a": event}
+    line = json.dumps({**DETECTION, "event": event}).encode() + b"\n"
+    written = line_format("ocsf", pretty)(line)
+    assert written.endswith(b"\n") and (b"\n  " in written) == pretty
+    assert json.loads(written)["evidences"][0]["data"]["event"] == event

@@ -62,10 +62,17 @@ def _dumps(obj: Any, pretty: bool) -> bytes:
         raise OSError("result nested too deeply to write in this sink's format") from None
 
 
+def _load(line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:  # deeper than orjson reads: the worker dead-letters the results
+        raise OSError("result nested too deeply to write in this sink's format") from None
+
+
 def line_format(fmt: str | None, pretty: bool) -> LineFormat | None:
     """The re-encoding for a sink of this format; None when the native line goes out as it is."""
     if fmt == "ocsf":
-        return lambda line: _dumps(detection_finding(orjson.loads(line)), pretty) + b"\n"
+        return lambda line: _dumps(detection_finding(_load(line)), pretty) + b"\n"
     if pretty:
-        return lambda line: _dumps(orjson.loads(line), True) + b"\n"
+        return lambda line: _dumps(_load(line), True) + b"\n"
     return None
