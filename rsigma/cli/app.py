@@ -21,8 +21,10 @@ from rsigma.daemon.config import (
     DEFAULT_API_ADDR,
     DEFAULT_API_MAX_BODY_BYTES,
     DEFAULT_API_READ_TIMEOUT,
+    DEFAULT_BATCH_SIZE,
     DEFAULT_BUFFER_SIZE,
     DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_SINK_BATCH_MAX,
     DaemonConfig,
 )
 from rsigma.daemon.state import Replay, RestoreMode
@@ -175,6 +177,15 @@ MaxStateOption = Annotated[
     ),
 ]
 
+NoDetectionsOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-detections",
+        help="RSigma's switch to hide the detections of rules a correlation references without"
+        " `generate: true`; here they are always hidden (the Sigma default), so it changes nothing.",
+    ),
+]
+
 
 InputFormatOption = Annotated[
     str,
@@ -248,6 +259,7 @@ def engine_eval(
         bool,
         typer.Option("--strict", help="Exit 1 when any input line was bad (all lines are still evaluated)."),
     ] = False,
+    no_detections: NoDetectionsOption = False,
 ) -> None:
     """Evaluate events and print one JSON line per detection or correlation result; a summary line
     on stderr at the end."""
@@ -470,8 +482,8 @@ def engine_daemon(
         list[str] | None,
         typer.Option(
             "--output",
-            help="Sink: stdout (or stdout://), file:///path or nats://host:port/subject; repeatable"
-            " (each gets all).",
+            help="Sink: stdout (or stdout://), file:///path or nats://host:port/subject, with ?format=ocsf"
+            " for OCSF Detection Findings; repeatable (each gets all).",
             show_default=False,
         ),
     ] = None,
@@ -486,10 +498,18 @@ def engine_daemon(
     include_event: Annotated[
         bool, typer.Option("--include-event", help="Add the event to each detection.")
     ] = False,
+    pretty: Annotated[
+        bool, typer.Option("--pretty", help="Indent the results written to stdout outputs.")
+    ] = False,
     buffer_size: Annotated[
         int, typer.Option("--buffer-size", min=1, help="Capacity of every queue.")
     ] = DEFAULT_BUFFER_SIZE,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Events per engine step.")] = 1,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", min=1, help="Events per engine step at most (those waiting; never waited for)."
+        ),
+    ] = DEFAULT_BATCH_SIZE,
     max_event_bytes: Annotated[
         int, typer.Option("--max-event-bytes", min=1, help="Longer input lines go to the DLQ.")
     ] = DEFAULT_MAX_EVENT_BYTES,
@@ -498,6 +518,9 @@ def engine_daemon(
     ] = 3,
     sink_backoff_base_ms: Annotated[int, typer.Option("--sink-backoff-base-ms", min=1)] = 100,
     sink_backoff_max_ms: Annotated[int, typer.Option("--sink-backoff-max-ms", min=1)] = 5000,
+    sink_batch_max: Annotated[
+        int, typer.Option("--sink-batch-max", min=1, help="Queued events a sink writes in one go at most.")
+    ] = DEFAULT_SINK_BATCH_MAX,
     state_db: Annotated[
         Path | None, typer.Option("--state-db", help="SQLite file for correlation state.", dir_okay=False)
     ] = None,
@@ -568,6 +591,7 @@ def engine_daemon(
     input_format_name: InputFormatOption = DEFAULT_FORMAT,
     syslog_tz: SyslogTzOption = "+00:00",
     syslog_strip_bom: SyslogStripBomOption = "true",
+    no_detections: NoDetectionsOption = False,
 ) -> None:
     """Evaluate a stream of events continuously and deliver results to sinks."""
     if keep_state and clear_state:
@@ -598,12 +622,14 @@ def engine_daemon(
         dlq=dlq,
         include_event=include_event,
         input_format=fmt,
+        pretty=pretty,
         buffer_size=buffer_size,
         batch_size=batch_size,
         max_event_bytes=max_event_bytes,
         sink_retry_max=sink_retry_max,
         sink_backoff_base_s=sink_backoff_base_ms / 1000,
         sink_backoff_max_s=sink_backoff_max_ms / 1000,
+        sink_batch_max=sink_batch_max,
         state_db=state_db,
         state_save_interval=state_save_interval,
         restore_mode=RestoreMode.KEEP

@@ -15,6 +15,10 @@ from rsigma.nats.auth import NatsAuth
 from workers.watchdog import DEFAULT_MATCHER_TIMEOUT_S
 
 DEFAULT_BUFFER_SIZE: Final = 10_000
+#: Events per engine step at most: what is waiting is taken, a batch is never waited for.
+DEFAULT_BATCH_SIZE: Final = 128
+#: Deliveries a sink worker takes from its queue per write at most.
+DEFAULT_SINK_BATCH_MAX: Final = 64
 DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
 DEFAULT_API_ADDR: Final = "127.0.0.1:9090"
 DEFAULT_API_MAX_BODY_BYTES: Final = 64 << 20
@@ -31,13 +35,14 @@ class DaemonConfig:
     dlq: str | None = None
     include_event: bool = False
     input_format: InputFormat = InputFormat()  # --input-format and its syslog settings
+    pretty: bool = False  # indent the results stdout outputs write
     buffer_size: int = DEFAULT_BUFFER_SIZE
-    batch_size: int = 1
+    batch_size: int = DEFAULT_BATCH_SIZE
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     sink_retry_max: int = 3
     sink_backoff_base_s: float = 0.1
     sink_backoff_max_s: float = 5.0
-    sink_batch_max: int = 64
+    sink_batch_max: int = DEFAULT_SINK_BATCH_MAX
     state_db: Path | None = None
     state_save_interval: float = 30.0
     restore_mode: RestoreMode = RestoreMode.AUTO

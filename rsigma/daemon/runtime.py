@@ -121,7 +121,7 @@ class Daemon:
             self.dlq.sink = await open_sink(cfg.dlq, "--dlq", cfg.nats_auth, metrics, wait)
         for url in cfg.outputs:
             self._set_phase(f"opening --output {url}")
-            sink = await open_sink(url, "--output", cfg.nats_auth, metrics, wait)
+            sink = await open_sink(url, "--output", cfg.nats_auth, metrics, wait, pretty=cfg.pretty)
             self.sinks.append(SinkWorker(sink, cfg, self.dlq, metrics))
 
     def _nats_retrying(self, attempt: int, error: str) -> None:

@@ -9,6 +9,7 @@ import nats
 
 from tests.support import NatsServer, free_port
 from tests.support.nats_client import stream_messages
+from tests.support.ocsf import detection_finding_problems
 
 
 def test_results_and_dead_letters_are_published(nats_server, run_daemon):
@@ -24,6 +25,24 @@ def test_results_and_dead_letters_are_published(nats_server, run_daemon):
     assert [d["rule_title"] for d in detections] == ["Whoami"]
     dead = [json.loads(m) for m in stream_messages(nats_server.url, "rsigma-rsigma-dlq")]
     assert [(d["original_event"], d["error"].split(":")[0]) for d in dead] == [("not json", "invalid JSON")]
+
+
+def test_ocsf_output_publishes_detection_findings_and_dead_letters_stay_native(nats_server, run_daemon):
+    stdin = json.dumps({"Image": "C:\\Windows\\System32\\whoami.exe"}).encode() + b"\n"
+    done = run_daemon(
+        "--output", f"{nats_server.url}/findings?format=ocsf",
+        "--output", f"{nats_server.url}/detections",
+        "--dlq", f"{nats_server.url}/rsigma.dlq",
+        stdin=stdin + b"not json\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    findings = [json.loads(m) for m in stream_messages(nats_server.url, "rsigma-findings")]
+    assert [f["finding_info"]["title"] for f in findings] == ["Whoami"]
+    assert detection_finding_problems(findings[0]) == []
+    detections = [json.loads(m) for m in stream_messages(nats_server.url, "rsigma-detections")]
+    assert [d["rule_title"] for d in detections] == ["Whoami"]
+    dead = [json.loads(m) for m in stream_messages(nats_server.url, "rsigma-rsigma-dlq")]
+    assert [d["original_event"] for d in dead] == ["not json"]
 
 
 def test_wildcard_output_subject_exits_3(nats_server, run_daemon):

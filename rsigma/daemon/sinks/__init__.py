@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from rsigma.daemon.ack import Delivery
 from rsigma.daemon.metrics import Metrics
+from rsigma.daemon.sinks.formats import line_format, split_sink_url
 from rsigma.daemon.sinks.lines import LineSink, open_writer
 from rsigma.daemon.sinks.nats import NatsSink
 from rsigma.nats.auth import NatsAuth
@@ -40,10 +41,16 @@ async def open_sink(
     auth: NatsAuth,
     metrics: Metrics | None = None,
     wait: ConnectWait = ONE_ATTEMPT,
+    pretty: bool = False,
 ) -> Sink:
     """A sink by URL: `nats://` publishes to JetStream (waiting for the server as `wait` says);
-    `stdout` and `file://` write lines. A bad URL or an unusable destination raises `ConfigError`
-    naming the flag."""
-    if url.startswith("nats://"):
-        return await NatsSink.open(url, flag, auth=auth, wait=wait, metrics=metrics)
-    return LineSink(open_writer(url, flag))
+    `stdout` and `file://` write lines. `?format=ocsf` writes OCSF Detection Findings (outputs
+    only), and `pretty` indents the results a stdout output writes. A bad URL or an unusable
+    destination raises `ConfigError` naming the flag."""
+    base, fmt = split_sink_url(url, flag)
+    if base.startswith("nats://"):
+        return await NatsSink.open(
+            base, flag, auth=auth, wait=wait, metrics=metrics, encode=line_format(fmt, False)
+        )
+    writer = open_writer(base, flag)
+    return LineSink(writer, line_format(fmt, pretty and writer.name == "stdout"))

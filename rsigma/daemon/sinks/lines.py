@@ -17,6 +17,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
 from rsigma.daemon.ack import Delivery
+from rsigma.daemon.sinks.formats import LineFormat
 from rsigma.errors import ConfigError
 
 STDOUT_FD = 1
@@ -115,9 +116,10 @@ def open_writer(url: str, what: str = "--output") -> LineWriter:
 class LineSink:
     """A writer's blocking writes on a daemon thread of its own (see the module docstring)."""
 
-    def __init__(self, writer: LineWriter) -> None:
+    def __init__(self, writer: LineWriter, encode: LineFormat | None = None) -> None:
         self.writer = writer
         self.name = writer.name
+        self.encode = encode
         self._requests: queue.SimpleQueue[tuple[bytes, asyncio.Future[None]]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=f"sink-{writer.name}", daemon=True)
         self._thread.start()
@@ -129,8 +131,10 @@ class LineSink:
         await future
 
     async def deliver(self, batch: list[Delivery]) -> None:
-        """One write for the whole batch (file and stdout sinks take bytes, not messages)."""
-        await self.write(b"".join(line for d in batch for line in d.lines))
+        """One write for the whole batch (file and stdout sinks take bytes, not messages), in the
+        sink's format."""
+        lines = (line for d in batch for line in d.lines)
+        await self.write(b"".join(map(self.encode, lines) if self.encode else lines))
 
     def _run(self) -> None:
         while True:

@@ -12,6 +12,7 @@ from typing import Any, Final
 from rsigma.daemon.ack import Delivery
 from rsigma.daemon.connection_watch import ConnectionWatch
 from rsigma.daemon.metrics import Metrics
+from rsigma.daemon.sinks.formats import LineFormat
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import ONE_ATTEMPT, ConnectWait, connect, ensure_stream, startup_request
 from rsigma.nats.core import AsyncPublisher
@@ -25,9 +26,12 @@ class NatsSink:
 
     name = "nats"
 
-    def __init__(self, nc: Any, subject: str, watch: ConnectionWatch) -> None:
+    def __init__(
+        self, nc: Any, subject: str, watch: ConnectionWatch, encode: LineFormat | None = None
+    ) -> None:
         self.nc = nc
         self.subject = subject
+        self.encode = encode  # the results' format (None: the native lines)
         self.watch = watch
         self.publisher = AsyncPublisher(nc, timeout_s=PUBLISH_TIMEOUT_S)
         watch.on_reconnect(self.publisher.reconnected)  # retry at once, not after PUBLISH_TIMEOUT_S
@@ -41,6 +45,7 @@ class NatsSink:
         auth: NatsAuth,
         wait: ConnectWait = ONE_ATTEMPT,
         metrics: Metrics | None = None,
+        encode: LineFormat | None = None,
     ) -> NatsSink:
         target = parse_nats_url(url, flag)
         role = "dlq" if flag == "--dlq" else f"output {target.subject}"
@@ -53,16 +58,18 @@ class NatsSink:
         except BaseException:
             await nc.close()
             raise
-        return cls(nc, target.subject, watch)
+        return cls(nc, target.subject, watch, encode)
 
     async def deliver(self, batch: list[Delivery]) -> None:
         """Every result of the batch, with `Nats-Msg-Id: <stream>:<sequence>:<result index>` when the
         event has a stable source id; raises OSError (the sink worker retries) on any failure."""
         items = []
+        encode = self.encode
         for d in batch:
             source = d.token.source_id  # derived only for events that have results
             for i, line in enumerate(d.lines):
-                items.append((line.rstrip(b"\n"), f"{source}:{i}" if source else None))
+                data = encode(line) if encode else line
+                items.append((data.rstrip(b"\n"), f"{source}:{i}" if source else None))
         await self.publisher.publish_many(self.subject, items)
 
     async def write(self, data: bytes, msg_id: str | None = None) -> None:
