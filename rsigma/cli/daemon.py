@@ -10,12 +10,10 @@ from typing import Any
 import typer
 
 from rsigma.daemon.config import DaemonConfig
-from rsigma.daemon.runtime import run_daemon
 from rsigma.errors import ConfigError
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
 from rsigma.loading import RuleLoadFailed
 from rsigma.nats.auth import NatsAuth, NatsAuthUsageError, nats_auth_from_flags
-from workers.pool import PoolError
 
 log = logging.getLogger("rsigma.daemon")
 
@@ -26,6 +24,11 @@ def start_daemon(config: DaemonConfig, log_format: str) -> int:
         evaluator = config.build_evaluator()
     except RuleLoadFailed as e:
         return startup_failed(log_format, EXIT_RULE_ERROR, *e.problems)
+    # Imported here, not at the top: the runtime brings aiohttp, nats-py and the pool (0.4 s), which
+    # every other command (`engine eval`, `rule validate`, `--version`) would pay for on each call.
+    from rsigma.daemon.runtime import run_daemon
+    from workers.pool import PoolError
+
     try:
         return run_daemon(config, evaluator)
     except (ConfigError, PoolError) as e:  # PoolError here: a matcher could not start at all
