@@ -544,7 +544,15 @@ def test_systemd_unit_is_hardened():
 def test_systemd_env_example_names_only_known_variables():
     text = (DEPLOY / "systemd" / "rsigma.env.example").read_text()
     names = set(re.findall(r"^#?([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
-    known = {"NATS_CREDS", "NATS_TOKEN", "NATS_USER", "NATS_PASSWORD", "NATS_NKEY", "RSIGMA_CONSUMER_GROUP"}
+    known = {
+        "NATS_CREDS",
+        "NATS_TOKEN",
+        "NATS_USER",
+        "NATS_PASSWORD",
+        "NATS_NKEY",
+        "RSIGMA_CONSUMER_GROUP",
+        "RSIGMA_LOG",
+    }
     unit_text = (DEPLOY / "systemd" / "rsigma.service").read_text()
     used_by_unit = {n for n in names if f"${n}" in unit_text or f"${{{n}}}" in unit_text}
     assert used_by_unit == {"RSIGMA_NATS_URL", "RSIGMA_EXTRA_ARGS"}
