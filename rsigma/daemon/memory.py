@@ -9,7 +9,6 @@ kept tens of MB for good. Fixing the threshold keeps large blocks on mmap.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 from typing import Final
 
@@ -23,8 +22,7 @@ MMAP_THRESHOLD_BYTES: Final = 1 << 20
 
 def return_large_blocks() -> None:
     """Fix glibc's mmap threshold; elsewhere (musl, macOS) there is nothing to do."""
-    name = ctypes.util.find_library("c")
-    mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # the C library the interpreter runs on
     if mallopt is None:
         return
     if mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) != 1:

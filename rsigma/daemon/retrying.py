@@ -18,6 +18,8 @@ def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
 
 
 class Throttle:
+    """Says when a warning about an ongoing condition is due: the first time, then once per interval."""
+
     def __init__(self, interval_s: float = WARN_INTERVAL_S) -> None:
         self.interval_s = interval_s
         self._last = float("-inf")

@@ -35,7 +35,7 @@ from rsigma.daemon.evaluation_loop import EvaluationLoop
 from rsigma.daemon.event_queue import EventQueue
 from rsigma.daemon.memory import return_large_blocks
 from rsigma.daemon.metrics import Metrics
-from rsigma.daemon.sinks import open_sink
+from rsigma.daemon.sinks import Sink, open_sink
 from rsigma.daemon.sinks.worker import SinkWorker
 from rsigma.daemon.sources import Source, open_source
 from rsigma.daemon.state import RestoreMode, StateStore, restorable_snapshot
@@ -53,6 +53,8 @@ FORCE_EXIT_AFTER_S: Final = 0.5
 #: After the drain, collecting the correlation state to save may take this long; past it the state is
 #: not saved (a hung matcher must not hold up the exit) and the last saved snapshot stays.
 STATE_EXPORT_TIMEOUT_S: Final = 5.0
+#: The phase of a daemon that takes events; any other phase says why it does not (`/readyz`).
+RUNNING: Final = "running"
 
 
 class Daemon:
@@ -62,8 +64,7 @@ class Daemon:
         self.metrics = metrics or Metrics()
         self.inflight = InFlight()
         self.input: EventQueue[RawEvent | None] = EventQueue(config.buffer_size)
-        self.ready = False
-        self.phase = "starting"  # while not ready, what the daemon is doing (see `_set_phase`)
+        self.phase = "starting"  # RUNNING, or what the daemon is doing instead (see `_set_phase`)
         self.notifier = Notifier()
         self.started = time.time()
         self.failure: BaseException | None = None  # why the daemon cannot go on (it exits 1)
@@ -105,8 +106,7 @@ class Daemon:
         metrics.regex_timeouts.read = lambda: backend.regex_timeouts
         await backend.start(snapshot)
         self.metrics.rules_loaded(self.evaluator)
-        self.ready = True
-        self.phase = "running"
+        self.phase = RUNNING
         return True
 
     async def _open_io(self) -> None:
@@ -132,6 +132,15 @@ class Daemon:
         self.phase = phase
         self.notifier.status(phase)
 
+    @property
+    def ready(self) -> bool:
+        return self.phase == RUNNING
+
+    @property
+    def all_sinks(self) -> list[Sink]:
+        """The outputs' sinks and the DLQ's, if there is one."""
+        return [w.sink for w in self.sinks] + ([self.dlq.sink] if self.dlq.sink is not None else [])
+
     async def _unless_stopped(self, work: Coroutine[Any, Any, None]) -> bool:
         """Run `work` to its end (its errors propagate), or cancel it on a stop request: False."""
         task = asyncio.ensure_future(work)
@@ -156,10 +165,12 @@ class Daemon:
         try:
             started = await self.start()
         except BaseException:
+            await self._cancel_tasks()
             await self._close_io()
             raise
         if not started:
             self.notifier.stopping()
+            await self._cancel_tasks()
             await self._close_io()
             log.info("stopped before startup finished: no event was read")
             return 0
@@ -218,7 +229,6 @@ class Daemon:
         is what it restores: nothing acknowledged is lost."""
         if self.failure is None:
             self.failure = error
-            self.ready = False
             self.phase = f"failed: {error}"
             self._failed.set()
 
@@ -258,8 +268,7 @@ class Daemon:
 
     async def _drain(self, engine: asyncio.Task[None]) -> None:
         """Finish queued events and deliveries within --drain-timeout."""
-        self.ready = False  # intake stops: the ingest handler answers 503 from its next line on
-        self.phase = "shutting down"
+        self.phase = "shutting down"  # intake stops: the ingest handler answers 503 from its next line on
         deadline = time.monotonic() + self.config.drain_timeout
         try:
             await asyncio.wait_for(self._wait_drained(engine), timeout=self.config.drain_timeout)
@@ -285,10 +294,7 @@ class Daemon:
 
     async def _close(self, engine: asyncio.Task[None], *, save: bool) -> None:
         """Stop every task, save state (after a drain), and close the backend, outputs, API and input."""
-        engine.cancel()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(engine, *self._tasks, return_exceptions=True)
+        await self._cancel_tasks(engine)
         if save:
             await self._save_at_shutdown()
         if self.backend is not None:
@@ -303,12 +309,14 @@ class Daemon:
                 extra={"error": str(self.failure), **figures, "unacknowledged_events": self.inflight.count},
             )
 
+    async def _cancel_tasks(self, *more: asyncio.Task[Any]) -> None:
+        for task in (*more, *self._tasks):
+            task.cancel()
+        await asyncio.gather(*more, *self._tasks, return_exceptions=True)
+
     async def _close_io(self) -> None:
         """Close the outputs, the API, the input and the state database: whatever startup opened."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for sink in [w.sink for w in self.sinks] + ([self.dlq.sink] if self.dlq.sink else []):
+        for sink in self.all_sinks:
             await sink.aclose()
         await self.api.stop()
         if self.source is not None:

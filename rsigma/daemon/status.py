@@ -36,7 +36,7 @@ def _nats_status(daemon: Daemon) -> dict[str, Any] | None:
     """Each NATS connection's state and reconnects; for the input also the consumer's backlog. None
     when the daemon has no NATS connection."""
     outputs: dict[str, Any] = {}
-    for sink in [w.sink for w in daemon.sinks] + ([daemon.dlq.sink] if daemon.dlq.sink else []):
+    for sink in daemon.all_sinks:
         outputs |= sink.status() or {}
     source = daemon.source.status() if daemon.source is not None else None
     if not outputs and source is None:
