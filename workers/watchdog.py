@@ -34,6 +34,7 @@ class Watchdog:
     def __init__(self, workers: list[_Worker], timeout: float) -> None:
         self.workers = workers
         self.timeout = timeout
+        self.stalled_after = min(STALLED_S, timeout)  # see STALLED_S
 
     async def run(self) -> None:
         """Check every matcher a few times per timeout (at most every second)."""
@@ -68,9 +69,10 @@ class Watchdog:
     def available(self) -> int:
         """Matchers that can take work now: running, not restarting, and not stalled."""
         now = time.monotonic()
-        stalled_after = min(STALLED_S, self.timeout)
         return sum(
-            1 for w in self.workers if w.working and w.process.is_alive() and w.stalled_s(now) < stalled_after
+            1
+            for w in self.workers
+            if w.working and w.process.is_alive() and w.stalled_s(now) < self.stalled_after
         )
 
     def kill_stalled(self) -> None:
@@ -78,7 +80,7 @@ class Watchdog:
         now = time.monotonic()
         for worker in self.workers:
             alive = worker.process is not None and worker.process.is_alive()
-            if alive and worker.stalled_s(now) >= min(STALLED_S, self.timeout):
+            if alive and worker.stalled_s(now) >= self.stalled_after:
                 log.warning(
                     "matcher makes no progress; killing it instead of waiting for it to stop",
                     extra={"matcher": worker.index, "pid": worker.process.pid},
