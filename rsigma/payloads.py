@@ -1,11 +1,15 @@
 """Raw payloads in, per-event outcomes out: the one evaluation path of `engine eval`, the daemon's
 in-process backend and the matcher processes, so all of them treat every payload alike.
 
+A payload is one event, or, with `--jq`/`--jsonpath` (`rsigma.formats.extract`), the events
+extracted from its JSON document: all of them are evaluated and their results merge into the
+payload's one outcome, so its source acknowledges it once.
+
 An event's outcome is one of:
 - nothing to send (no visible result; its source can acknowledge it at once),
-- a dead-letter reason (not a line of its `--input-format`: not JSON or not an object, not CEF; too
-  large, too deeply nested, or its backtracking regex searches ran past their budget, see
-  `rsigma/engine/regex.py`), or
+- a dead-letter reason (not a line of its `--input-format`: not JSON or not an object, not CEF; its
+  extraction failed or found something other than objects; too large, too deeply nested, or its
+  backtracking regex searches ran past their budget, see `rsigma/engine/regex.py`), or
 - its result lines, serialised once, with the labels each result is counted by.
 
 Correlation happens either here (`evaluate_payloads` without `hits`: the evaluator's own windows, as
@@ -28,6 +32,7 @@ from rsigma.engine.engine import Detection
 from rsigma.engine.regex import BacktrackingBudgetExceeded
 from rsigma.evaluator import Evaluator
 from rsigma.formats import InputFormat, line_parser
+from rsigma.formats.extract import Extraction, extractor
 
 #: (rule title, level or "unknown", correlation type or None): the labels results are counted by.
 RuleKey = tuple[str, str, str | None]
@@ -44,12 +49,14 @@ TOO_DEEP_TO_WRITE = "event nested too deeply to write its results"
 
 @dataclass(frozen=True, slots=True)
 class PayloadOptions:
-    """What shapes an outcome: the largest event accepted, whether results carry their event, and the
-    format of the input lines."""
+    """What shapes an outcome: the largest event accepted, whether results carry their event, the
+    format of the input lines and the extraction of events from JSON documents (None: a line is one
+    event)."""
 
     max_event_bytes: int
     include_event: bool = False
     input_format: InputFormat = InputFormat()
+    extraction: Extraction | None = None
 
 
 class BatchResult(NamedTuple):
@@ -60,34 +67,57 @@ class BatchResult(NamedTuple):
     busy_s: float  # evaluation time of the batch
 
 
+def _too_large(payload: bytes, max_event_bytes: int) -> str:
+    return f"event of {len(payload)} bytes exceeds --max-event-bytes {max_event_bytes}"
+
+
+def _not_json(payload: bytes, error: orjson.JSONDecodeError) -> str:
+    return "empty line" if not payload.strip() else f"invalid JSON: {error}"
+
+
 def decode_event(payload: bytes, max_event_bytes: int) -> dict[str, Any] | str:
     """The event object, or the dead-letter reason for a payload that is not one."""
     if len(payload) > max_event_bytes:
-        return f"event of {len(payload)} bytes exceeds --max-event-bytes {max_event_bytes}"
+        return _too_large(payload, max_event_bytes)
     try:
         event = orjson.loads(payload)
     except orjson.JSONDecodeError as e:
-        return "empty line" if not payload.strip() else f"invalid JSON: {e}"
+        return _not_json(payload, e)
     if not isinstance(event, dict):
         return f"expected a JSON object, got {type(event).__name__}"
     return event
 
 
-#: A payload and the largest event accepted in, its event or its dead-letter reason out.
-Decoder = Callable[[bytes, int], dict[str, Any] | str]
+#: A payload and the largest event accepted in; its event (its events, when extracted) or its
+#: dead-letter reason out.
+Decoder = Callable[[bytes, int], dict[str, Any] | list[dict[str, Any]] | str]
 
 
-def event_decoder(fmt: InputFormat) -> Decoder:
-    """How payloads of this format decode: `decode_event` itself for JSON (the hot path stays as it
-    was), else the format's line parser on the payload read as UTF-8 (invalid bytes replaced, as
-    RSigma reads NATS payloads)."""
+def event_decoder(fmt: InputFormat, extraction: Extraction | None = None) -> Decoder:
+    """How payloads of this format decode: `decode_event` itself for JSON without an extraction (the
+    hot path stays as it was), any JSON document through the extraction with one, else the format's
+    line parser on the payload read as UTF-8 (invalid bytes replaced, as RSigma reads NATS
+    payloads)."""
+    extract = extractor(extraction) if extraction is not None else None
     if fmt.name == "json":
-        return decode_event
-    parse = line_parser(fmt)
+        if extract is None:
+            return decode_event
 
-    def decode(payload: bytes, max_event_bytes: int) -> dict[str, Any] | str:
+        def decode_document(payload: bytes, max_event_bytes: int) -> list[dict[str, Any]] | str:
+            if len(payload) > max_event_bytes:
+                return _too_large(payload, max_event_bytes)
+            try:
+                document = orjson.loads(payload)
+            except orjson.JSONDecodeError as e:
+                return _not_json(payload, e)
+            return extract(document)
+
+        return decode_document
+    parse = line_parser(fmt, extract)
+
+    def decode(payload: bytes, max_event_bytes: int) -> dict[str, Any] | list[dict[str, Any]] | str:
         if len(payload) > max_event_bytes:
-            return f"event of {len(payload)} bytes exceeds --max-event-bytes {max_event_bytes}"
+            return _too_large(payload, max_event_bytes)
         line = payload.decode("utf-8", "replace").rstrip("\r\n")
         if not line.strip():
             return "empty line"
@@ -121,14 +151,17 @@ def evaluate_payloads(
     options: PayloadOptions,
     *,
     hits: list[Hit] | None = None,
+    origins: list[int] | None = None,
     skip: Mapping[int, str] | None = None,
     announce: Callable[[int], None] | None = None,
 ) -> tuple[list[tuple[int, Outcome]], int]:
     """The outcome of each payload that has one, as `(position, outcome)` in order, and how many
-    events were evaluated.
+    events were evaluated (a payload's extracted events each count).
 
     Without `hits` the evaluator correlates too. With `hits`, the events' level-1 correlation hits
-    (tagged with their positions) are appended to it for the windows' owners to apply. `skip` maps
+    are appended to it for the windows' owners to apply, tagged with their payload's position; with
+    an extraction, tagged instead with a slot per event (one window update per event, even when a
+    payload holds several), whose payload position `origins` gets at that index. `skip` maps
     positions not to evaluate to their dead-letter reasons, and `announce` is told each position
     before it is evaluated (a matcher re-evaluating a batch that killed it, see `workers/pool.py`).
     """
@@ -136,9 +169,10 @@ def evaluate_payloads(
     silent = correlation.silent_rules
     here = hits is None and bool(correlation.correlations)
     feeding = hits is not None and bool(correlation.correlations)
+    slots = origins if feeding and options.extraction is not None else None
     include = options.include_event
     max_bytes = options.max_event_bytes
-    decode = event_decoder(options.input_format)
+    decode = event_decoder(options.input_format, options.extraction)
     answers: list[tuple[int, Outcome]] = []
     evaluated = 0
     for position, payload in enumerate(payloads):
@@ -147,35 +181,42 @@ def evaluate_payloads(
             continue
         if announce is not None:
             announce(position)
-        event = decode(payload, max_bytes)
-        if isinstance(event, str):
-            answers.append((position, event))
+        decoded = decode(payload, max_bytes)
+        if isinstance(decoded, str):
+            answers.append((position, decoded))
             continue
-        try:
-            detections = engine.evaluate(event)
+        events = (decoded,) if isinstance(decoded, dict) else decoded
+        try:  # every event of the payload before any correlates: a failure leaves the windows as they were
+            found = [engine.evaluate(event) for event in events]
         except RecursionError:
             answers.append((position, TOO_DEEP_TO_EVALUATE))
             continue
         except BacktrackingBudgetExceeded as e:
             answers.append((position, str(e)))
             continue
-        evaluated += 1
-        if not detections:
-            continue
-        results: list[Detection | CorrelationResult] = (
-            [d for d in detections if d.index not in silent] if silent else list(detections)
-        )
-        matched = [d.index for d in detections] if here or feeding else ()
-        if here:
-            results += correlation.process(event, matched)
+        evaluated += len(events)
+        results: list[Detection | CorrelationResult] = []
+        fed: list[tuple[dict[str, Any], list[int]]] = []
+        for event, detections in zip(events, found, strict=True):
+            if not detections:
+                continue
+            results += [d for d in detections if d.index not in silent] if silent else detections
+            if here:
+                results += correlation.process(event, [d.index for d in detections])
+            elif feeding:
+                fed.append((event, [d.index for d in detections]))
         if results:
             try:
                 answers.append((position, result_lines(results, include)))
             except RecursionError:  # dead-lettered, and it feeds no correlation
                 answers.append((position, TOO_DEEP_TO_WRITE))
                 continue
-        if feeding:
-            hits += correlation.hits(event, matched, position)  # type: ignore[operator]
+        for event, matched in fed:
+            if slots is None:
+                hits += correlation.hits(event, matched, position)  # type: ignore[operator]
+            else:
+                hits += correlation.hits(event, matched, len(slots))  # type: ignore[operator]
+                slots.append(position)
     return answers, evaluated
 
 

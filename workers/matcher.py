@@ -115,6 +115,7 @@ class Matcher:
         before it is evaluated, and maps the positions to leave out to their dead-letter reasons."""
         started = time.perf_counter()
         hits: list[Hit] = []
+        origins: list[int] = []
         announce = None
         if careful is not None and self.say is not None:
             say = self.say
@@ -126,7 +127,13 @@ class Matcher:
             announce = self.pulse  # a careful batch's `Evaluating` is progress enough
 
         answers, evaluated = evaluate_payloads(
-            self.evaluator, payloads, self.spec.options, hits=hits, skip=careful, announce=announce
+            self.evaluator,
+            payloads,
+            self.spec.options,
+            hits=hits,
+            origins=origins,
+            skip=careful,
+            announce=announce,
         )
         return Results(
             batch_id=batch_id,
@@ -140,6 +147,7 @@ class Matcher:
             busy_s=time.perf_counter() - started,
             windows=len(self.evaluator.correlation.state),
             regex_timeouts=backtracking_timeouts(),
+            origins=origins,
         )
 
     def apply(self, request_id: int, encoded: bytes) -> Applied:

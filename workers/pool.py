@@ -510,14 +510,15 @@ class MatcherPool:
                 outcomes[answer.position] = reason if reason is not None else (answer.lines, answer.keys)
             if previous is not None:
                 await previous
-            await self._correlate(results.hits, outcomes)
+            await self._correlate(results.hits, outcomes, results.origins)
             return BatchResult(outcomes, results.evaluated, results.busy_s)
         finally:
             mine.set_result(None)
 
-    async def _correlate(self, encoded: bytes, outcomes: list[Outcome]) -> None:
+    async def _correlate(self, encoded: bytes, outcomes: list[Outcome], origins: list[int]) -> None:
         """The batch's hits, round by round, at their owners; each result joins the outcome of the
-        event it belongs to (see `sharding.py`)."""
+        payload it belongs to (see `sharding.py`; `origins` maps the slots of extracted events to
+        their payloads)."""
         correlation = self.correlation
         rounds = CorrelationRounds(
             decode_hits(encoded) if encoded else [], correlation.levels, correlation.keys, self.n
@@ -534,9 +535,10 @@ class MatcherPool:
             for (owner, _), frame in zip(shares, applied, strict=True):
                 self.workers[owner].windows, self.workers[owner].evictions = frame.windows, frame.evictions
                 for answer in frame.answers:
-                    current = outcomes[answer.position]
+                    position = origins[answer.position] if origins else answer.position
+                    current = outcomes[position]
                     if current is None or isinstance(current, str):
-                        outcomes[answer.position] = (list(answer.lines), list(answer.keys))
+                        outcomes[position] = (list(answer.lines), list(answer.keys))
                     else:
                         current[0].extend(answer.lines)
                         current[1].extend(answer.keys)

@@ -157,6 +157,9 @@ class Results(_Frame, tag=11):
     busy_s: float
     windows: int
     regex_timeouts: int
+    # With --jq/--jsonpath, the payload position of each hit's slot (see `evaluate_payloads`); empty
+    # when the hits carry payload positions themselves.
+    origins: list[int] = []
 
 
 class Applied(_Frame, tag=12):

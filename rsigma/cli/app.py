@@ -31,6 +31,7 @@ from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.errors import SigmaError
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_RULE_ERROR
 from rsigma.formats import DEFAULT_FORMAT, FORMATS, InputFormat, input_format
+from rsigma.formats.extract import Extraction, InvalidExpression, extractor
 from rsigma.loading import EvaluatorSpec, RuleLoadFailed, load_evaluator
 from rsigma.logs import log_level as parse_log_level
 from rsigma.logs import setup_logging
@@ -231,6 +232,48 @@ def input_format_flags(
         raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, str(e))) from None
 
 
+JqOption = Annotated[
+    str | None,
+    typer.Option(
+        "--jq",
+        envvar="RSIGMA_JQ",
+        metavar="FILTER",
+        help="jq filter that picks the events out of each JSON line, e.g. '.records[]' (each output must"
+        " be an object; a line whose filter fails goes to the DLQ).",
+        show_default=False,
+    ),
+]
+JsonPathOption = Annotated[
+    str | None,
+    typer.Option(
+        "--jsonpath",
+        envvar="RSIGMA_JSONPATH",
+        metavar="QUERY",
+        help="RFC 9535 JSONPath query that picks the events out of each JSON line, e.g. '$.Records[*]';"
+        " not with --jq.",
+        show_default=False,
+    ),
+]
+
+
+def extraction_flags(jq: str | None, jsonpath: str | None, log_format: str = "text") -> Extraction | None:
+    """The extraction from --jq or --jsonpath, compiled once here to check it: both flags are a usage
+    error (exit 2, as RSigma's clap makes it), an expression that does not compile exits 3 with the
+    library's reason (a JSON record with the daemon's JSON logs)."""
+    if jq is not None and jsonpath is not None:
+        raise typer.BadParameter(
+            "--jq and --jsonpath cannot be used together (either may come from RSIGMA_JQ or RSIGMA_JSONPATH)"
+        )
+    if jq is None and jsonpath is None:
+        return None
+    spec = Extraction("jq", jq) if jq is not None else Extraction("jsonpath", jsonpath)  # type: ignore[arg-type]
+    try:
+        extractor(spec)
+    except InvalidExpression as e:
+        raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, str(e))) from None
+    return spec
+
+
 @engine_app.command("eval")
 def engine_eval(
     rules: RulesOption,
@@ -255,6 +298,8 @@ def engine_eval(
     input_format_name: InputFormatOption = DEFAULT_FORMAT,
     syslog_tz: SyslogTzOption = "+00:00",
     syslog_strip_bom: SyslogStripBomOption = "true",
+    jq: JqOption = None,
+    jsonpath: JsonPathOption = None,
     strict: Annotated[
         bool,
         typer.Option("--strict", help="Exit 1 when any input line was bad (all lines are still evaluated)."),
@@ -266,6 +311,7 @@ def engine_eval(
     if event is not None and events is not None:
         raise typer.BadParameter("give either --event or --events, not both")
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom)
+    extraction = extraction_flags(jq, jsonpath)
     config = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     try:
         routing = routing_maps(logsource_routing, logsource_map)
@@ -282,6 +328,7 @@ def engine_eval(
             include_event=include_event,
             strict=strict,
             input_format=fmt,
+            extraction=extraction,
         )
     )
 
@@ -591,6 +638,8 @@ def engine_daemon(
     input_format_name: InputFormatOption = DEFAULT_FORMAT,
     syslog_tz: SyslogTzOption = "+00:00",
     syslog_strip_bom: SyslogStripBomOption = "true",
+    jq: JqOption = None,
+    jsonpath: JsonPathOption = None,
     no_detections: NoDetectionsOption = False,
 ) -> None:
     """Evaluate a stream of events continuously and deliver results to sinks."""
@@ -602,6 +651,7 @@ def engine_daemon(
         raise typer.BadParameter("--log-format must be json or text")
     setup_logging(log_format, log_level)
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom, log_format)
+    extraction = extraction_flags(jq, jsonpath, log_format)
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
     correlation = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     routing = routing_maps(logsource_routing, logsource_map)
@@ -622,6 +672,7 @@ def engine_daemon(
         dlq=dlq,
         include_event=include_event,
         input_format=fmt,
+        extraction=extraction,
         pretty=pretty,
         buffer_size=buffer_size,
         batch_size=batch_size,

@@ -11,6 +11,7 @@ from pathlib import Path
 from rsigma.evaluator import Evaluator
 from rsigma.exit_codes import EXIT_FAILURE, EXIT_RULE_ERROR
 from rsigma.formats import InputFormat
+from rsigma.formats.extract import Extraction
 from rsigma.payloads import PayloadOptions, evaluate_payloads
 
 PROGRESS_INTERVAL_S = 1.0
@@ -34,13 +35,14 @@ def run_eval(
     events_file: Path | None,
     include_event: bool,
     input_format: InputFormat,
+    extraction: Extraction | None = None,
     strict: bool = False,
 ) -> int:
     """Write one JSON line per result; bad lines are reported with their number and skipped (with
     `strict`, the exit code says there were some once every line is done). A bad `--event` is a
     usage error."""
     out = sys.stdout.buffer
-    options = PayloadOptions(sys.maxsize, include_event, input_format)
+    options = PayloadOptions(sys.maxsize, include_event, input_format, extraction)
     started = time.monotonic()
     with ExitStack() as stack:
         source: Iterable[bytes]

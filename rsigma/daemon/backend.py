@@ -121,7 +121,9 @@ class InlineBackend:
 def open_backend(config: DaemonConfig, evaluator: Evaluator, metrics: Metrics) -> Backend:
     """`--workers 0` evaluates in process; N > 0 starts a pool of N matcher processes (each compiles
     the rules itself with `config.build_evaluator`), whose figures join the daemon's metrics."""
-    options = PayloadOptions(config.max_event_bytes, config.include_event, config.input_format)
+    options = PayloadOptions(
+        config.max_event_bytes, config.include_event, config.input_format, config.extraction
+    )
     if config.workers == 0:
         return InlineBackend(evaluator, options)
     if config.input.startswith("nats://") and config.matcher_timeout_s >= config.nats_ack_wait_s:

@@ -11,6 +11,7 @@ from rsigma.correlation.engine import CorrelationConfig
 from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.evaluator import Evaluator
 from rsigma.formats import InputFormat
+from rsigma.formats.extract import Extraction
 from rsigma.nats.auth import NatsAuth
 from workers.watchdog import DEFAULT_MATCHER_TIMEOUT_S
 
@@ -35,6 +36,7 @@ class DaemonConfig:
     dlq: str | None = None
     include_event: bool = False
     input_format: InputFormat = InputFormat()  # --input-format and its syslog settings
+    extraction: Extraction | None = None  # --jq or --jsonpath
     pretty: bool = False  # indent the results stdout outputs write
     buffer_size: int = DEFAULT_BUFFER_SIZE
     batch_size: int = DEFAULT_BATCH_SIZE

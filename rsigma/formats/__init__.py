@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from rsigma.formats.cef import CefError, parse_cef
+from rsigma.formats.extract import Extractor
 from rsigma.formats.logfmt import parse_logfmt
 from rsigma.formats.plain import parse_plain
 from rsigma.formats.syslog import parse_syslog, parse_tz
@@ -54,24 +55,29 @@ def input_format(name: str, syslog_tz: str = "+00:00", syslog_strip_bom: bool = 
     return InputFormat(name, parse_tz(syslog_tz), syslog_strip_bom)
 
 
-#: One line in, its event or the reason it is not one of the format's lines.
-LineParser = Callable[[str], dict[str, Any] | str]
+#: One line in, its event (its events, when extracted) or the reason it is not one of the format's lines.
+LineParser = Callable[[str], dict[str, Any] | list[dict[str, Any]] | str]
 
 
-def line_parser(fmt: InputFormat) -> LineParser:
-    """The parser of a text format (every format but `json`, which `rsigma.payloads` reads as bytes)."""
+def line_parser(fmt: InputFormat, extract: Extractor | None = None) -> LineParser:
+    """The parser of a text format (every format but `json`, which `rsigma.payloads` reads as bytes).
+    `extract` (`--jq`/`--jsonpath`) turns the lines `auto` reads as JSON into their events; the other
+    formats' events are not JSON documents, and pass as they are, as in RSigma."""
     tz, strip_bom = fmt.syslog_tz, fmt.syslog_strip_bom
     if fmt.name == "auto":
 
-        def auto(line: str) -> dict[str, Any] | str:
+        def auto(line: str) -> dict[str, Any] | list[dict[str, Any]] | str:
             first = line.lstrip()[:1]
             if first in ("{", "["):
                 try:
-                    event = orjson.loads(line)
+                    document = orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    event = None
-                if isinstance(event, dict):
-                    return event
+                    pass
+                else:
+                    if extract is not None:
+                        return extract(document)
+                    if isinstance(document, dict):
+                        return document
             elif first == "<":
                 event = parse_syslog(line, tz, strip_bom)
                 if any(key != "_raw" for key in event):
