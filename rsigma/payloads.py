@@ -110,7 +110,7 @@ def event_decoder(fmt: InputFormat, extraction: Extraction | None = None) -> Dec
                 document = orjson.loads(payload)
             except orjson.JSONDecodeError as e:
                 return _not_json(payload, e)
-            return extract(document)
+            return extract(document, payload.decode())
 
         return decode_document
     parse = line_parser(fmt, extract)
@@ -156,14 +156,15 @@ def evaluate_payloads(
     announce: Callable[[int], None] | None = None,
 ) -> tuple[list[tuple[int, Outcome]], int]:
     """The outcome of each payload that has one, as `(position, outcome)` in order, and how many
-    events were evaluated (a payload's extracted events each count).
+    events were evaluated (each event extracted from a payload counts).
 
     Without `hits` the evaluator correlates too. With `hits`, the events' level-1 correlation hits
     are appended to it for the windows' owners to apply, tagged with their payload's position; with
-    an extraction, tagged instead with a slot per event (one window update per event, even when a
-    payload holds several), whose payload position `origins` gets at that index. `skip` maps
-    positions not to evaluate to their dead-letter reasons, and `announce` is told each position
-    before it is evaluated (a matcher re-evaluating a batch that killed it, see `workers/pool.py`).
+    an extraction and `origins`, tagged instead with a slot per event (an owner makes one window
+    update per position, and a payload may hold several events), whose payload position `origins`
+    gets at that index. `skip` maps positions not to evaluate to their dead-letter reasons, and
+    `announce` is told each position before it is evaluated (a matcher re-evaluating a batch that
+    killed it, see `workers/pool.py`).
     """
     engine, correlation = evaluator.engine, evaluator.correlation
     silent = correlation.silent_rules
@@ -181,43 +182,91 @@ def evaluate_payloads(
             continue
         if announce is not None:
             announce(position)
-        decoded = decode(payload, max_bytes)
-        if isinstance(decoded, str):
-            answers.append((position, decoded))
+        event = decode(payload, max_bytes)
+        if isinstance(event, str):
+            answers.append((position, event))
             continue
-        events = (decoded,) if isinstance(decoded, dict) else decoded
-        try:  # every event of the payload before any correlates: a failure leaves the windows as they were
-            found = [engine.evaluate(event) for event in events]
+        if isinstance(event, list):  # the events extracted from a JSON document
+            outcome, fed, count = _evaluate_events(evaluator, event, include, here, feeding)
+            evaluated += count
+            if outcome is not None:
+                answers.append((position, outcome))
+            for one, matched in fed:
+                tag = position if slots is None else _slot(slots, position)
+                hits += correlation.hits(one, matched, tag)  # type: ignore[operator]
+            continue
+        try:
+            detections = engine.evaluate(event)
         except RecursionError:
             answers.append((position, TOO_DEEP_TO_EVALUATE))
             continue
         except BacktrackingBudgetExceeded as e:
             answers.append((position, str(e)))
             continue
-        evaluated += len(events)
-        results: list[Detection | CorrelationResult] = []
-        fed: list[tuple[dict[str, Any], list[int]]] = []
-        for event, detections in zip(events, found, strict=True):
-            if not detections:
-                continue
-            results += [d for d in detections if d.index not in silent] if silent else detections
-            if here:
-                results += correlation.process(event, [d.index for d in detections])
-            elif feeding:
-                fed.append((event, [d.index for d in detections]))
+        evaluated += 1
+        if not detections:
+            continue
+        results: list[Detection | CorrelationResult] = (
+            [d for d in detections if d.index not in silent] if silent else list(detections)
+        )
+        matched = [d.index for d in detections] if here or feeding else ()
+        if here:
+            results += correlation.process(event, matched)
         if results:
             try:
                 answers.append((position, result_lines(results, include)))
             except RecursionError:  # dead-lettered, and it feeds no correlation
                 answers.append((position, TOO_DEEP_TO_WRITE))
                 continue
-        for event, matched in fed:
-            if slots is None:
-                hits += correlation.hits(event, matched, position)  # type: ignore[operator]
-            else:
-                hits += correlation.hits(event, matched, len(slots))  # type: ignore[operator]
-                slots.append(position)
+        if feeding:
+            tag = position if slots is None else _slot(slots, position)
+            hits += correlation.hits(event, matched, tag)  # type: ignore[operator]
     return answers, evaluated
+
+
+def _slot(origins: list[int], position: int) -> int:
+    """A new hit slot for an event of the payload at `position`."""
+    origins.append(position)
+    return len(origins) - 1
+
+
+#: An event and the indexes of the rules it matched: what feeds the correlation owners.
+Fed = list[tuple[dict[str, Any], Sequence[int]]]
+
+
+def _evaluate_events(
+    evaluator: Evaluator, events: list[dict[str, Any]], include: bool, here: bool, feeding: bool
+) -> tuple[Outcome, Fed, int]:
+    """One payload's extracted events: their results merged (each event's detections, then its
+    correlations, event by event), the events to feed to the correlation owners, and how many were
+    evaluated. All are evaluated before any correlates, so one that cannot be leaves the windows as
+    they were and its payload goes to the DLQ whole. (`evaluate_payloads` keeps the one-event path
+    apart: this one's extra work would cost every event.)"""
+    engine, correlation = evaluator.engine, evaluator.correlation
+    silent = correlation.silent_rules
+    try:
+        found = [engine.evaluate(event) for event in events]
+    except RecursionError:
+        return TOO_DEEP_TO_EVALUATE, [], 0
+    except BacktrackingBudgetExceeded as e:
+        return str(e), [], 0
+    results: list[Detection | CorrelationResult] = []
+    fed: Fed = []
+    for event, detections in zip(events, found, strict=True):
+        if not detections:
+            continue
+        results += [d for d in detections if d.index not in silent] if silent else detections
+        matched = [d.index for d in detections]
+        if here:
+            results += correlation.process(event, matched)
+        elif feeding:
+            fed.append((event, matched))
+    if not results:
+        return None, fed, len(events)
+    try:
+        return result_lines(results, include), fed, len(events)
+    except RecursionError:  # dead-lettered, and it feeds no correlation
+        return TOO_DEEP_TO_WRITE, [], len(events)
 
 
 def evaluate_batch(evaluator: Evaluator, payloads: Sequence[bytes], options: PayloadOptions) -> BatchResult:

@@ -75,7 +75,7 @@ def line_parser(fmt: InputFormat, extract: Extractor | None = None) -> LineParse
                     pass
                 else:
                     if extract is not None:
-                        return extract(document)
+                        return extract(document, line)
                     if isinstance(document, dict):
                         return document
             elif first == "<":

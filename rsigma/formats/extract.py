@@ -18,8 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-#: A decoded document in; its events, or the dead-letter reason of the line it came from.
-Extractor = Callable[[Any], list[dict[str, Any]] | str]
+#: A decoded document and its JSON text in; its events, or the dead-letter reason of its line.
+Extractor = Callable[[Any, str], list[dict[str, Any]] | str]
+#: What an expression finds in a document (given both ways: libjq reads text faster than it takes
+#: Python values, which it would serialise first; JSONPath walks the values).
+_Find = Callable[[Any, str], list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +54,17 @@ def _json_type(value: Any) -> str:
     return "an array"
 
 
-def _jq(expression: str) -> Callable[[Any], list[Any]]:
+def _jq(expression: str) -> _Find:
     import jq
 
     try:
         program = jq.compile(expression)
     except ValueError as e:
         raise InvalidExpression(f"invalid --jq filter {expression!r}: {e}") from None
-    return lambda document: program.input_value(document).all()
+    return lambda _, text: program.input_text(text).all()
 
 
-def _jsonpath(expression: str) -> Callable[[Any], list[Any]]:
+def _jsonpath(expression: str) -> _Find:
     from jsonpath import JSONPathEnvironment, JSONPathError
 
     try:
@@ -69,7 +72,7 @@ def _jsonpath(expression: str) -> Callable[[Any], list[Any]]:
     except JSONPathError as e:
         raise InvalidExpression(f"invalid --jsonpath query {expression!r}: {e}") from None
 
-    def find(document: Any) -> list[Any]:
+    def find(document: Any, _: str) -> list[Any]:
         if not isinstance(document, dict | list):
             # A scalar has no members to select, and the library would read a string as a JSON text.
             raise ValueError(f"the line is {_json_type(document)}, not an object or array")
@@ -91,9 +94,9 @@ def extractor(spec: Extraction) -> Extractor:
     find = _jq(spec.expression) if spec.language == "jq" else _jsonpath(spec.expression)
     flag = spec.flag
 
-    def extract(document: Any) -> list[dict[str, Any]] | str:
+    def extract(document: Any, text: str) -> list[dict[str, Any]] | str:
         try:
-            found = find(document)
+            found = find(document, text)
         except ValueError as e:
             return f"{flag} failed: {e}"
         except RecursionError:
