@@ -156,3 +156,14 @@ def test_without_an_extraction_hits_carry_payload_positions(evaluator):
     payloads = [orjson.dumps({"EventID": 4625, "User": "bob"})] * 2
     evaluate_payloads(evaluator, payloads, PayloadOptions(1 << 20), hits=hits, origins=origins)
     assert ([hit[4] for hit in hits], origins) == ([0, 1], [])
+
+
+def test_with_auto_an_event_that_was_not_extracted_takes_a_slot_too(evaluator):
+    """A syslog line under `auto` is one event, but its hits must be slotted like the extracted ones
+    (the pool maps every hit of the batch through `origins`)."""
+    syslog = b'<13>Jan  1 00:00:00 host app: {"EventID": 4625, "User": "bob"}'
+    options = PayloadOptions(1 << 20, input_format=input_format("auto"), extraction=JQ)
+    hits: list = []
+    origins: list[int] = []
+    evaluate_payloads(evaluator, [logons(1, 2), syslog], options, hits=hits, origins=origins)
+    assert ([hit[4] for hit in hits], origins) == ([0, 1, 2], [0, 0, 1])
