@@ -65,6 +65,7 @@ def load_evaluator(
     report: Callable[[str], None] | None = None,
     *,
     strict: bool = False,
+    match_detail: str = "off",
 ) -> Evaluator:
     """Load and compile rules and correlations; broken files inside a directory are skipped with a
     warning, or with `strict` refused like a file named on the command line, which must load.
@@ -81,7 +82,7 @@ def load_evaluator(
         ruleset.extend(load_rules(path))
     if loaded:
         ruleset = apply_pipelines(ruleset, loaded)
-    evaluator = Evaluator(ruleset, config, router=router)
+    evaluator = Evaluator(ruleset, config, router=router, match_detail=match_detail)
     errors: list[SigmaError] = ruleset.errors + evaluator.errors
     direct = {p.resolve() for p in paths if p.is_file() or not p.exists()}
     fatal = [e for e in errors if strict or (e.path is not None and Path(e.path).resolve() in direct)]
@@ -121,12 +122,19 @@ class EvaluatorSpec:
     pipelines: tuple[str, ...] = ()
     routing_maps: tuple[str, ...] | None = None
     strict: bool = False  # --strict-rules: any rule file that fails to load fails the whole load
+    match_detail: str = "off"  # --match-detail: off, summary or full
 
     def __call__(self) -> Evaluator:
         routing = list(self.routing_maps) if self.routing_maps is not None else None
         warn = logging.getLogger("rsigma.daemon").warning
         return load_evaluator(
-            list(self.rules), self.correlation, list(self.pipelines), routing, report=warn, strict=self.strict
+            list(self.rules),
+            self.correlation,
+            list(self.pipelines),
+            routing,
+            report=warn,
+            strict=self.strict,
+            match_detail=self.match_detail,
         )
 
 

@@ -28,6 +28,7 @@ from rsigma.daemon.config import (
     DaemonConfig,
 )
 from rsigma.daemon.state import Replay, RestoreMode
+from rsigma.engine.match_detail import check_level
 from rsigma.errors import SigmaError
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_RULE_ERROR
 from rsigma.formats import DEFAULT_FORMAT, FORMATS, InputFormat, input_format
@@ -187,6 +188,26 @@ NoDetectionsOption = Annotated[
 ]
 
 
+MatchDetailOption = Annotated[
+    str,
+    typer.Option(
+        "--match-detail",
+        metavar="LEVEL",
+        help="What each detection's matched_fields say: off (field and value), summary (also the"
+        " selection, matcher and case sensitivity, and keyword and absence matches) or full (also the"
+        " pattern).",
+    ),
+]
+
+
+def match_detail_flag(level: str) -> str:
+    """The --match-detail level; another value is a usage error (exit 2), as in RSigma."""
+    try:
+        return check_level(level)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
 InputFormatOption = Annotated[
     str,
     typer.Option(
@@ -260,6 +281,7 @@ def engine_eval(
         typer.Option("--strict", help="Exit 1 when any input line was bad (all lines are still evaluated)."),
     ] = False,
     no_detections: NoDetectionsOption = False,
+    match_detail: MatchDetailOption = "off",
 ) -> None:
     """Evaluate events and print one JSON line per detection or correlation result; a summary line
     on stderr at the end."""
@@ -269,7 +291,9 @@ def engine_eval(
     config = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     try:
         routing = routing_maps(logsource_routing, logsource_map)
-        evaluator = load_evaluator(rules, config, pipeline, routing)
+        evaluator = load_evaluator(
+            rules, config, pipeline, routing, match_detail=match_detail_flag(match_detail)
+        )
     except RuleLoadFailed as e:
         for problem in e.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -592,6 +616,7 @@ def engine_daemon(
     syslog_tz: SyslogTzOption = "+00:00",
     syslog_strip_bom: SyslogStripBomOption = "true",
     no_detections: NoDetectionsOption = False,
+    match_detail: MatchDetailOption = "off",
 ) -> None:
     """Evaluate a stream of events continuously and deliver results to sinks."""
     if keep_state and clear_state:
@@ -611,6 +636,7 @@ def engine_daemon(
         tuple(pipeline or ()),
         tuple(routing) if routing is not None else None,
         strict=strict_rules,
+        match_detail=match_detail_flag(match_detail),
     )
     pipeline_files = tuple(Path(p) for p in pipeline or () if Path(p).exists())
     config = DaemonConfig(

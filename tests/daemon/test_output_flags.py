@@ -1,5 +1,5 @@
 """Output-side flags as RSigma has them: `?format=ocsf` on outputs, `--pretty`, `--sink-batch-max`,
-the `--batch-size` default, and `--no-detections`."""
+the `--batch-size` default, `--no-detections` and `--match-detail`."""
 
 from __future__ import annotations
 
@@ -174,3 +174,20 @@ def test_engine_eval_no_detections(rules_file, ev, flags):
     )
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["rule_title"] for line in done.stdout.splitlines()] == ["Whoami", "Brute force"]
+
+
+def test_match_detail_reaches_the_evaluating_process(daemon, rules_file, ev):
+    """--match-detail is an engine setting: with a pool, each matcher process compiles with it."""
+    d = daemon("-r", rules_file, "--match-detail", "full", stdin=ev.ndjson(ev.whoami(1)))
+    assert d.wait_exit() == 0, d.stderr()
+    (detection,) = d.results()
+    assert detection["matched_fields"] == [
+        {
+            "field": "CommandLine",
+            "value": "cmd /c whoami #1",
+            "selection": "selection",
+            "matcher": "contains",
+            "pattern": "whoami",
+            "case_sensitive": False,
+        }
+    ]
