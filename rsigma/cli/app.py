@@ -545,6 +545,15 @@ def engine_daemon(
     sink_batch_max: Annotated[
         int, typer.Option("--sink-batch-max", min=1, help="Queued events a sink writes in one go at most.")
     ] = DEFAULT_SINK_BATCH_MAX,
+    sink_batch_flush_ms: Annotated[
+        int,
+        typer.Option(
+            "--sink-batch-flush-ms",
+            min=0,
+            help="Milliseconds a sink may wait for more results before writing a batch smaller than"
+            " --sink-batch-max (0: write what is queued at once).",
+        ),
+    ] = 0,
     state_db: Annotated[
         Path | None, typer.Option("--state-db", help="SQLite file for correlation state.", dir_okay=False)
     ] = None,
@@ -656,6 +665,7 @@ def engine_daemon(
         sink_backoff_base_s=sink_backoff_base_ms / 1000,
         sink_backoff_max_s=sink_backoff_max_ms / 1000,
         sink_batch_max=sink_batch_max,
+        sink_batch_flush_s=sink_batch_flush_ms / 1000,
         state_db=state_db,
         state_save_interval=state_save_interval,
         restore_mode=RestoreMode.KEEP

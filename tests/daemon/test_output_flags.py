@@ -1,5 +1,5 @@
 """Output-side flags as RSigma has them: `?format=ocsf` on outputs, `--pretty`, `--sink-batch-max`,
-the `--batch-size` default, `--no-detections` and `--match-detail`."""
+`--sink-batch-flush-ms`, the `--batch-size` default, `--no-detections` and `--match-detail`."""
 
 from __future__ import annotations
 
@@ -127,6 +127,34 @@ def test_sink_batch_max_bounds_the_events_a_sink_writes_at_once(
     d.post_events(*(ev.whoami(n) for n in range(5)))
     d.wait_metric("rsigma_sink_delivery_failures_total", 5, sink="file")
     assert d.metric("rsigma_sink_retries_total", sink="file") == writes
+
+
+def test_sink_batch_flush_ms_waits_for_a_fuller_batch(daemon, rules_file, ev, tmp_path):
+    """Five events posted 0.1 s apart, within one 3 s flush window: one batch, so the failing sink
+    counts one retry (without the wait the first event would be written, and retried, alone)."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    d = daemon(
+        "-r",
+        rules_file,
+        "--input",
+        "http",
+        "--output",
+        f"file://{bad}/out",
+        "--dlq",
+        f"file://{tmp_path}/dlq.ndjson",
+        "--sink-retry-max",
+        "1",
+        "--sink-batch-flush-ms",
+        "3000",
+    )
+    (bad / "out").unlink()
+    (bad / "out").mkdir()  # every write now fails
+    for n in range(5):
+        d.post_events(ev.whoami(n))
+        time.sleep(0.1)
+    d.wait_metric("rsigma_sink_delivery_failures_total", 5, sink="file")
+    assert d.metric("rsigma_sink_retries_total", sink="file") == 1
 
 
 def test_sink_batch_max_must_be_positive(run_daemon, rules_file):
