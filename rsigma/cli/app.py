@@ -30,7 +30,7 @@ from rsigma.daemon.config import (
 from rsigma.daemon.state import Replay, RestoreMode
 from rsigma.engine.match_detail import check_level
 from rsigma.errors import SigmaError
-from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_RULE_ERROR
+from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE
 from rsigma.formats import DEFAULT_FORMAT, FORMATS, InputFormat, input_format
 from rsigma.loading import EvaluatorSpec, RuleLoadFailed, load_evaluator
 from rsigma.logs import log_level as parse_log_level
@@ -297,7 +297,7 @@ def engine_eval(
     except RuleLoadFailed as e:
         for problem in e.problems:
             print(f"error: {problem}", file=sys.stderr)
-        raise typer.Exit(EXIT_RULE_ERROR) from None
+        raise typer.Exit(e.exit_code) from None
     raise typer.Exit(
         run_eval(
             evaluator,
