@@ -256,7 +256,13 @@ def input_format_flags(
 def engine_eval(
     rules: RulesOption,
     event: Annotated[
-        str | None, typer.Option("-e", "--event", help="One event as a JSON object.", show_default=False)
+        str | None,
+        typer.Option(
+            "-e",
+            "--event",
+            help="One event as a JSON object, or @FILE for an NDJSON file (as --events).",
+            show_default=False,
+        ),
     ] = None,
     events: Annotated[
         Path | None,
@@ -282,11 +288,19 @@ def engine_eval(
     ] = False,
     no_detections: NoDetectionsOption = False,
     match_detail: MatchDetailOption = "off",
+    pretty: Annotated[bool, typer.Option("--pretty", help="Indent each result.")] = False,
+    fail_on_detection: Annotated[
+        bool, typer.Option("--fail-on-detection", help="Exit 1 when any detection or correlation fired.")
+    ] = False,
 ) -> None:
     """Evaluate events and print one JSON line per detection or correlation result; a summary line
     on stderr at the end."""
     if event is not None and events is not None:
         raise typer.BadParameter("give either --event or --events, not both")
+    if event is not None and event.startswith("@"):
+        events, event = Path(event[1:]), None
+        if not events.is_file():
+            raise typer.BadParameter(f"Event file not found: {events}", param_hint="'-e' / '--event'")
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom)
     config = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     try:
@@ -306,6 +320,8 @@ def engine_eval(
             include_event=include_event,
             strict=strict,
             input_format=fmt,
+            pretty=pretty,
+            fail_on_detection=fail_on_detection,
         )
     )
 
