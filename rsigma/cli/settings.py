@@ -307,7 +307,8 @@ def _header(layers: Layers, params: dict[str, Any], sources: dict[str, str], val
         f"# flags: {', '.join(flags) or 'none'}",
     ]
     unkeyed = [
-        f"{_flag(params[n])} {'<set>' if n in SECRETS else _plain(values[n])}"
+        _flag(params[n])
+        + ("" if values[n] is True else f" {'<set>' if n in SECRETS else _plain(values[n])}")
         + (f" ({s})" if s.startswith("env ") else "")
         for n, s in sources.items()
         if n in NO_KEY and s != "default" and n not in ("config", "dry_run")
