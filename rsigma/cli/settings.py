@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,22 +124,35 @@ def config_layers(ctx: typer.Context, param: Any, value: str | None) -> str | No
     layers = Layers()
     params = {p.name: p for p in ctx.command.params}
     defaults: dict[str, Any] = {}
+
+    def take(key: str, raw: Any, convert: Callable[[Any, Any], Any], where: str, origin: str) -> None:
+        """Check one value with its parameter (type, range, choices): keep it, or the problem."""
+        param = params[_PARAMS[key]]
+        try:
+            defaults[param.name] = param.process_value(ctx, convert(param, raw))
+            layers.origins[param.name] = origin
+        except (ValueError, typer.BadParameter) as e:
+            message = e.message if isinstance(e, typer.BadParameter) else str(e)
+            shown = repr(raw) if isinstance(raw, str) else json.dumps(raw, default=str)
+            if not message.startswith(shown):
+                message = f"{shown}: {message}"
+            layers.problems.append(f"{where}: {key}: {message}")
+
     path = Path(value) if value else _discover()
     if path is not None:
         layers.file, layers.given = path, bool(value)
         for key, raw in _read(path, layers).items():
-            _take(ctx, params[_PARAMS[key]], key, _from_yaml, raw, str(path), "file", defaults, layers)
+            take(key, raw, _from_yaml, str(path), "file")
     for variable, raw in sorted(os.environ.items()):
         if not variable.startswith(("RSIGMA_DAEMON__", "RSIGMA_GLOBAL__")) or not raw:
             continue
         key = variable.removeprefix("RSIGMA_").lower().replace("__", ".")
-        if key not in _PARAMS:
+        if key in _PARAMS:
+            take(key, raw, _from_env, f"env {variable}", f"env {variable}")
+        else:
             near = difflib.get_close_matches(key, _PARAMS, n=1)
             hint = f" (did you mean {env_variable(near[0])}?)" if near else ""
             layers.warnings.append(f"unknown variable {variable} ignored{hint}")
-            continue
-        where = f"env {variable}"
-        _take(ctx, params[_PARAMS[key]], key, _from_env, raw, where, where, defaults, layers)
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     ctx.meta[_META] = layers
     return value
@@ -182,10 +196,11 @@ def _read(path: Path, layers: Layers) -> dict[str, Any]:
 
 def _walk(data: Any, prefix: str, path: Path, layers: Layers, found: dict[str, Any]) -> None:
     if not isinstance(data, dict):
-        where = f"{path}: {prefix}" if prefix else str(path)
-        layers.problems.append(
-            f"{where}: expected a mapping of keys (daemon:, global:), got {type(data).__name__}"
-        )
+        got = type(data).__name__
+        if prefix:
+            layers.problems.append(f"{path}: {prefix}: expected a mapping (its keys below it), got {got}")
+        else:
+            layers.problems.append(f"{path}: expected a mapping with daemon: and global: sections, got {got}")
         return
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else str(name)
@@ -201,32 +216,9 @@ def _walk(data: Any, prefix: str, path: Path, layers: Layers, found: dict[str, A
             layers.warnings.append(f"{path}: unknown key {key} ignored{hint}")
 
 
-def _take(
-    ctx: typer.Context,
-    param: Any,
-    key: str,
-    convert: Any,
-    raw: Any,
-    where: str,
-    origin: str,
-    defaults: dict[str, Any],
-    layers: Layers,
-) -> None:
-    """Check one value with its parameter (type, range, choices) and keep it, or keep the problem."""
-    try:
-        defaults[param.name] = param.process_value(ctx, convert(param, raw))
-        layers.origins[param.name] = origin
-    except (ValueError, typer.BadParameter) as e:
-        message = e.message if isinstance(e, typer.BadParameter) else str(e)
-        shown = repr(raw) if isinstance(raw, str) else json.dumps(raw, default=str)
-        if not message.startswith(shown):
-            message = f"{shown}: {message}"
-        layers.problems.append(f"{where}: {key}: {message}")
-
-
 def _from_yaml(param: Any, value: Any) -> Any:
     """A YAML value as the parameter takes it; a kind YAML would silently turn into another (true as
-    1, an unquoted +05:30 as 330) is refused."""
+    1, an unquoted +5:30 as 330) is refused."""
     kind = param.type_descriptor.annotation
     if param.multiple:
         items = [value] if isinstance(value, str) else value

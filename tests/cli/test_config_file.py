@@ -212,7 +212,11 @@ BAD = {
         "daemon:\n  rules: r\n  correlation:\n    action: drop\n",
         ": daemon.correlation.action: 'drop': expected alert or reset",
     ),
-    "section": ("daemon:\n  rules: r\n  input: stdin\n", ": daemon.input: expected a mapping of keys"),
+    "section": (
+        "daemon:\n  rules: r\n  input: stdin\n",
+        ": daemon.input: expected a mapping (its keys below it), got str",
+    ),
+    "top": ("- daemon\n", ": expected a mapping with daemon: and global: sections, got list"),
     "unquoted": (
         "daemon:\n  rules: r\n  input:\n    syslog_tz: +5:30\n",
         ": daemon.input.syslog_tz: 330: expected a string (quote it)",
