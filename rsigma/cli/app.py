@@ -87,6 +87,7 @@ def _duration(value: str | None) -> float | None:
 
 
 def _checked_duration(value: str | None) -> str | None:
+    """--suppress refused as soon as it is read (from a flag, a variable or the config file)."""
     _duration(value)
     return value
 
@@ -364,7 +365,7 @@ def api_token(variable: str | None, log_format: str) -> str | None:
 @engine_app.command("daemon")
 def engine_daemon(
     ctx: typer.Context,
-    config: Annotated[
+    config_file: Annotated[
         str | None,
         typer.Option(
             "--config",

@@ -80,7 +80,7 @@ NO_KEY = SECRETS | {
     "keep_state",
     "clear_state",
     "api_token_env",
-    "config",
+    "config_file",
     "dry_run",
 }
 
@@ -303,7 +303,7 @@ def _header(layers: Layers, params: dict[str, Any], sources: dict[str, str], val
         + ("" if values[n] is True else f" {'<set>' if n in SECRETS else _plain(values[n])}")
         + (f" ({s})" if s.startswith("env ") else "")
         for n, s in sources.items()
-        if n in NO_KEY and s != "default" and n not in ("config", "dry_run")
+        if n in NO_KEY and s != "default" and n not in ("config_file", "dry_run")
     ]
     if unkeyed:
         lines.append(f"# also in effect, no config key: {', '.join(unkeyed)}")

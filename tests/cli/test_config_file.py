@@ -396,6 +396,6 @@ def test_configuration_md_lists_every_key_with_its_variable_and_flag() -> None:
     for name, key in KEYS.items():
         flag = next(o for o in params[name].opts if o.startswith("--"))
         assert (key, env_variable(key), flag) in rows, key
-    for name in NO_KEY - {"config", "dry_run"}:
+    for name in NO_KEY - {"config_file", "dry_run"}:
         flag = next(o for o in params[name].opts if o.startswith("--"))
         assert f"`{flag}`" in doc.split("## Configuration file", 1)[1], flag
