@@ -52,15 +52,11 @@ def value(config: dict[str, Any], key: str) -> Any:
     return config
 
 
-def config_file(path: Path, text: str) -> Path:
-    return write(path, text)
-
-
 # -- layers ---------------------------------------------------------------------------------------
 
 
 def test_each_layer_wins_over_the_one_below(tmp_path: Path) -> None:
-    config_file(tmp_path / "rsigma.yaml", "daemon:\n  input:\n    batch_size: 7\n")
+    write(tmp_path / "rsigma.yaml", "daemon:\n  input:\n    batch_size: 7\n")
     key = "daemon.input.batch_size"
     config, source, _ = dry_run(tmp_path)
     assert (value(config, key), source[key]) == (7, "file")
@@ -82,7 +78,7 @@ def test_defaults_apply_without_a_file(tmp_path: Path) -> None:
 def test_a_direct_variable_wins_over_the_file_and_the_uniform_variable(tmp_path: Path) -> None:
     """RSIGMA_LOG, like RSigma's clap `env=` variables, ranks with the flags' environment, above the
     RSIGMA_DAEMON__/RSIGMA_GLOBAL__ layer."""
-    config_file(tmp_path / "rsigma.yaml", "global:\n  log_level: error\n")
+    write(tmp_path / "rsigma.yaml", "global:\n  log_level: error\n")
     config, source, _ = dry_run(tmp_path, env={"RSIGMA_GLOBAL__LOG_LEVEL": "warning"})
     assert (config["global"]["log_level"], source["global.log_level"]) == (
         "warning",
@@ -95,7 +91,7 @@ def test_a_direct_variable_wins_over_the_file_and_the_uniform_variable(tmp_path:
 
 
 def test_a_higher_layer_replaces_a_list(tmp_path: Path) -> None:
-    config_file(
+    write(
         tmp_path / "rsigma.yaml",
         """
         daemon:
@@ -116,7 +112,7 @@ def test_a_higher_layer_replaces_a_list(tmp_path: Path) -> None:
 
 
 def test_one_string_is_a_list_of_one(tmp_path: Path) -> None:
-    config_file(tmp_path / "rsigma.yaml", "daemon:\n  rules: /etc/rsigma/rules\n")
+    write(tmp_path / "rsigma.yaml", "daemon:\n  rules: /etc/rsigma/rules\n")
     env = {"RSIGMA_DAEMON__PIPELINES": "sysmon"}
     config, _, _ = dry_run(tmp_path, env=env)
     assert (config["daemon"]["rules"], config["daemon"]["pipelines"]) == (["/etc/rsigma/rules"], ["sysmon"])
@@ -131,18 +127,18 @@ def test_discovery_takes_the_first_file_found(tmp_path: Path) -> None:
         (header,) = [line for line in stderr.splitlines() if line.startswith("# config file:")]
         return config["daemon"]["input"]["batch_size"], header
 
-    config_file(tmp_path / ".config" / "rsigma" / "config.yaml", "daemon:\n  input:\n    batch_size: 3\n")
+    write(tmp_path / ".config" / "rsigma" / "config.yaml", "daemon:\n  input:\n    batch_size: 3\n")
     assert found() == (3, f"# config file: {tmp_path}/.config/rsigma/config.yaml (found)")
-    config_file(tmp_path / ".rsigmarc", "daemon:\n  input:\n    batch_size: 2\n")
+    write(tmp_path / ".rsigmarc", "daemon:\n  input:\n    batch_size: 2\n")
     assert found() == (2, f"# config file: {tmp_path}/.rsigmarc (found)")
-    config_file(tmp_path / "rsigma.yaml", "daemon:\n  input:\n    batch_size: 1\n")
+    write(tmp_path / "rsigma.yaml", "daemon:\n  input:\n    batch_size: 1\n")
     assert found() == (1, f"# config file: {tmp_path}/rsigma.yaml (found)")
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_config_names_the_file_instead_of_discovery(tmp_path: Path, how: str) -> None:
-    config_file(tmp_path / "rsigma.yaml", "daemon:\n  input:\n    batch_size: 1\n")
-    named = config_file(tmp_path / "etc" / "mine.yaml", "daemon:\n  input:\n    batch_size: 5\n")
+    write(tmp_path / "rsigma.yaml", "daemon:\n  input:\n    batch_size: 1\n")
+    named = write(tmp_path / "etc" / "mine.yaml", "daemon:\n  input:\n    batch_size: 5\n")
     args, env = (["--config", str(named)], None) if how == "flag" else ([], {"RSIGMA_CONFIG": str(named)})
     config, source, stderr = dry_run(tmp_path, *args, env=env)
     assert (config["daemon"]["input"]["batch_size"], source["daemon.input.batch_size"]) == (5, "file")
@@ -150,7 +146,7 @@ def test_config_names_the_file_instead_of_discovery(tmp_path: Path, how: str) ->
 
 
 def test_the_daemon_logs_which_file_it_read(tmp_path: Path) -> None:
-    config_file(tmp_path / "rsigma.yaml", "daemon:\n  rules: rules\n")
+    write(tmp_path / "rsigma.yaml", "daemon:\n  rules: rules\n")
     write(tmp_path / "rules" / "whoami.yml", WHOAMI)
     done = run(tmp_path, "engine", "daemon", "--api-addr", "127.0.0.1:0", "--reload-poll", "0", stdin="")
     assert done.returncode == 0, done.stderr
@@ -166,7 +162,7 @@ def test_the_daemon_logs_which_file_it_read(tmp_path: Path) -> None:
 def test_a_config_file_alone_runs_the_daemon(tmp_path: Path, command: str, workers: int) -> None:
     write(tmp_path / "rules" / "whoami.yml", WHOAMI)
     out = tmp_path / "detections.ndjson"
-    config_file(
+    write(
         tmp_path / "rsigma.yaml",
         f"""
         daemon:
@@ -227,7 +223,7 @@ BAD = {
 @pytest.mark.parametrize("case", BAD)
 def test_a_bad_file_exits_3_naming_file_and_key(tmp_path: Path, case: str) -> None:
     text, said = BAD[case]
-    path = config_file(tmp_path / "bad.yaml", text)
+    path = write(tmp_path / "bad.yaml", text)
     done = run(tmp_path, "engine", "daemon", "--config", path, "--log-format", "text")
     assert done.returncode == 3, done.stderr
     assert f"error: {path}{said}" in done.stderr or f"error: config file {path}{said}" in done.stderr
@@ -235,7 +231,7 @@ def test_a_bad_file_exits_3_naming_file_and_key(tmp_path: Path, case: str) -> No
 
 
 def test_a_bad_file_is_a_critical_record_with_json_logs(tmp_path: Path) -> None:
-    path = config_file(tmp_path / "rsigma.yaml", BAD["range"][0])
+    path = write(tmp_path / "rsigma.yaml", BAD["range"][0])
     done = run(tmp_path, "engine", "daemon")
     assert done.returncode == 3, done.stderr
     last = json.loads(done.stderr.splitlines()[-1])
@@ -260,14 +256,14 @@ def test_a_bad_variable_exits_3_naming_it(tmp_path: Path) -> None:
 
 
 def test_dry_run_reports_a_bad_file_too(tmp_path: Path) -> None:
-    path = config_file(tmp_path / "rsigma.yaml", BAD["choice"][0])
+    path = write(tmp_path / "rsigma.yaml", BAD["choice"][0])
     done = run(tmp_path, "engine", "daemon", "--dry-run")
     assert done.returncode == 3 and done.stdout == ""
     assert f"error: {path}{BAD['choice'][1]}" in done.stderr
 
 
 def test_unknown_keys_and_variables_only_warn(tmp_path: Path) -> None:
-    path = config_file(
+    path = write(
         tmp_path / "rsigma.yaml",
         """
         daemon:
@@ -310,7 +306,7 @@ def test_without_rules_anywhere_the_daemon_exits_3(tmp_path: Path, log_format: s
 
 
 def test_dry_run_output_is_a_config_file_that_gives_the_same_configuration(tmp_path: Path) -> None:
-    config_file(tmp_path / "rsigma.yaml", "daemon:\n  state:\n    save_interval: 12.5\n")
+    write(tmp_path / "rsigma.yaml", "daemon:\n  state:\n    save_interval: 12.5\n")
     first = run(
         tmp_path,
         *("serve", "--dry-run", "-r", "rules", "-p", "sysmon", "--output", "stdout", "--output", "file:///o"),
@@ -334,7 +330,7 @@ def test_dry_run_output_is_a_config_file_that_gives_the_same_configuration(tmp_p
 
 
 def test_dry_run_header_names_the_layers(tmp_path: Path) -> None:
-    config_file(tmp_path / "rsigma.yaml", "daemon:\n  rules: r\n")
+    write(tmp_path / "rsigma.yaml", "daemon:\n  rules: r\n")
     done = run(
         tmp_path,
         *("engine", "daemon", "--dry-run", "--pretty", "--replay-from-latest"),
