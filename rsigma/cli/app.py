@@ -30,8 +30,9 @@ from rsigma.daemon.config import (
     DaemonConfig,
 )
 from rsigma.daemon.state import Replay, RestoreMode
+from rsigma.engine.match_detail import check_level
 from rsigma.errors import SigmaError
-from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_RULE_ERROR
+from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE
 from rsigma.formats import DEFAULT_FORMAT, FORMATS, InputFormat, input_format
 from rsigma.loading import EvaluatorSpec, RuleLoadFailed, load_evaluator
 from rsigma.logs import log_level as parse_log_level
@@ -216,6 +217,28 @@ NoDetectionsOption = Annotated[
 ]
 
 
+def match_detail_flag(level: str) -> str:
+    """The --match-detail level; another value is a usage error (exit 2), as in RSigma; in a config file,
+    exit 3 naming it (RSigma takes it as off)."""
+    try:
+        return check_level(level)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+MatchDetailOption = Annotated[
+    str,
+    typer.Option(
+        "--match-detail",
+        metavar="LEVEL",
+        callback=match_detail_flag,
+        help="What each detection's matched_fields say: off (field and value), summary (also the"
+        " selection, matcher and case sensitivity, and keyword and absence matches) or full (also the"
+        " pattern).",
+    ),
+]
+
+
 InputFormatOption = Annotated[
     str,
     typer.Option(
@@ -264,7 +287,13 @@ def input_format_flags(
 def engine_eval(
     rules: RulesOption,
     event: Annotated[
-        str | None, typer.Option("-e", "--event", help="One event as a JSON object.", show_default=False)
+        str | None,
+        typer.Option(
+            "-e",
+            "--event",
+            help="One event as a JSON object, or @FILE for an NDJSON file (as --events).",
+            show_default=False,
+        ),
     ] = None,
     events: Annotated[
         Path | None,
@@ -289,20 +318,29 @@ def engine_eval(
         typer.Option("--strict", help="Exit 1 when any input line was bad (all lines are still evaluated)."),
     ] = False,
     no_detections: NoDetectionsOption = False,
+    match_detail: MatchDetailOption = "off",
+    pretty: Annotated[bool, typer.Option("--pretty", help="Indent each result.")] = False,
+    fail_on_detection: Annotated[
+        bool, typer.Option("--fail-on-detection", help="Exit 1 when any detection or correlation fired.")
+    ] = False,
 ) -> None:
     """Evaluate events and print one JSON line per detection or correlation result; a summary line
     on stderr at the end."""
     if event is not None and events is not None:
         raise typer.BadParameter("give either --event or --events, not both")
+    if event is not None and event.startswith("@"):
+        events, event = Path(event[1:]), None
+        if not events.is_file():
+            raise typer.BadParameter(f"Event file not found: {events}", param_hint="'-e' / '--event'")
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom)
     config = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     try:
         routing = routing_maps(logsource_routing, logsource_map)
-        evaluator = load_evaluator(rules, config, pipeline, routing)
+        evaluator = load_evaluator(rules, config, pipeline, routing, match_detail=match_detail)
     except RuleLoadFailed as e:
         for problem in e.problems:
             print(f"error: {problem}", file=sys.stderr)
-        raise typer.Exit(EXIT_RULE_ERROR) from None
+        raise typer.Exit(e.exit_code) from None
     raise typer.Exit(
         run_eval(
             evaluator,
@@ -311,6 +349,8 @@ def engine_eval(
             include_event=include_event,
             strict=strict,
             input_format=fmt,
+            pretty=pretty,
+            fail_on_detection=fail_on_detection,
         )
     )
 
@@ -576,6 +616,15 @@ def engine_daemon(
     sink_batch_max: Annotated[
         int, typer.Option("--sink-batch-max", min=1, help="Queued events a sink writes in one go at most.")
     ] = DEFAULT_SINK_BATCH_MAX,
+    sink_batch_flush_ms: Annotated[
+        int,
+        typer.Option(
+            "--sink-batch-flush-ms",
+            min=0,
+            help="Milliseconds a sink may wait for more results before writing a batch smaller than"
+            " --sink-batch-max (0: write what is queued at once).",
+        ),
+    ] = 0,
     state_db: Annotated[
         Path | None, typer.Option("--state-db", help="SQLite file for correlation state.", dir_okay=False)
     ] = None,
@@ -649,6 +698,7 @@ def engine_daemon(
     syslog_tz: SyslogTzOption = "+00:00",
     syslog_strip_bom: SyslogStripBomOption = "true",
     no_detections: NoDetectionsOption = False,
+    match_detail: MatchDetailOption = "off",
 ) -> None:
     """Evaluate a stream of events continuously and deliver results to sinks."""
     if keep_state and clear_state:
@@ -675,6 +725,7 @@ def engine_daemon(
         tuple(pipeline or ()),
         tuple(routing) if routing is not None else None,
         strict=strict_rules,
+        match_detail=match_detail,
     )
     pipeline_files = tuple(Path(p) for p in pipeline or () if Path(p).exists())
     config = DaemonConfig(
@@ -694,6 +745,7 @@ def engine_daemon(
         sink_backoff_base_s=sink_backoff_base_ms / 1000,
         sink_backoff_max_s=sink_backoff_max_ms / 1000,
         sink_batch_max=sink_batch_max,
+        sink_batch_flush_s=sink_batch_flush_ms / 1000,
         state_db=state_db,
         state_save_interval=state_save_interval,
         restore_mode=RestoreMode.KEEP

@@ -208,6 +208,11 @@ BAD = {
         "daemon:\n  rules: r\n  correlation:\n    action: drop\n",
         ": daemon.correlation.action: 'drop': expected alert or reset",
     ),
+    "match_detail": (
+        "daemon:\n  rules: r\n  engine:\n    match_detail: loud\n",
+        ": daemon.engine.match_detail: 'loud': invalid match-detail level 'loud'"
+        " (expected off, summary or full)",
+    ),
     "section": (
         "daemon:\n  rules: r\n  input: stdin\n",
         ": daemon.input: expected a mapping (its keys below it), got str",
