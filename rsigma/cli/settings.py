@@ -18,6 +18,8 @@ from typing import Any
 import typer
 import yaml
 
+from rsigma.exit_codes import EXIT_CONFIG_ERROR
+
 log = logging.getLogger("rsigma.daemon")
 
 #: The config key of each `engine daemon` parameter: RSigma's where it has one (`daemon.*`,
@@ -264,7 +266,7 @@ def print_dry_run(ctx: typer.Context, values: dict[str, Any]) -> int:
     if layers.problems:
         for problem in layers.problems:
             print(f"error: {problem}", file=sys.stderr)
-        return 3
+        return EXIT_CONFIG_ERROR
     params = {p.name: p for p in ctx.command.params}
     sources = {name: _source(ctx, params[name], layers) for name in params}
     print(_header(layers, params, sources, values), file=sys.stderr)
@@ -313,10 +315,20 @@ def _header(layers: Layers, params: dict[str, Any], sources: dict[str, str], val
 
 
 def _as_yaml(values: dict[str, Any], sources: dict[str, str]) -> str:
-    """A config file in KEYS' order, each value (JSON, which YAML reads as is) with its source."""
+    """A config file in KEYS' order, each section once, each value (JSON, which YAML reads as is) with
+    its source."""
+    first: dict[str, int] = {}
+    for key in KEYS.values():
+        for depth in range(1, key.count(".") + 1):
+            first.setdefault(key.rsplit(".", depth)[0], len(first))
+
+    def grouped(item: tuple[str, str]) -> list[int]:
+        parts = item[1].split(".")
+        return [first[".".join(parts[:i])] for i in range(1, len(parts))]
+
     lines: list[str] = []
     open_sections: list[str] = []
-    for name, key in KEYS.items():
+    for name, key in sorted(KEYS.items(), key=grouped):
         *sections, leaf = key.split(".")
         common = 0
         while common < min(len(sections), len(open_sections)) and sections[common] == open_sections[common]:
