@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ import typer
 from rsigma import __version__
 from rsigma.cli.daemon import nats_auth_flags, start_daemon, startup_failed
 from rsigma.cli.eval import run_eval
+from rsigma.cli.settings import config_layers, layers_of, print_dry_run
 from rsigma.cli.validate import as_json, as_text, validate
 from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
 from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS
@@ -86,6 +88,31 @@ def _duration(value: str | None) -> float | None:
         raise typer.BadParameter(e.message) from None
 
 
+def _checked_duration(value: str | None) -> str | None:
+    """--suppress refused as soon as it is read (from a flag, a variable or the config file)."""
+    _duration(value)
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    """A callback refusing any other value: options whose values click does not check, so a config
+    file's value is checked (and named) the same way as the flag's."""
+    expected = f"{', '.join(choices[:-1])} or {choices[-1]}"
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r}: expected {expected}")
+        return value
+
+    return check
+
+
+def _input_source(value: str) -> str:
+    if value not in ("stdin", "stdin://", "http") and not value.startswith("nats://"):
+        raise typer.BadParameter(f"{value!r}: expected stdin, http or nats://host:port/subject")
+    return value
+
+
 def correlation_config(
     timestamp_fields: list[str] | None,
     timestamp_fallback: str,
@@ -94,12 +121,6 @@ def correlation_config(
     max_state_entries: int,
 ) -> CorrelationConfig:
     """One config from the correlation flags shared by `engine eval` and the daemon."""
-    if timestamp_fallback not in ("wallclock", "skip"):
-        raise typer.BadParameter("--timestamp-fallback must be wallclock or skip")
-    if action not in ("alert", "reset"):
-        raise typer.BadParameter("--action must be alert or reset")
-    if max_state_entries < 1:
-        raise typer.BadParameter("--max-state-entries must be at least 1")
     fields = tuple(timestamp_fields or ()) + tuple(
         f for f in DEFAULT_TIMESTAMP_FIELDS if f not in (timestamp_fields or ())
     )
@@ -158,24 +179,32 @@ TimestampFieldOption = Annotated[
 FallbackOption = Annotated[
     str,
     typer.Option(
-        "--timestamp-fallback", help="For events without a time: wallclock (now) or skip correlation."
+        "--timestamp-fallback",
+        callback=_one_of("wallclock", "skip"),
+        help="For events without a time: wallclock (now) or skip correlation.",
     ),
 ]
 SuppressOption = Annotated[
     str | None,
     typer.Option(
         "--suppress",
+        callback=_checked_duration,
         help="No repeat alert for the same correlation group within this (e.g. 5m).",
         show_default=False,
     ),
 ]
 ActionOption = Annotated[
-    str, typer.Option("--action", help="After a correlation fires: alert (keep the window) or reset it.")
+    str,
+    typer.Option(
+        "--action",
+        callback=_one_of("alert", "reset"),
+        help="After a correlation fires: alert (keep the window) or reset it.",
+    ),
 ]
 MaxStateOption = Annotated[
     int,
     typer.Option(
-        "--max-state-entries", help="Cap on live (correlation, group) windows; the oldest go first."
+        "--max-state-entries", min=1, help="Cap on live (correlation, group) windows; the oldest go first."
     ),
 ]
 
@@ -189,24 +218,26 @@ NoDetectionsOption = Annotated[
 ]
 
 
+def match_detail_flag(level: str) -> str:
+    """The --match-detail level; another value is a usage error (exit 2), as in RSigma; in a config file,
+    exit 3 naming it (RSigma takes it as off)."""
+    try:
+        return check_level(level)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
 MatchDetailOption = Annotated[
     str,
     typer.Option(
         "--match-detail",
         metavar="LEVEL",
+        callback=match_detail_flag,
         help="What each detection's matched_fields say: off (field and value), summary (also the"
         " selection, matcher and case sensitivity, and keyword and absence matches) or full (also the"
         " pattern).",
     ),
 ]
-
-
-def match_detail_flag(level: str) -> str:
-    """The --match-detail level; another value is a usage error (exit 2), as in RSigma."""
-    try:
-        return check_level(level)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
 
 
 InputFormatOption = Annotated[
@@ -351,9 +382,7 @@ def engine_eval(
     config = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     try:
         routing = routing_maps(logsource_routing, logsource_map)
-        evaluator = load_evaluator(
-            rules, config, pipeline, routing, match_detail=match_detail_flag(match_detail)
-        )
+        evaluator = load_evaluator(rules, config, pipeline, routing, match_detail=match_detail)
     except RuleLoadFailed as e:
         for problem in e.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -423,7 +452,32 @@ def api_token(variable: str | None, log_format: str) -> str | None:
 @engine_app.command("daemon")
 def engine_daemon(
     ctx: typer.Context,
-    rules: RulesOption,
+    config_file: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            envvar="RSIGMA_CONFIG",
+            metavar="PATH",
+            is_eager=True,
+            callback=config_layers,
+            help="YAML config file (default: the first of ./rsigma.yaml, .rsigmarc,"
+            " ~/.config/rsigma/config.yaml, /etc/rsigma/config.yaml); flags and variables win over it.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the effective configuration as a config file (YAML) and exit."),
+    ] = False,
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "-r",
+            "--rules",
+            help="Rule file or directory (recursive); repeatable. Required, here or in the config file.",
+            show_default=False,
+        ),
+    ] = None,
     pipeline: PipelineOption = None,
     logsource_routing: RoutingOption = False,
     logsource_map: RoutingMapOption = None,
@@ -431,6 +485,7 @@ def engine_daemon(
         str,
         typer.Option(
             "--input",
+            callback=_input_source,
             help="Event source: stdin or stdin:// (ends at EOF), http (POST /api/v1/events) or nats://host:port/subject.",
         ),
     ] = "stdin",
@@ -669,7 +724,9 @@ def engine_daemon(
             " skipping it with a warning.",
         ),
     ] = False,
-    log_format: Annotated[str, typer.Option("--log-format", help="json or text.")] = "json",
+    log_format: Annotated[
+        str, typer.Option("--log-format", callback=_one_of("json", "text"), help="json or text.")
+    ] = "json",
     log_level: Annotated[
         str,
         typer.Option(
@@ -695,11 +752,18 @@ def engine_daemon(
     """Evaluate a stream of events continuously and deliver results to sinks."""
     if keep_state and clear_state:
         raise typer.BadParameter("--keep-state and --clear-state cannot be used together")
-    if input_ not in ("stdin", "stdin://", "http") and not input_.startswith("nats://"):
-        raise typer.BadParameter(f"--input {input_!r}: expected stdin, http or nats://host:port/subject")
-    if log_format not in ("json", "text"):
-        raise typer.BadParameter("--log-format must be json or text")
+    workers = workers if workers is not None else 0
+    if dry_run:
+        effective = {**ctx.params, "workers": workers, "output": output or ["stdout"]}
+        raise typer.Exit(print_dry_run(ctx, effective))
     setup_logging(log_format, log_level)
+    layers = layers_of(ctx)
+    layers.log()
+    if layers.problems:
+        raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, *layers.problems))
+    if not rules:
+        problem = "no rules path; set --rules or daemon.rules in the config file"
+        raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, problem))
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom, log_format)
     extraction = extraction_flags(jq, jsonpath, log_format)
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
@@ -711,7 +775,7 @@ def engine_daemon(
         tuple(pipeline or ()),
         tuple(routing) if routing is not None else None,
         strict=strict_rules,
-        match_detail=match_detail_flag(match_detail),
+        match_detail=match_detail,
     )
     pipeline_files = tuple(Path(p) for p in pipeline or () if Path(p).exists())
     config = DaemonConfig(
@@ -764,7 +828,7 @@ def engine_daemon(
             require_tls=nats_require_tls,
         ),
         replay=replay,
-        workers=workers if workers is not None else 0,
+        workers=workers,
         matcher_timeout_s=matcher_timeout,
         log_format=log_format,
         log_level=log_level,
