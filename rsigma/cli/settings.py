@@ -38,6 +38,8 @@ KEYS: dict[str, str] = {
     "input_format_name": "daemon.input.format",
     "syslog_tz": "daemon.input.syslog_tz",
     "syslog_strip_bom": "daemon.input.syslog_strip_bom",
+    "jq": "daemon.input.jq",
+    "jsonpath": "daemon.input.jsonpath",
     "buffer_size": "daemon.input.buffer_size",
     "batch_size": "daemon.input.batch_size",
     "max_event_bytes": "daemon.input.max_event_bytes",

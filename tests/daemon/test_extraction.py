@@ -64,3 +64,12 @@ def test_both_flags_are_a_usage_error(run_daemon, rules_file):
     assert done.returncode == 2, done.stderr
     assert "--jq and --jsonpath cannot be used together" in " ".join(done.stderr.split())
     assert "daemon started" not in done.stderr
+
+
+@pytest.mark.single_backend
+def test_the_filter_from_the_config_file(daemon, rules_file, ev, tmp_path):
+    config = tmp_path / "rsigma.yaml"
+    config.write_text("daemon:\n  input:\n    jsonpath: $.records[*]\n")
+    d = daemon("-r", rules_file, "--config", config, stdin=batch(ev.whoami(1), ev.whoami(2)))
+    assert d.wait_exit() == 0, d.stderr()
+    assert [r["rule_title"] for r in d.results()] == ["Whoami", "Whoami"]
