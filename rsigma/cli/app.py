@@ -308,14 +308,26 @@ JsonPathOption = Annotated[
 ]
 
 
-def extraction_flags(jq: str | None, jsonpath: str | None, log_format: str = "text") -> Extraction | None:
-    """The extraction from --jq or --jsonpath, compiled once here to check it: both flags are a usage
-    error (exit 2, as RSigma's clap makes it), an expression that does not compile exits 3 with the
-    library's reason (a JSON record with the daemon's JSON logs)."""
+def _from_command_line(ctx: typer.Context, param: str) -> bool:
+    return getattr(ctx.get_parameter_source(param), "name", None) == "COMMANDLINE"
+
+
+def extraction_flags(
+    ctx: typer.Context, jq: str | None, jsonpath: str | None, log_format: str = "text"
+) -> Extraction | None:
+    """The extraction from --jq or --jsonpath, compiled once here to check it. Both on the command
+    line are a usage error (exit 2, as RSigma's clap makes it); one there and the other from a
+    variable or the config file: the command line wins, as it does for every setting. An expression
+    that does not compile exits 3 with the library's reason (a JSON record with the daemon's JSON
+    logs)."""
     if jq is not None and jsonpath is not None:
-        raise typer.BadParameter(
-            "--jq and --jsonpath cannot be used together (either may come from RSIGMA_JQ or RSIGMA_JSONPATH)"
-        )
+        given = [n for n in ("jq", "jsonpath") if _from_command_line(ctx, n)]
+        if given == ["jq"]:
+            jsonpath = None
+        elif given == ["jsonpath"]:
+            jq = None
+        else:
+            raise typer.BadParameter("--jq and --jsonpath cannot be used together")
     if jq is None and jsonpath is None:
         return None
     spec = Extraction("jq", jq) if jq is not None else Extraction("jsonpath", jsonpath)  # type: ignore[arg-type]
@@ -328,6 +340,7 @@ def extraction_flags(jq: str | None, jsonpath: str | None, log_format: str = "te
 
 @engine_app.command("eval")
 def engine_eval(
+    ctx: typer.Context,
     rules: RulesOption,
     event: Annotated[
         str | None,
@@ -378,7 +391,7 @@ def engine_eval(
         if not events.is_file():
             raise typer.BadParameter(f"Event file not found: {events}", param_hint="'-e' / '--event'")
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom)
-    extraction = extraction_flags(jq, jsonpath)
+    extraction = extraction_flags(ctx, jq, jsonpath)
     config = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     try:
         routing = routing_maps(logsource_routing, logsource_map)
@@ -765,7 +778,7 @@ def engine_daemon(
         problem = "no rules path; set --rules or daemon.rules in the config file"
         raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, problem))
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom, log_format)
-    extraction = extraction_flags(jq, jsonpath, log_format)
+    extraction = extraction_flags(ctx, jq, jsonpath, log_format)
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
     correlation = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
     routing = routing_maps(logsource_routing, logsource_map)

@@ -67,8 +67,15 @@ def test_the_flags_exclude_each_other(rules: Path) -> None:
     assert result.returncode == 2, result.stderr
     said = " ".join(re.sub("[│╭╮╰╯─]", " ", result.stderr).split())  # typer draws a wrapped box
     assert "--jq and --jsonpath cannot be used together" in said
-    from_env = rsigma("engine", "eval", "-r", rules, "--jsonpath", "$", stdin="", env={"RSIGMA_JQ": "."})
-    assert from_env.returncode == 2, from_env.stderr
+    both = {"RSIGMA_JQ": ".", "RSIGMA_JSONPATH": "$"}
+    assert rsigma("engine", "eval", "-r", rules, stdin="", env=both).returncode == 2
+
+
+def test_a_flag_on_the_command_line_wins_over_the_other_from_a_variable(rules: Path) -> None:
+    env = {"RSIGMA_JQ": ".no_such_field"}  # would find nothing
+    result = rsigma("engine", "eval", "-r", rules, "--jsonpath", "$.Records[0]", stdin=BATCH + "\n", env=env)
+    assert result.returncode == 0, result.stderr
+    assert len(lines(result.stdout)) == 1
 
 
 @pytest.mark.parametrize(

@@ -73,3 +73,8 @@ def test_the_filter_from_the_config_file(daemon, rules_file, ev, tmp_path):
     d = daemon("-r", rules_file, "--config", config, stdin=batch(ev.whoami(1), ev.whoami(2)))
     assert d.wait_exit() == 0, d.stderr()
     assert [r["rule_title"] for r in d.results()] == ["Whoami", "Whoami"]
+    # --jq on the command line wins over the file's --jsonpath, as a flag wins over any file key
+    line = batch(ev.whoami(1), ev.whoami(2))
+    flag = daemon("-r", rules_file, "--config", config, "--jq", ".records[0]", "--include-event", stdin=line)
+    assert flag.wait_exit() == 0, flag.stderr()
+    assert [r["event"]["seq"] for r in flag.results()] == [1]
