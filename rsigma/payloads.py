@@ -27,7 +27,7 @@ from rsigma.correlation.engine import CorrelationResult, Hit
 from rsigma.engine.engine import Detection
 from rsigma.engine.regex import BacktrackingBudgetExceeded
 from rsigma.evaluator import Evaluator
-from rsigma.formats import InputFormat, line_parser
+from rsigma.formats import InputFormat, line_parser, parse_json, starts_as_json
 
 #: (rule title, level or "unknown", correlation type or None): the labels results are counted by.
 RuleKey = tuple[str, str, str | None]
@@ -64,13 +64,7 @@ def decode_event(payload: bytes, max_event_bytes: int) -> dict[str, Any] | str:
     """The event object, or the dead-letter reason for a payload that is not one."""
     if len(payload) > max_event_bytes:
         return f"event of {len(payload)} bytes exceeds --max-event-bytes {max_event_bytes}"
-    try:
-        event = orjson.loads(payload)
-    except orjson.JSONDecodeError as e:
-        return "empty line" if not payload.strip() else f"invalid JSON: {e}"
-    if not isinstance(event, dict):
-        return f"expected a JSON object, got {type(event).__name__}"
-    return event
+    return parse_json(payload)
 
 
 #: A payload and the largest event accepted in, its event or its dead-letter reason out.
@@ -78,9 +72,10 @@ Decoder = Callable[[bytes, int], dict[str, Any] | str]
 
 
 def event_decoder(fmt: InputFormat) -> Decoder:
-    """How payloads of this format decode: `decode_event` itself for JSON (the hot path stays as it
-    was), else the format's line parser on the payload read as UTF-8 (invalid bytes replaced, as
-    RSigma reads NATS payloads)."""
+    """How payloads of this format decode: `decode_event` itself for JSON, and for `auto`'s lines that
+    start with `{` or `[` (read as bytes: a JSON event costs what it costs with `json`), else the
+    format's line parser on the payload read as UTF-8 (invalid bytes replaced, as RSigma reads NATS
+    payloads)."""
     if fmt.name == "json":
         return decode_event
     parse = line_parser(fmt)
@@ -93,7 +88,15 @@ def event_decoder(fmt: InputFormat) -> Decoder:
             return "empty line"
         return parse(line)
 
-    return decode
+    if fmt.name != "auto":
+        return decode
+
+    def auto(payload: bytes, max_event_bytes: int) -> dict[str, Any] | str:
+        if starts_as_json(payload):
+            return decode_event(payload, max_event_bytes)
+        return decode(payload, max_event_bytes)
+
+    return auto
 
 
 def result_lines(results: Sequence[Detection | CorrelationResult], include_event: bool) -> Lines:

@@ -1,9 +1,12 @@
 """Input line formats (`--input-format`): each turns one line into an event, or says why it cannot.
 
-`json` is the NDJSON the daemon always read; `auto` picks per line as RSigma does (JSON when the line
-starts with `{` or `[` and parses, syslog when it starts with `<` and has a syslog header, else
-plain). `syslog`, `plain` and `logfmt` take any line; `json` and `cef` reject the lines that are not
-theirs, which then go to the dead-letter queue.
+`auto` (the default, as in RSigma) picks per line: JSON when the line starts with `{` or `[` (after
+blanks and a UTF-8 BOM), syslog
+when it starts with `<` and has a syslog header, else plain. Unlike RSigma's, it does not read a line
+starting with `{` or `[` that is not a JSON object as plain text: a truncated or corrupt JSON event
+would then silently miss every field rule, so it is refused as `json` refuses it. `syslog`, `plain`
+and `logfmt` take any line; `json`, `cef` and `auto` reject the lines they cannot read, which then go
+to the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ __all__ = [
     "input_format",
     "line_parser",
     "parse_cef",
+    "parse_json",
+    "starts_as_json",
     "parse_logfmt",
     "parse_plain",
     "parse_syslog",
@@ -35,7 +40,21 @@ __all__ = [
 ]
 
 FORMATS = ("auto", "json", "syslog", "plain", "logfmt", "cef")
-DEFAULT_FORMAT = "json"
+DEFAULT_FORMAT = "auto"
+#: The first non-blank bytes with which `auto` reads a line as JSON.
+JSON_STARTS = (b"{", b"[")
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def starts_as_json(payload: bytes) -> bool:
+    """Whether `auto` reads this line as JSON: its first byte after blanks (and a UTF-8 BOM, which
+    `json` refuses: such a line is a JSON event all the same) is `{` or `[`."""
+    if payload[:1] in JSON_STARTS:
+        return True
+    rest = payload.lstrip()
+    if rest.startswith(UTF8_BOM):
+        rest = rest[3:].lstrip()
+    return rest[:1] in JSON_STARTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,21 +77,28 @@ def input_format(name: str, syslog_tz: str = "+00:00", syslog_strip_bom: bool = 
 LineParser = Callable[[str], dict[str, Any] | str]
 
 
+def parse_json(data: bytes | str) -> dict[str, Any] | str:
+    """The JSON object, or the dead-letter reason for data that is not one."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        return "empty line" if not data.strip() else f"invalid JSON: {e}"
+    if not isinstance(event, dict):
+        return f"expected a JSON object, got {type(event).__name__}"
+    return event
+
+
 def line_parser(fmt: InputFormat) -> LineParser:
-    """The parser of a text format (every format but `json`, which `rsigma.payloads` reads as bytes)."""
+    """The parser of a text format (every format but `json`, which `rsigma.payloads` reads as bytes, as
+    it reads `auto`'s JSON lines)."""
     tz, strip_bom = fmt.syslog_tz, fmt.syslog_strip_bom
     if fmt.name == "auto":
 
         def auto(line: str) -> dict[str, Any] | str:
-            first = line.lstrip()[:1]
-            if first in ("{", "["):
-                try:
-                    event = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    event = None
-                if isinstance(event, dict):
-                    return event
-            elif first == "<":
+            data = line.encode()
+            if starts_as_json(data):
+                return parse_json(data)
+            if line.lstrip()[:1] == "<":
                 event = parse_syslog(line, tz, strip_bom)
                 if any(key != "_raw" for key in event):
                     return event

@@ -157,15 +157,16 @@ def test_eval_reads_ndjson_from_stdin(rules):
 
 
 def stream_with_bad_lines() -> tuple[str, int]:
-    """30 lines; lines 17, 23 and 24 are not JSON objects. Returns the text and the number of detections."""
+    """30 lines; lines 17, 23 and 24 start as JSON but are not JSON objects (bad under auto, the default).
+    Returns the text and the number of detections."""
     out, hits = [], 0
     for number in range(1, 31):
         if number == 17:
-            out.append("this is not json")
+            out.append('{"this is not json')
         elif number == 23:
             out.append("[1, 2]")
         elif number == 24:
-            out.append('"just a string"')
+            out.append('{"CommandLine": "whoami"')
         elif number % 4 == 0:
             out.append(json.dumps(WHOAMI_EVENT))
             hits += 1
