@@ -27,7 +27,7 @@ from rsigma.correlation.engine import CorrelationResult, Hit
 from rsigma.engine.engine import Detection
 from rsigma.engine.regex import BacktrackingBudgetExceeded
 from rsigma.evaluator import Evaluator
-from rsigma.formats import InputFormat, line_parser, parse_json, starts_as_json
+from rsigma.formats import JSON_STARTS, InputFormat, line_parser, parse_json, starts_as_json
 
 #: (rule title, level or "unknown", correlation type or None): the labels results are counted by.
 RuleKey = tuple[str, str, str | None]
@@ -60,10 +60,15 @@ class BatchResult(NamedTuple):
     busy_s: float  # evaluation time of the batch
 
 
+def too_large(payload: bytes, max_event_bytes: int) -> str:
+    """The dead-letter reason for a payload longer than --max-event-bytes."""
+    return f"event of {len(payload)} bytes exceeds --max-event-bytes {max_event_bytes}"
+
+
 def decode_event(payload: bytes, max_event_bytes: int) -> dict[str, Any] | str:
     """The event object, or the dead-letter reason for a payload that is not one."""
     if len(payload) > max_event_bytes:
-        return f"event of {len(payload)} bytes exceeds --max-event-bytes {max_event_bytes}"
+        return too_large(payload, max_event_bytes)
     return parse_json(payload)
 
 
@@ -72,31 +77,26 @@ Decoder = Callable[[bytes, int], dict[str, Any] | str]
 
 
 def event_decoder(fmt: InputFormat) -> Decoder:
-    """How payloads of this format decode: `decode_event` itself for JSON, and for `auto`'s lines that
-    start with `{` or `[` (read as bytes: a JSON event costs what it costs with `json`), else the
-    format's line parser on the payload read as UTF-8 (invalid bytes replaced, as RSigma reads NATS
-    payloads)."""
+    """How payloads of this format decode: `decode_event` itself for JSON; otherwise the format's line
+    parser on the payload read as UTF-8 (invalid bytes replaced, as RSigma reads NATS payloads), except
+    `auto`'s JSON lines, which are read as bytes as `json` reads them."""
     if fmt.name == "json":
         return decode_event
     parse = line_parser(fmt)
+    guess_json = fmt.name == "auto"
 
     def decode(payload: bytes, max_event_bytes: int) -> dict[str, Any] | str:
         if len(payload) > max_event_bytes:
-            return f"event of {len(payload)} bytes exceeds --max-event-bytes {max_event_bytes}"
+            return too_large(payload, max_event_bytes)
+        # A JSON line is read as bytes, as `json` reads it; only its first byte is looked at first.
+        if guess_json and (payload[:1] in JSON_STARTS or starts_as_json(payload)):
+            return parse_json(payload)
         line = payload.decode("utf-8", "replace").rstrip("\r\n")
         if not line.strip():
             return "empty line"
         return parse(line)
 
-    if fmt.name != "auto":
-        return decode
-
-    def auto(payload: bytes, max_event_bytes: int) -> dict[str, Any] | str:
-        if starts_as_json(payload):
-            return decode_event(payload, max_event_bytes)
-        return decode(payload, max_event_bytes)
-
-    return auto
+    return decode
 
 
 def result_lines(results: Sequence[Detection | CorrelationResult], include_event: bool) -> Lines:

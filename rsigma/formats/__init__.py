@@ -44,13 +44,19 @@ DEFAULT_FORMAT = "auto"
 #: The first non-blank bytes with which `auto` reads a line as JSON.
 JSON_STARTS = (b"{", b"[")
 UTF8_BOM = b"\xef\xbb\xbf"
+#: The first bytes of a line that may still start as JSON further on: blanks, and a BOM's first byte.
+_BLANK_OR_BOM = b" \t\n\r\x0b\x0c\xef"
 
 
 def starts_as_json(payload: bytes) -> bool:
     """Whether `auto` reads this line as JSON: its first byte after blanks (and a UTF-8 BOM, which
-    `json` refuses: such a line is a JSON event all the same) is `{` or `[`."""
-    if payload[:1] in JSON_STARTS:
+    `json` refuses: such a line is a JSON event all the same) is `{` or `[`. Most lines are decided by
+    their first byte."""
+    first = payload[:1]
+    if first in JSON_STARTS:
         return True
+    if not first or first not in _BLANK_OR_BOM:
+        return False
     rest = payload.lstrip()
     if rest.startswith(UTF8_BOM):
         rest = rest[3:].lstrip()
@@ -95,10 +101,10 @@ def line_parser(fmt: InputFormat) -> LineParser:
     if fmt.name == "auto":
 
         def auto(line: str) -> dict[str, Any] | str:
-            data = line.encode()
-            if starts_as_json(data):
-                return parse_json(data)
-            if line.lstrip()[:1] == "<":
+            first = line.lstrip().removeprefix("\ufeff").lstrip()[:1]  # as starts_as_json, on text
+            if first in ("{", "["):
+                return parse_json(line.encode())
+            if first == "<":
                 event = parse_syslog(line, tz, strip_bom)
                 if any(key != "_raw" for key in event):
                     return event
