@@ -25,6 +25,7 @@ from typing import Final
 
 from rsigma.engine.event import KEYWORD_SEPARATOR, EventView
 from rsigma.engine.needles import Finder, needle_finder
+from rsigma.engine.numbers import canonical_key, canonical_number, parse_number
 from rsigma.engine.regex import required_literal
 from rsigma.rules.condition import CondAnd, CondNode, CondNot, CondOr, CondRef, CondSelector, selector_names
 from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaRule
@@ -90,10 +91,6 @@ def _all(children: list[Witness | None]) -> Witness | None:
     return result
 
 
-def _canonical_number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
 def _string_atom(field_name: str | None, value: SigmaString) -> Atom | None:
     """The exact value, or the longest literal run between wildcards (lower-cased: sound for `cased`)."""
     literals: list[str] = []
@@ -125,7 +122,7 @@ def _value_atom(item: DetectionItem, value: object) -> Atom | None:
             return None
         return ("k", "", needle) if item.field is None else ("s", item.field, needle)
     if isinstance(value, int | float) and not isinstance(value, bool) and item.field is not None:
-        return ("x", item.field, _canonical_number(value))
+        return ("x", item.field, canonical_number(value))
     return None
 
 
@@ -229,7 +226,7 @@ class CandidateIndex:
         by_key: dict[str, list[FieldIndex]] = defaultdict(list)
         for name in exact.keys() | subs.keys():
             fi = FieldIndex(name, exact.get(name, {}))
-            fi.numeric = any(_is_number(k) for k in fi.exact)
+            fi.numeric = any(parse_number(k) is not None for k in fi.exact)
             if name in subs:
                 fi.find = needle_finder(subs[name])
             segments = name.split(".")
@@ -268,10 +265,15 @@ class CandidateIndex:
                 for t in texts:
                     if exact:
                         hit = exact.get(t)
-                        if hit is None and fi.numeric and _maybe_noncanonical_number(t):
-                            hit = exact.get(_normal_number(t))
                         if hit is not None:
                             add(hit)
+                        if fi.numeric:
+                            # "04624" is both a text (for string values) and the number 4624.
+                            key = canonical_key(t)
+                            if key is not None:
+                                hit = exact.get(key)
+                                if hit is not None:
+                                    add(hit)
                     if find is not None:
                         found.update(find(t))
         if self.keywords is not None:
@@ -287,9 +289,7 @@ class CandidateIndex:
         if texts is None:
             texts = view.lower(field_name)
         if kind == "x":
-            return needle in texts or any(
-                _normal_number(t) == needle for t in texts if _maybe_noncanonical_number(t)
-            )
+            return needle in texts or any(canonical_key(t) == needle for t in texts)
         for t in texts:
             if needle in t:
                 return True
@@ -315,28 +315,3 @@ class CandidateIndex:
                 else:
                     out.add(rule)
         return out
-
-
-_NUMERIC_START: Final = frozenset("0123456789+-.")
-
-
-def _maybe_noncanonical_number(text: str) -> bool:
-    """A text that could be a number written differently from its canonical form ("4.0", "007")."""
-    if text[:1] not in _NUMERIC_START:
-        return False
-    return not text.isdigit() or (len(text) > 1 and text[0] == "0")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _normal_number(text: str) -> str:
-    try:
-        return _canonical_number(float(text))
-    except ValueError:
-        return text

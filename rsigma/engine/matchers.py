@@ -18,6 +18,7 @@ from typing import Any
 import ahocorasick
 
 from rsigma.engine.event import KEYWORD_SEPARATOR, EventView
+from rsigma.engine.numbers import number_of
 from rsigma.engine.regex import compile_fullmatch, compile_search, required_literal
 from rsigma.errors import SigmaValueError
 from rsigma.fields import MISSING
@@ -151,19 +152,6 @@ def _glob_regex(parts: list[Any]) -> TextTest:
     rx = "".join(".*" if p is STAR else "." if p is QMARK else re.escape(p) for p in parts)
     search = compile_fullmatch(rx)
     return lambda t: search(t) is not None
-
-
-def _number_of(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
 
 
 def _scalars(value: Any) -> Sequence[Any]:
@@ -346,7 +334,7 @@ def _bool(name: str, want: bool) -> Predicate:
 def _numeric_eq(name: str, want: float) -> Predicate:
     def pred(view: EventView) -> bool:
         for v in _scalars(view.get(name)):
-            n = _number_of(v)
+            n = number_of(v)
             if n is not None and n == want:
                 return True
         return False
@@ -360,7 +348,7 @@ def _compare(name: str | None, op: str, bound: Any) -> Predicate:
 
     def pred(view: EventView) -> bool:
         for v in _scalars(view.get(name)):
-            n = _number_of(v)
+            n = number_of(v)
             if n is not None and cmp(n, limit):
                 return True
         return False
