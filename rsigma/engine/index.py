@@ -24,6 +24,7 @@ from functools import cache
 from typing import Final
 
 from rsigma.engine.event import KEYWORD_SEPARATOR, EventView
+from rsigma.engine.folding import fold
 from rsigma.engine.needles import Finder, needle_finder
 from rsigma.engine.numbers import canonical_key, canonical_number, parse_number
 from rsigma.engine.regex import required_literal
@@ -103,8 +104,8 @@ def _string_atom(field_name: str | None, value: SigmaString) -> Atom | None:
             run = ""
     literals.append(run)
     if field_name is not None and len(literals) == 1:
-        return ("x", field_name, literals[0].lower())
-    needle = max(literals, key=len).lower()
+        return ("x", field_name, fold(literals[0]))
+    needle = fold(max(literals, key=len))
     if not needle or KEYWORD_SEPARATOR in needle:
         return None
     return ("k", "", needle) if field_name is None else ("s", field_name, needle)
@@ -117,7 +118,7 @@ def _value_atom(item: DetectionItem, value: object) -> Atom | None:
         literal = required_literal(value.pattern, value.flags)
         if literal is None:
             return None
-        needle = literal[0].lower()
+        needle = fold(literal[0])
         if KEYWORD_SEPARATOR in needle:
             return None
         return ("k", "", needle) if item.field is None else ("s", item.field, needle)
@@ -255,7 +256,7 @@ class CandidateIndex:
                 exact = fi.exact
                 find = fi.find
                 if fi.field == key and type(value) is str:
-                    texts = lowered[key] = (value.lower(),)
+                    texts = lowered[key] = (fold(value),)
                 elif fi.field == key and type(value) is int:
                     texts = lowered[key] = (str(value),)
                 else:

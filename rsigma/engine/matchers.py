@@ -18,6 +18,7 @@ from typing import Any
 import ahocorasick
 
 from rsigma.engine.event import KEYWORD_SEPARATOR, EventView
+from rsigma.engine.folding import fold
 from rsigma.engine.numbers import number_of
 from rsigma.engine.regex import compile_fullmatch, compile_search, required_literal
 from rsigma.errors import SigmaValueError
@@ -49,7 +50,7 @@ class StringTests:
     def add(self, value: SigmaString, cased: bool) -> None:
         if value.has_placeholders:
             return  # no pipeline gave the placeholder values: an empty list (Engine.warnings says so)
-        parts = [p if cased or not isinstance(p, str) else p.lower() for p in value.parts]
+        parts = [p if cased or not isinstance(p, str) else fold(p) for p in value.parts]
         literal = [p for p in parts if isinstance(p, str)]
         stars = [i for i, p in enumerate(parts) if p is STAR]
         if QMARK in parts:
