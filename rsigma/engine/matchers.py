@@ -174,7 +174,7 @@ def _scalars(value: Any) -> Sequence[Any]:
 @lru_cache(maxsize=65536)
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(text.strip())
+        return ipaddress.ip_address(text)
     except ValueError:
         return None
 
