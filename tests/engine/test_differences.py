@@ -94,3 +94,52 @@ def test_wildcards_inside_startswith_and_endswith(matches, field, event_value, e
 )
 def test_star_crosses_newlines(matches, selection, event_value):
     assert matches(selection, {"F": event_value})
+
+
+@pytest.mark.parametrize("event", [{"a": "x6y"}, {"a": 16}, {"a": 6}, {"a": ["z", "6"]}])
+def test_a_number_in_a_keyword_list_is_its_text(matches, event):
+    # RSigma: an unquoted number in a keyword list never matches.
+    assert matches([0, 6], event)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "event"),
+    [("6", {"a": 6}), ("1.5", {"a": 1.5}), ("6", {"a": {"b": [16]}}), ("true", {"a": True})],
+)
+def test_keywords_search_numbers_as_text(matches, keyword, event):
+    # RSigma searches string values only.
+    assert matches([keyword], event)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"gcp.audit.method_name": "x"},
+        {"gcp": {"audit": {"method_name": "x"}}},
+        {"gcp": {"audit.method_name": "x"}},  # RSigma: no match
+        {"gcp.audit": {"method_name": "x"}},  # RSigma: no match
+    ],
+)
+def test_a_dotted_field_finds_partly_flattened_keys(matches, event):
+    assert matches({"gcp.audit.method_name": "x"}, event)
+
+
+def test_fieldref_against_a_list(matches):
+    # RSigma: no match.
+    assert matches({"B|fieldref": "A"}, {"A": "same", "B": ["other", "same"]})
+    assert not matches({"B|fieldref": "A"}, {"A": "same", "B": ["other", "else"]})
+
+
+@pytest.mark.parametrize(
+    ("pattern", "unicode", "ascii"),
+    [
+        (r"^a\wb$", "a\u00e9b", "axb"),
+        (r"^a\wb$", "a\u212ab", "akb"),
+        (r"^\d+$", "\uff14\uff16", "46"),
+        (r"a\sb", "a\u00a0b", "a b"),
+    ],
+)
+def test_regex_classes_are_ascii(matches, pattern, unicode, ascii):
+    # RSigma (Rust regex) matches the Unicode texts too: its classes are Unicode.
+    assert not matches({"F|re": pattern}, {"F": unicode})
+    assert matches({"F|re": pattern}, {"F": ascii})
