@@ -157,9 +157,11 @@ def classify(
     ours: bool,
     theirs: bool,
     folds_alike: bool = False,
+    regex_sound: bool = False,
 ) -> str:
-    """The class of one disagreement; `folds_alike`: ours answers the same on the event with its
-    look-alikes replaced by the ASCII letters they fold to (so the difference is the folding)."""
+    """The class of one disagreement. `folds_alike`: ours answers the same on the event with its
+    look-alikes replaced by the ASCII letters they fold to (so the difference is the folding);
+    `regex_sound`: each of the rule's regexes answers as RE2 alone does (no prefilter lost a match)."""
     texts = list(_texts(event))
     newline = any("\n" in t for t in texts)
     lookalike = any(c in _LOOKALIKES for t in texts for c in t)
@@ -185,7 +187,7 @@ def classify(
             return "rsigma: * across newline"
         if lookalike and folds_alike:
             return "unicode case folding"
-        if rule.regex and non_ascii and not ours and theirs:
+        if rule.regex and regex_sound and non_ascii and not ours and theirs:
             return "rsigma: Unicode classes in regexes"
         if rule.boolean and not ours and theirs:
             return "rsigma: boolean spellings"

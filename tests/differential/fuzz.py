@@ -76,6 +76,7 @@ def run(rules_dir: Path, seed: int, sample: int = 0, use_sqlite: bool = True) ->
         ours, exact = oracles.ours(engine, cases)
         theirs = oracles.rsigma(rules_dir, cases)
     feats = {rule_key(r): features(r) for r in ruleset.rules}
+    rules = {rule_key(r): r for r in ruleset.rules}
     report = Report(seed, len(ruleset.rules), len(cases))
     for i, case in enumerate(cases):
         if exact[i] and case.rule not in ours[i]:
@@ -89,7 +90,10 @@ def run(rules_dir: Path, seed: int, sample: int = 0, use_sqlite: bool = True) ->
             if case.mutation == "fold" and plain is None:
                 plain = {d.rule_id or d.rule_title for d in engine.evaluate(without_lookalikes(case.event))}
             folds_alike = plain is not None and (key in plain) == mine
-            cls = classify("rsigma", case.mutation, case.event, feats[key], mine, not mine, folds_alike)
+            sound = feats[key].regex and oracles.regex_items_agree_with_re2(rules[key], case.event)
+            cls = classify(
+                "rsigma", case.mutation, case.event, feats[key], mine, not mine, folds_alike, sound
+            )
             report.disagreements.append(Disagreement("rsigma", key, case, mine, not mine, cls))
     if use_sqlite:
         _compare_sqlite(report, files, cases, ours, feats)

@@ -16,7 +16,7 @@ from tests.differential.classify import CLASSES
 from tests.differential.fuzz import DEFAULT_RULES, print_report, run
 
 SEED = 20261202
-SAMPLE = 120
+SAMPLE = 300
 
 
 @pytest.fixture(scope="module")
