@@ -47,6 +47,8 @@ class Report:
     rules: int
     events: int
     sqlite_rules: int = 0
+    positives: int = 0  # rules a positive event could be built for
+    positives_matched: int = 0  # ... that our engine matches with that rule
     disagreements: list[Disagreement] = field(default_factory=list)
 
     def counts(self) -> Counter[tuple[str, str]]:
@@ -79,6 +81,9 @@ def run(rules_dir: Path, seed: int, sample: int = 0, use_sqlite: bool = True) ->
     rules = {rule_key(r): r for r in ruleset.rules}
     report = Report(seed, len(ruleset.rules), len(cases))
     for i, case in enumerate(cases):
+        if case.mutation == "positive":
+            report.positives += 1
+            report.positives_matched += case.rule in ours[i]
         if exact[i] and case.rule not in ours[i]:
             report.disagreements.append(Disagreement("index", case.rule, case, False, True, INDEX))
         diff = ours[i] ^ theirs[i]
@@ -121,6 +126,11 @@ def _compare_sqlite(
 
 def print_report(report: Report, examples: int, out: Any = sys.stdout) -> None:
     print(f"seed {report.seed}: {report.rules} rules, {report.events} events", file=out)
+    print(
+        f"positive events built for {report.positives} rules, "
+        f"{report.positives_matched} of them matched by their rule",
+        file=out,
+    )
     print(f"pySigma sqlite converted {report.sqlite_rules} rules", file=out)
     counts = report.counts()
     if not counts:
