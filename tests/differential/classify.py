@@ -192,7 +192,7 @@ def classify(
         if rule.boolean and not ours and theirs:
             return "rsigma: boolean spellings"
         return UNEXPLAINED
-    if non_ascii and ours and not theirs:
+    if mutation == "fold" and lookalike and ours and not theirs:
         return "pysigma: ASCII-only LIKE"
     if mutation in ("upper", "swapcase") and ours and not theirs:
         return "pysigma: plain values compared case-sensitively"
