@@ -10,6 +10,7 @@ that make every RE2 case-folding orbit one character: the same rule for every ki
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 #: Lower-case characters RE2 folds together with another lower-case character, mapped to the one
@@ -43,9 +44,13 @@ EXTRA_FOLDS: Final = {
     "\ufb06": "\ufb05",  # ﬆ st ligature -> ﬅ (no capital: the lower code point)
 }
 _TABLE: Final = str.maketrans(EXTRA_FOLDS)
+#: Finds a character to map in one C pass; `str.translate` looks up every character of the text.
+_EXTRA: Final = re.compile("[" + "".join(EXTRA_FOLDS) + "]")
 
 
 def fold(text: str) -> str:
     """The case-folded form every case-insensitive comparison uses, on both the rule and the event side."""
     low = text.lower()
-    return low if low.isascii() else low.translate(_TABLE)
+    if low.isascii() or _EXTRA.search(low) is None:
+        return low
+    return low.translate(_TABLE)
