@@ -255,10 +255,12 @@ class CandidateIndex:
             for fi in indexes:
                 exact = fi.exact
                 find = fi.find
+                numbers = fi.numeric
                 if fi.field == key and type(value) is str:
                     texts = lowered[key] = (fold(value),)
                 elif fi.field == key and type(value) is int:
                     texts = lowered[key] = (str(value),)
+                    numbers = False  # an int's text is its canonical form
                 else:
                     texts = lowered.get(fi.field)
                     if texts is None:
@@ -268,11 +270,11 @@ class CandidateIndex:
                         hit = exact.get(t)
                         if hit is not None:
                             add(hit)
-                        if fi.numeric:
+                        if numbers:
                             # "04624" is both a text (for string values) and the number 4624.
-                            key = canonical_key(t)
-                            if key is not None:
-                                hit = exact.get(key)
+                            number = canonical_key(t)
+                            if number is not None:
+                                hit = exact.get(number)
                                 if hit is not None:
                                     add(hit)
                     if find is not None:
