@@ -51,16 +51,37 @@ class Generator:
     # -- positive ------------------------------------------------------------------------------
     def positive(self, rule: SigmaRule) -> dict[str, Any] | None:
         event: dict[str, Any] = {}
+        self._pieces: dict[str, list[tuple[int, str]]] = {}
+        self._excluded: list[CondNode] = []
         if not rule.conditions or not self._satisfy(rule.conditions[0], rule, event):
             return None
+        for name, pieces in self._pieces.items():
+            # Prefixes first, suffixes last: a startswith and an endswith on one field both hold.
+            event[name] = " ".join(text for _, text in sorted(pieces, key=lambda p: p[0]))
+        for node in self._excluded:
+            for name in _names(node, rule):
+                self._exclude(rule.detections[name], event)
         return event
+
+    def _exclude(self, group: DetectionGroup, event: dict[str, Any]) -> None:
+        """Make a selection under `not` false where a missing field would make it true (`F: null`)."""
+        for item in group.items:
+            if isinstance(item, DetectionGroup):
+                self._exclude(item, event)
+            elif (
+                item.field
+                and item.field not in event
+                and (None in item.values or (item.op == "exists" and item.values == (False,)))
+            ):
+                event[item.field] = "rsigma-differential"
 
     def _satisfy(self, node: CondNode, rule: SigmaRule, event: dict[str, Any]) -> bool:
         match node:
             case CondRef(name):
                 return self._group(rule.detections[name], event)
-            case CondNot():
-                return True  # leave the excluded selection's fields out
+            case CondNot(inner):
+                self._excluded.append(inner)  # its fields are left out, or set where null would hold
+                return True
             case CondAnd(items):
                 return all(self._satisfy(i, rule, event) for i in items)
             case CondOr(items):
@@ -108,10 +129,9 @@ class Generator:
             else:
                 event[name] = pieces[0]
             return True
-        text = " ".join(str(p) for p in pieces)
-        old = event.get(name)
-        # Two items on one field (a contains and an endswith): keep both texts, later ones last.
-        event[name] = text if not isinstance(old, str) or not old else old + " " + text
+        slots = self._pieces.setdefault(name, [])
+        for value, piece in zip(values, pieces, strict=True):
+            slots.append((_rank(value), str(piece)))
         return True
 
     def _value(self, item: DetectionItem, value: Any, event: dict[str, Any]) -> Any:
@@ -198,6 +218,32 @@ class Generator:
 
 
 _NOTHING = object()
+
+
+def _rank(value: Any) -> int:
+    """Where a value's text goes when items share a field: 0 a prefix, 2 a suffix, 1 anywhere else."""
+    if not isinstance(value, SigmaString):
+        return 1
+    if value.ends_with_star() and not value.starts_with_star():
+        return 0
+    if value.starts_with_star() and not value.ends_with_star():
+        return 2
+    return 1
+
+
+def _names(node: CondNode, rule: SigmaRule) -> list[str]:
+    match node:
+        case CondRef(name):
+            return [name]
+        case CondSelector():
+            return selector_names(node, rule.detections)
+        case CondNot(inner):
+            return _names(inner, rule)
+        case CondAnd(items) | CondOr(items):
+            return [n for i in items for n in _names(i, rule)]
+    return []
+
+
 _FULLWIDTH = str.maketrans("0123456789", "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19")
 
 
