@@ -31,6 +31,7 @@ def test_the_sample_generates_events_for_most_rules(report):
     assert report.rules >= SAMPLE * 0.9
     assert report.events >= report.rules * 5
     assert report.sqlite_rules >= report.rules * 0.8
+    assert report.positives_matched >= report.rules * 0.95, "the generator no longer builds matching events"
 
 
 def test_every_disagreement_on_the_sample_is_documented(report):
