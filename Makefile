@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test soak lint bench demo clean
+.PHONY: install test soak lint bench demo fuzz clean
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ test: $(STAMP)
 # The fault suite's soak, for 5 minutes.
 soak: $(STAMP)
 	RSIGMA_SOAK_SECONDS=300 $(PY) -m pytest -q -s -m slow tests/faults
+
+# The differential fuzzer on every SigmaHQ rule against RSigma and pySigma's sqlite backend, with a new
+# random seed (printed) unless SEED= is given: `make fuzz SEED=1234` replays a run.
+fuzz: $(STAMP)
+	$(PY) -m tests.differential.fuzz $(if $(SEED),--seed $(SEED))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

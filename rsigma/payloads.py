@@ -23,6 +23,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 import orjson
@@ -31,7 +32,7 @@ from rsigma.correlation.engine import CorrelationResult, Hit
 from rsigma.engine.engine import Detection
 from rsigma.engine.regex import BacktrackingBudgetExceeded
 from rsigma.evaluator import Evaluator
-from rsigma.formats import InputFormat, line_parser
+from rsigma.formats import JSON_STARTS, InputFormat, extract_json, line_parser, parse_json, starts_as_json
 from rsigma.formats.extract import Extraction, extractor
 
 #: (rule title, level or "unknown", correlation type or None): the labels results are counted by.
@@ -67,57 +68,53 @@ class BatchResult(NamedTuple):
     busy_s: float  # evaluation time of the batch
 
 
-def _too_large(payload: bytes, max_event_bytes: int) -> str:
+def too_large(payload: bytes, max_event_bytes: int) -> str:
+    """The dead-letter reason for a payload longer than --max-event-bytes."""
     return f"event of {len(payload)} bytes exceeds --max-event-bytes {max_event_bytes}"
-
-
-def _not_json(payload: bytes, error: orjson.JSONDecodeError) -> str:
-    return "empty line" if not payload.strip() else f"invalid JSON: {error}"
 
 
 def decode_event(payload: bytes, max_event_bytes: int) -> dict[str, Any] | str:
     """The event object, or the dead-letter reason for a payload that is not one."""
     if len(payload) > max_event_bytes:
-        return _too_large(payload, max_event_bytes)
-    try:
-        event = orjson.loads(payload)
-    except orjson.JSONDecodeError as e:
-        return _not_json(payload, e)
-    if not isinstance(event, dict):
-        return f"expected a JSON object, got {type(event).__name__}"
-    return event
+        return too_large(payload, max_event_bytes)
+    return parse_json(payload)
 
 
-#: A payload and the largest event accepted in; its event (its events, when extracted) or its
-#: dead-letter reason out.
-Decoder = Callable[[bytes, int], dict[str, Any] | list[dict[str, Any]] | str]
+#: An event, the events extracted from a JSON document, or the dead-letter reason of its payload.
+Decoded = dict[str, Any] | list[dict[str, Any]] | str
+#: A payload and the largest event accepted in; what it decodes to out.
+Decoder = Callable[[bytes, int], Decoded]
 
 
 def event_decoder(fmt: InputFormat, extraction: Extraction | None = None) -> Decoder:
     """How payloads of this format decode: `decode_event` itself for JSON without an extraction (the
-    hot path stays as it was), any JSON document through the extraction with one, else the format's
-    line parser on the payload read as UTF-8 (invalid bytes replaced, as RSigma reads NATS
-    payloads)."""
+    hot path stays as it was); otherwise the format's line parser on the payload read as UTF-8 (invalid
+    bytes replaced, as RSigma reads NATS payloads), except `auto`'s JSON lines, which are read as bytes
+    as `json` reads them. With an extraction, every JSON document (any line of `json`, `auto`'s JSON
+    lines) becomes the events it finds."""
     extract = extractor(extraction) if extraction is not None else None
+    read_json: Callable[[bytes], Decoded] = (
+        parse_json if extract is None else partial(extract_json, extract=extract)
+    )
     if fmt.name == "json":
         if extract is None:
             return decode_event
 
-        def decode_document(payload: bytes, max_event_bytes: int) -> list[dict[str, Any]] | str:
+        def decode_document(payload: bytes, max_event_bytes: int) -> Decoded:
             if len(payload) > max_event_bytes:
-                return _too_large(payload, max_event_bytes)
-            try:
-                document = orjson.loads(payload)
-            except orjson.JSONDecodeError as e:
-                return _not_json(payload, e)
-            return extract(document, payload.decode())
+                return too_large(payload, max_event_bytes)
+            return read_json(payload)
 
         return decode_document
     parse = line_parser(fmt, extract)
+    guess_json = fmt.name == "auto"
 
-    def decode(payload: bytes, max_event_bytes: int) -> dict[str, Any] | list[dict[str, Any]] | str:
+    def decode(payload: bytes, max_event_bytes: int) -> Decoded:
         if len(payload) > max_event_bytes:
-            return _too_large(payload, max_event_bytes)
+            return too_large(payload, max_event_bytes)
+        # A JSON line is read as bytes, as `json` reads it; only its first byte is looked at first.
+        if guess_json and (payload[:1] in JSON_STARTS or starts_as_json(payload)):
+            return read_json(payload)
         line = payload.decode("utf-8", "replace").rstrip("\r\n")
         if not line.strip():
             return "empty line"

@@ -288,7 +288,7 @@ def test_users_example_gives_rsigma_what_it_needs(auth_server, tmp_path):
     args += ["--dlq", f"{url}/rsigma.dlq"]
     with DaemonProcess(args, home=tmp_path, env=env) as daemon:
         daemon.start()
-        events = (ROOT / "examples" / "events.ndjson").read_bytes().splitlines() + [b"not json"]
+        events = (ROOT / "examples" / "events.ndjson").read_bytes().splitlines() + [b"{not json"]
         counts = asyncio.run(ship_and_count(url, events))
         assert counts == (13, 1, True), daemon.stderr()
         assert daemon.terminate() == 0, daemon.stderr()

@@ -247,7 +247,8 @@ InputFormatOption = Annotated[
         envvar="RSIGMA_INPUT_FORMAT",
         metavar="FORMAT",
         help=f"Line format: {', '.join(FORMATS)} (auto: JSON for lines starting with {{ or [, syslog for <,"
-        " else plain). A line that json or cef cannot read goes to the DLQ.",
+        " else plain). A line that json or cef cannot read, or that auto finds starting with { or [ but"
+        " not a JSON object, goes to the DLQ.",
     ),
 ]
 SyslogTzOption = Annotated[
@@ -347,7 +348,8 @@ def engine_eval(
         typer.Option(
             "-e",
             "--event",
-            help="One event as a JSON object, or @FILE for an NDJSON file (as --events).",
+            help="One event as a JSON object (a line of --input-format if it names a format but auto),"
+            " or @FILE for an NDJSON file (as --events).",
             show_default=False,
         ),
     ] = None,

@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Iterable
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from rsigma.evaluator import Evaluator
@@ -55,8 +56,11 @@ def run_eval(
 ) -> int:
     """Write one JSON line per result (indented with `pretty`); bad lines are reported with their
     number and skipped (with `strict`, the exit code says there were some once every line is done). A
-    bad `--event` is a usage error. `fail_on_detection` exits 1 when anything matched, for CI jobs."""
+    bad `--event` is a usage error: it is a JSON object (as in RSigma) unless a format other than
+    `auto` is named. `fail_on_detection` exits 1 when anything matched, for CI jobs."""
     out = sys.stdout.buffer
+    if event is not None and input_format.name == "auto":
+        input_format = replace(input_format, name="json")
     options = PayloadOptions(sys.maxsize, include_event, input_format, extraction)
     indent = line_format(None, True) if pretty else None
     started = time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from rsigma.engine.folding import fold
 from rsigma.fields import MAX_DEPTH, MISSING, resolve, text_of
 
 #: Joins event values for keyword search; a keyword that contains it is searched value by value.
@@ -88,7 +89,7 @@ class EventView:
         if result is None:
             texts = self.texts(field)
             result = self.lowered[field] = (
-                (texts[0].lower(),) if len(texts) == 1 else tuple(t.lower() for t in texts)
+                (fold(texts[0]),) if len(texts) == 1 else tuple(fold(t) for t in texts)
             )
         return result
 
@@ -103,7 +104,7 @@ class EventView:
     def leaves(self) -> tuple[str, ...]:
         """Lower-cased `raw_leaves`, for the default case-insensitive keyword search."""
         if self._leaves is None:
-            self._leaves = tuple(t.lower() for t in self.raw_leaves())
+            self._leaves = tuple(fold(t) for t in self.raw_leaves())
         return self._leaves
 
     def keyword_text(self) -> str:
@@ -112,5 +113,5 @@ class EventView:
         No needle contains the separator, so no match can span two values.
         """
         if self._keyword_text is None:
-            self._keyword_text = KEYWORD_SEPARATOR.join(self.raw_leaves()).lower()
+            self._keyword_text = fold(KEYWORD_SEPARATOR.join(self.raw_leaves()))
         return self._keyword_text

@@ -24,7 +24,9 @@ from functools import cache
 from typing import Final
 
 from rsigma.engine.event import KEYWORD_SEPARATOR, EventView
+from rsigma.engine.folding import fold
 from rsigma.engine.needles import Finder, needle_finder
+from rsigma.engine.numbers import canonical_key, canonical_number, parse_number
 from rsigma.engine.regex import required_literal
 from rsigma.rules.condition import CondAnd, CondNode, CondNot, CondOr, CondRef, CondSelector, selector_names
 from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaRule
@@ -90,10 +92,6 @@ def _all(children: list[Witness | None]) -> Witness | None:
     return result
 
 
-def _canonical_number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
 def _string_atom(field_name: str | None, value: SigmaString) -> Atom | None:
     """The exact value, or the longest literal run between wildcards (lower-cased: sound for `cased`)."""
     literals: list[str] = []
@@ -106,8 +104,8 @@ def _string_atom(field_name: str | None, value: SigmaString) -> Atom | None:
             run = ""
     literals.append(run)
     if field_name is not None and len(literals) == 1:
-        return ("x", field_name, literals[0].lower())
-    needle = max(literals, key=len).lower()
+        return ("x", field_name, fold(literals[0]))
+    needle = fold(max(literals, key=len))
     if not needle or KEYWORD_SEPARATOR in needle:
         return None
     return ("k", "", needle) if field_name is None else ("s", field_name, needle)
@@ -120,12 +118,12 @@ def _value_atom(item: DetectionItem, value: object) -> Atom | None:
         literal = required_literal(value.pattern, value.flags)
         if literal is None:
             return None
-        needle = literal[0].lower()
+        needle = fold(literal[0])
         if KEYWORD_SEPARATOR in needle:
             return None
         return ("k", "", needle) if item.field is None else ("s", item.field, needle)
     if isinstance(value, int | float) and not isinstance(value, bool) and item.field is not None:
-        return ("x", item.field, _canonical_number(value))
+        return ("x", item.field, canonical_number(value))
     return None
 
 
@@ -229,7 +227,7 @@ class CandidateIndex:
         by_key: dict[str, list[FieldIndex]] = defaultdict(list)
         for name in exact.keys() | subs.keys():
             fi = FieldIndex(name, exact.get(name, {}))
-            fi.numeric = any(_is_number(k) for k in fi.exact)
+            fi.numeric = any(parse_number(k) is not None for k in fi.exact)
             if name in subs:
                 fi.find = needle_finder(subs[name])
             segments = name.split(".")
@@ -257,10 +255,12 @@ class CandidateIndex:
             for fi in indexes:
                 exact = fi.exact
                 find = fi.find
+                numbers = fi.numeric
                 if fi.field == key and type(value) is str:
-                    texts = lowered[key] = (value.lower(),)
+                    texts = lowered[key] = (fold(value),)
                 elif fi.field == key and type(value) is int:
                     texts = lowered[key] = (str(value),)
+                    numbers = False  # an int's text is its canonical form
                 else:
                     texts = lowered.get(fi.field)
                     if texts is None:
@@ -268,10 +268,15 @@ class CandidateIndex:
                 for t in texts:
                     if exact:
                         hit = exact.get(t)
-                        if hit is None and fi.numeric and _maybe_noncanonical_number(t):
-                            hit = exact.get(_normal_number(t))
                         if hit is not None:
                             add(hit)
+                        if numbers:
+                            # "04624" is both a text (for string values) and the number 4624.
+                            number = canonical_key(t)
+                            if number is not None:
+                                hit = exact.get(number)
+                                if hit is not None:
+                                    add(hit)
                     if find is not None:
                         found.update(find(t))
         if self.keywords is not None:
@@ -287,9 +292,7 @@ class CandidateIndex:
         if texts is None:
             texts = view.lower(field_name)
         if kind == "x":
-            return needle in texts or any(
-                _normal_number(t) == needle for t in texts if _maybe_noncanonical_number(t)
-            )
+            return needle in texts or any(canonical_key(t) == needle for t in texts)
         for t in texts:
             if needle in t:
                 return True
@@ -315,28 +318,3 @@ class CandidateIndex:
                 else:
                     out.add(rule)
         return out
-
-
-_NUMERIC_START: Final = frozenset("0123456789+-.")
-
-
-def _maybe_noncanonical_number(text: str) -> bool:
-    """A text that could be a number written differently from its canonical form ("4.0", "007")."""
-    if text[:1] not in _NUMERIC_START:
-        return False
-    return not text.isdigit() or (len(text) > 1 and text[0] == "0")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _normal_number(text: str) -> str:
-    try:
-        return _canonical_number(float(text))
-    except ValueError:
-        return text

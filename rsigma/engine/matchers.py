@@ -18,6 +18,8 @@ from typing import Any
 import ahocorasick
 
 from rsigma.engine.event import KEYWORD_SEPARATOR, EventView
+from rsigma.engine.folding import fold
+from rsigma.engine.numbers import number_of
 from rsigma.engine.regex import compile_fullmatch, compile_search, required_literal
 from rsigma.errors import SigmaValueError
 from rsigma.fields import MISSING
@@ -48,7 +50,7 @@ class StringTests:
     def add(self, value: SigmaString, cased: bool) -> None:
         if value.has_placeholders:
             return  # no pipeline gave the placeholder values: an empty list (Engine.warnings says so)
-        parts = [p if cased or not isinstance(p, str) else p.lower() for p in value.parts]
+        parts = [p if cased or not isinstance(p, str) else fold(p) for p in value.parts]
         literal = [p for p in parts if isinstance(p, str)]
         stars = [i for i, p in enumerate(parts) if p is STAR]
         if QMARK in parts:
@@ -153,19 +155,6 @@ def _glob_regex(parts: list[Any]) -> TextTest:
     return lambda t: search(t) is not None
 
 
-def _number_of(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
 def _scalars(value: Any) -> Sequence[Any]:
     if value is MISSING or value is None:
         return ()
@@ -185,7 +174,7 @@ def _scalars(value: Any) -> Sequence[Any]:
 @lru_cache(maxsize=65536)
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(text.strip())
+        return ipaddress.ip_address(text)
     except ValueError:
         return None
 
@@ -346,7 +335,7 @@ def _bool(name: str, want: bool) -> Predicate:
 def _numeric_eq(name: str, want: float) -> Predicate:
     def pred(view: EventView) -> bool:
         for v in _scalars(view.get(name)):
-            n = _number_of(v)
+            n = number_of(v)
             if n is not None and n == want:
                 return True
         return False
@@ -360,7 +349,7 @@ def _compare(name: str | None, op: str, bound: Any) -> Predicate:
 
     def pred(view: EventView) -> bool:
         for v in _scalars(view.get(name)):
-            n = _number_of(v)
+            n = number_of(v)
             if n is not None and cmp(n, limit):
                 return True
         return False

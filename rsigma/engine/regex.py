@@ -22,6 +22,7 @@ from typing import Any, Final
 import re2
 import regex
 
+from rsigma.engine.folding import fold
 from rsigma.errors import SigmaValueError
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def required_literal(pattern: str, flags: frozenset[str] = frozenset()) -> tuple
     best = max(runs, key=len, default="")
     if not best:
         return None
-    return (best.lower() if ignorecase else best), ignorecase
+    return (fold(best) if ignorecase else best), ignorecase
 
 
 def _literal_runs(seq: Any, runs: list[str]) -> None:

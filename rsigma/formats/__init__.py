@@ -1,9 +1,12 @@
 """Input line formats (`--input-format`): each turns one line into an event, or says why it cannot.
 
-`json` is the NDJSON the daemon always read; `auto` picks per line as RSigma does (JSON when the line
-starts with `{` or `[` and parses, syslog when it starts with `<` and has a syslog header, else
-plain). `syslog`, `plain` and `logfmt` take any line; `json` and `cef` reject the lines that are not
-theirs, which then go to the dead-letter queue.
+`auto` (the default, as in RSigma) picks per line: JSON when the line starts with `{` or `[` (after
+blanks and a UTF-8 BOM), syslog
+when it starts with `<` and has a syslog header, else plain. Unlike RSigma's, it does not read a line
+starting with `{` or `[` that is not a JSON object as plain text: a truncated or corrupt JSON event
+would then silently miss every field rule, so it is refused as `json` refuses it. `syslog`, `plain`
+and `logfmt` take any line; `json`, `cef` and `auto` reject the lines they cannot read, which then go
+to the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ __all__ = [
     "LineParser",
     "input_format",
     "line_parser",
+    "extract_json",
     "parse_cef",
+    "parse_json",
+    "starts_as_json",
     "parse_logfmt",
     "parse_plain",
     "parse_syslog",
@@ -36,7 +42,27 @@ __all__ = [
 ]
 
 FORMATS = ("auto", "json", "syslog", "plain", "logfmt", "cef")
-DEFAULT_FORMAT = "json"
+DEFAULT_FORMAT = "auto"
+#: The first non-blank bytes with which `auto` reads a line as JSON.
+JSON_STARTS = (b"{", b"[")
+UTF8_BOM = b"\xef\xbb\xbf"
+#: The first bytes of a line that may still start as JSON further on: blanks, and a BOM's first byte.
+_BLANK_OR_BOM = b" \t\n\r\x0b\x0c\xef"
+
+
+def starts_as_json(payload: bytes) -> bool:
+    """Whether `auto` reads this line as JSON: its first byte after blanks (and a UTF-8 BOM, which
+    `json` refuses: such a line is a JSON event all the same) is `{` or `[`. Most lines are decided by
+    their first byte."""
+    first = payload[:1]
+    if first in JSON_STARTS:
+        return True
+    if not first or first not in _BLANK_OR_BOM:
+        return False
+    rest = payload.lstrip()
+    if rest.startswith(UTF8_BOM):
+        rest = rest[3:].lstrip()
+    return rest[:1] in JSON_STARTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,26 +85,44 @@ def input_format(name: str, syslog_tz: str = "+00:00", syslog_strip_bom: bool = 
 LineParser = Callable[[str], dict[str, Any] | list[dict[str, Any]] | str]
 
 
+def _not_json(data: bytes | str, error: orjson.JSONDecodeError) -> str:
+    return "empty line" if not data.strip() else f"invalid JSON: {error}"
+
+
+def parse_json(data: bytes | str) -> dict[str, Any] | str:
+    """The JSON object, or the dead-letter reason for data that is not one."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        return _not_json(data, e)
+    if not isinstance(event, dict):
+        return f"expected a JSON object, got {type(event).__name__}"
+    return event
+
+
+def extract_json(data: bytes | str, extract: Extractor) -> list[dict[str, Any]] | str:
+    """The events `extract` (`--jq`/`--jsonpath`) finds in a JSON document of any type, or the
+    dead-letter reason for data that is not JSON or that the extraction refuses."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        return _not_json(data, e)
+    return extract(document, data if isinstance(data, str) else data.decode())
+
+
 def line_parser(fmt: InputFormat, extract: Extractor | None = None) -> LineParser:
-    """The parser of a text format (every format but `json`, which `rsigma.payloads` reads as bytes).
-    `extract` (`--jq`/`--jsonpath`) turns the lines `auto` reads as JSON into their events; the other
-    formats' events are not JSON documents, and pass as they are, as in RSigma."""
+    """The parser of a text format (every format but `json`, which `rsigma.payloads` reads as bytes, as
+    it reads `auto`'s JSON lines). `extract` (`--jq`/`--jsonpath`) turns the lines `auto` reads as JSON
+    into their events; the other formats' events are not JSON documents, and pass as they are, as in
+    RSigma."""
     tz, strip_bom = fmt.syslog_tz, fmt.syslog_strip_bom
     if fmt.name == "auto":
 
         def auto(line: str) -> dict[str, Any] | list[dict[str, Any]] | str:
-            first = line.lstrip()[:1]
+            first = line.lstrip().removeprefix("\ufeff").lstrip()[:1]  # as starts_as_json, on text
             if first in ("{", "["):
-                try:
-                    document = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    pass
-                else:
-                    if extract is not None:
-                        return extract(document, line)
-                    if isinstance(document, dict):
-                        return document
-            elif first == "<":
+                return parse_json(line.encode()) if extract is None else extract_json(line, extract)
+            if first == "<":
                 event = parse_syslog(line, tz, strip_bom)
                 if any(key != "_raw" for key in event):
                     return event

@@ -157,15 +157,16 @@ def test_eval_reads_ndjson_from_stdin(rules):
 
 
 def stream_with_bad_lines() -> tuple[str, int]:
-    """30 lines; lines 17, 23 and 24 are not JSON objects. Returns the text and the number of detections."""
+    """30 lines; lines 17, 23 and 24 start as JSON but are not JSON objects (bad under auto, the default).
+    Returns the text and the number of detections."""
     out, hits = [], 0
     for number in range(1, 31):
         if number == 17:
-            out.append("this is not json")
+            out.append('{"this is not json')
         elif number == 23:
             out.append("[1, 2]")
         elif number == 24:
-            out.append('"just a string"')
+            out.append('{"CommandLine": "whoami"')
         elif number % 4 == 0:
             out.append(json.dumps(WHOAMI_EVENT))
             hits += 1
@@ -273,3 +274,33 @@ def test_a_rule_id_used_twice_is_reported(tmp_path):
 
     validated = rsigma("rule", "validate", tmp_path)
     assert "used again" in validated.stdout
+
+
+FIBRATUS_RULE = r"""
+title: Shadow copy deletion
+logsource: {product: windows, category: process_creation}
+detection:
+    selection:
+        Image|endswith: '\vssadmin.exe'
+        CommandLine|contains|all: [delete, shadows]
+    condition: selection
+"""
+
+
+def test_fibratus_windows_builtin_pipeline(tmp_path):
+    rule = write(tmp_path / "shadow.yml", FIBRATUS_RULE)
+    created = {
+        "evt": {"name": "CreateProcess"},
+        "ps": {"exe": "C:\\Windows\\System32\\vssadmin.exe", "cmdline": "vssadmin delete shadows /all"},
+    }
+    terminated = {**created, "evt": {"name": "TerminateProcess"}}
+    stdin = json.dumps(created) + "\n" + json.dumps(terminated) + "\n"
+    proc = rsigma(
+        "engine", "eval", "-r", rule, "--pipeline", "fibratus_windows", "--include-event", stdin=stdin
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [o["event"]["evt"]["name"] for o in lines(proc.stdout)] == ["CreateProcess"]
+    for command in (("engine", "eval"), ("engine", "daemon")):
+        assert "fibratus_windows" in rsigma(*command, "--help", env={"COLUMNS": "200"}).stdout
+    unknown = rsigma("engine", "eval", "-r", rule, "-p", "nope", stdin="")
+    assert "builtin: ecs_windows, fibratus_windows, sysmon" in unknown.stderr

@@ -60,7 +60,7 @@ def mixed_stream() -> str:
     events = [WHOAMI_EVENT, failed_login(1), QUIET_EVENT, WHOAMI_EVENT, failed_login(2)]
     events += [WHOAMI_EVENT, failed_login(3), QUIET_EVENT, WHOAMI_EVENT]
     text = [json.dumps(e) for e in events]
-    text[2:2] = ["not json"]
+    text[2:2] = ['{"not json']
     text[6:6] = ["", "[1, 2]"]
     return "\n".join(text) + "\n"
 

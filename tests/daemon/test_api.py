@@ -146,7 +146,7 @@ def test_metric_values_after_ingest(http_daemon, ev, jsonl, wait_until):
     d = http_daemon
     r = d.post(
         "/api/v1/events",
-        ev.ndjson(ev.whoami(1), ev.quiet(2), ev.whoami(3)) + b"this is not json\n" + ev.line(ev.whoami(4)),
+        ev.ndjson(ev.whoami(1), ev.quiet(2), ev.whoami(3)) + b'{"this is not json\n' + ev.line(ev.whoami(4)),
     )
     assert r.json() == {"accepted": 5}
     d.wait_processed(4)
@@ -168,7 +168,7 @@ def test_metric_values_after_ingest(http_daemon, ev, jsonl, wait_until):
     assert value("rsigma_back_pressure_events_total") == 0
     assert value("rsigma_input_queue_depth") == 0
     entries = wait_until(lambda: jsonl(d.dlq), "the DLQ entry")
-    assert entries[0]["original_event"] == "this is not json"
+    assert entries[0]["original_event"] == '{"this is not json'
 
     d.post_events(ev.failed("u", 0), ev.failed("u", 1), ev.failed("u", 2))
     d.wait_processed(7)

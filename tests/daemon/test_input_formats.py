@@ -1,6 +1,7 @@
 """--input-format through the real CLI: the events each format makes reach the rules (and, with
---include-event, the results) alike on both backends; json and cef lines that are not theirs go to the
-DLQ; bad --input-format/--syslog-tz/--syslog-strip-bom values exit as RSigma's; stdin:// and stdout://."""
+--include-event, the results) alike on both backends; json and cef lines that are not theirs, and auto's
+lines that start as JSON but are not a JSON object, go to the DLQ; auto is the default; bad
+--input-format/--syslog-tz/--syslog-strip-bom values exit as RSigma's; stdin:// and stdout://."""
 
 from __future__ import annotations
 
@@ -135,7 +136,7 @@ def test_each_format_shapes_the_event_rules_see(daemon, format_rules, flags, lin
     assert all(r["event"] == event for r in results)
 
 
-def test_lines_not_of_their_format_go_to_the_dlq_auto_never_fails(daemon, format_rules, tmp_path, jsonl):
+def test_lines_not_of_their_format_go_to_the_dlq(daemon, format_rules, tmp_path, jsonl):
     dlq = tmp_path / "dlq.ndjson"
     cef = "CEF:0|Security|IDS|1.0|100|Attack|9|src=10.0.0.1"
     d = daemon(
@@ -155,22 +156,39 @@ def test_lines_not_of_their_format_go_to_the_dlq_auto_never_fails(daemon, format
         stdin=b'{"broken json\nplain sudo line\n[1, 2]\n',
     )  # fmt: skip
     assert d.wait_exit() == 0, d.stderr()
+    # Unlike RSigma's auto, a truncated JSON event is not evaluated as plain text, where no field rule
+    # could match it: it is dead-lettered as --input-format json would.
     assert [r["rule_title"] for r in d.results()] == ["Sudo Usage"]
-    assert jsonl(auto_dlq) == []
+    assert [(e["original_event"], e["error"].split(":")[0]) for e in jsonl(auto_dlq)] == [
+        ('{"broken json', "invalid JSON"),
+        ("[1, 2]", "expected a JSON object, got list"),
+    ]
 
 
-def test_json_format_is_the_default_and_dead_letters_other_lines(daemon, format_rules, tmp_path, jsonl):
+def test_auto_is_the_default_and_json_dead_letters_other_lines(daemon, format_rules, tmp_path, jsonl):
     dlq = tmp_path / "dlq.ndjson"
-    d = daemon("-r", format_rules, "--dlq", f"file://{dlq}", stdin=f"{SYSLOG_LINE}\n".encode())
+    stdin = f'{SYSLOG_LINE}\n{{"hostname": "web01", "appname": "sudo"}}\n'.encode()
+    d = daemon("-r", format_rules, "--dlq", f"file://{dlq}", stdin=stdin)
     assert d.wait_exit() == 0, d.stderr()
-    assert d.results() == []
-    assert [e["error"].split(":")[0] for e in jsonl(dlq)] == ["invalid JSON"]
+    assert sorted(r["rule_title"] for r in d.results()) == [
+        "Field match",
+        "Field match",
+        "Sudo Usage",
+        "Sudo Usage",
+    ]
+    assert jsonl(dlq) == []
+
+    json_dlq = tmp_path / "json-dlq.ndjson"
+    d = daemon("-r", format_rules, "--input-format", "json", "--dlq", f"file://{json_dlq}", stdin=stdin)
+    assert d.wait_exit() == 0, d.stderr()
+    assert sorted(r["rule_title"] for r in d.results()) == ["Field match", "Sudo Usage"]
+    assert [e["error"].split(":")[0] for e in jsonl(json_dlq)] == ["invalid JSON"]
 
 
 def test_stdin_and_stdout_url_spellings(daemon, format_rules, tmp_path):
     d = daemon(
         "-r", format_rules, "--input", "stdin://", "--output", "stdout://", "--dlq", "stdout://",
-        stdin=b'{"hostname": "web01", "appname": "sudo"}\nnope\n',
+        stdin=b'{"hostname": "web01", "appname": "sudo"}\n{"nope\n',
     )  # fmt: skip
     assert d.wait_exit() == 0, d.stderr()
     results = d.results()
@@ -178,7 +196,7 @@ def test_stdin_and_stdout_url_spellings(daemon, format_rules, tmp_path):
     assert sorted(r.get("rule_title") or r["original_event"] for r in results) == [
         "Field match",
         "Sudo Usage",
-        "nope",
+        '{"nope',
     ]
 
 

@@ -194,7 +194,7 @@ def test_a_dlq_on_a_full_disk_holds_the_entries_and_the_input_waits(
     )
     dlq.unlink()
     dlq.symlink_to("/dev/full")  # every write fails with ENOSPC
-    body = b"".join(b"not json %d\n" % n for n in range(6)) + ev.line(ev.whoami(1))
+    body = b"".join(b'{"not json %d\n' % n for n in range(6)) + ev.line(ev.whoami(1))
     answers: list[int] = []
     post = threading.Thread(target=lambda: answers.append(d.post("/api/v1/events", body, timeout=60).status))
     post.start()
@@ -209,7 +209,7 @@ def test_a_dlq_on_a_full_disk_holds_the_entries_and_the_input_waits(
     wait_until(lambda: jsonl(out), "the whoami result")
     wait_until(lambda: d.status()["events_in_flight"] == 0, "every event acknowledged")
     entries = jsonl(dlq)
-    assert [e["original_event"] for e in entries] == [f"not json {n}" for n in range(6)]
+    assert [e["original_event"] for e in entries] == [f'{{"not json {n}' for n in range(6)]
     assert all(e["error"].startswith("invalid JSON") for e in entries)
     assert len(d.find_logs("DLQ write failed; holding the event")) >= 1
     assert d.metric("rsigma_dlq_write_failures_total") == 1  # only the first entry waited past its retries

@@ -205,7 +205,10 @@ def test_line_of_exactly_max_event_bytes_is_accepted(daemon, rules_file, ev, tmp
 
 def test_bad_lines_do_not_stop_the_daemon(daemon, rules_file, ev, tmp_path, jsonl, wait_until):
     dlq = tmp_path / "dlq.ndjson"
-    d = daemon("-r", rules_file, "--dlq", f"file://{dlq}", "--max-event-bytes", "4096")
+    # --input-format json: a string or a number is a line auto would read as plain text
+    d = daemon(
+        "-r", rules_file, "--dlq", f"file://{dlq}", "--max-event-bytes", "4096", "--input-format", "json"
+    )
     bad = [b"not json", b"[]", b"", b"   ", BAD_UTF8, b'"a string"', b"{" * 5000, b"42"]
     d.send(b"".join(line + b"\n" for line in bad))
     entries = wait_until(lambda: len(jsonl(dlq)) == len(bad) and jsonl(dlq), f"{len(bad)} DLQ entries")
@@ -230,11 +233,11 @@ def test_dlq_to_stdout(daemon, rules_file, ev, tmp_path, jsonl):
         f"file://{out}",
         "--dlq",
         "stdout",
-        stdin=b"nope\n" + ev.line(ev.whoami(1)),
+        stdin=b'{"nope\n' + ev.line(ev.whoami(1)),
     )
     assert d.wait_exit() == 0, d.stderr()
     entries = d.results()
     assert len(entries) == 1
     check_dlq_entry(entries[0])
-    assert entries[0]["original_event"] == "nope"
+    assert entries[0]["original_event"] == '{"nope'
     assert [r["rule_title"] for r in jsonl(out)] == ["Whoami"]

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from rsigma.formats import CefError, input_format, line_parser, parse_cef, parse_logfmt
+from rsigma.payloads import event_decoder
 
 
 def test_logfmt_pairs_quotes_bare_keys_and_empty_values():
@@ -71,8 +72,13 @@ def test_cef_refuses_lines_that_are_not_cef(line, reason):
     [
         ('{"EventID": 1}', {"EventID": 1}),
         ('  {"EventID": 1}', {"EventID": 1}),
-        ("{not json", {"_raw": "{not json"}),
-        ("[1, 2]", {"_raw": "[1, 2]"}),
+        # unlike RSigma's auto (plain text), refused as --input-format json refuses them
+        ("{not json", "invalid JSON: unexpected character, expected a string key: line 1 column 2 (char 1)"),
+        (" [1, 2]", "expected a JSON object, got list"),
+        (
+            '\ufeff{"EventID": 1}',
+            "invalid JSON: UTF-8 byte order mark (BOM) is not supported: line 1 column 1 (char 0)",
+        ),
         ("<html> a page", {"_raw": "<html> a page"}),
         ("CRITICAL ERROR in module X", {"_raw": "CRITICAL ERROR in module X"}),
         ("level=error msg=x", {"_raw": "level=error msg=x"}),  # auto never picks logfmt, as RSigma
@@ -80,6 +86,8 @@ def test_cef_refuses_lines_that_are_not_cef(line, reason):
 )
 def test_auto_picks_json_syslog_or_plain_per_line(line, event):
     assert line_parser(input_format("auto"))(line) == event
+    # the daemon and eval read auto's JSON lines as bytes, its other lines as text: alike
+    assert event_decoder(input_format("auto"))(line.encode(), 1 << 20) == event
 
 
 def test_auto_picks_syslog_and_honours_the_syslog_settings():

@@ -75,7 +75,7 @@ def test_the_public_api_path_delivers_end_to_end(nats_server, daemons, tmp_path)
         env={"PYTHONPATH": path},
     )  # fmt: skip
     try:
-        publish(url, "events.win", [json.dumps(WHOAMI).encode()] * 20 + [b"not json"])
+        publish(url, "events.win", [json.dumps(WHOAMI).encode()] * 20 + [b"{not json"])
         wait_until(
             lambda: consumer_pending(url, "rsigma-events", "rsigma-daemon-events") == (0, 0), "all acked"
         )
@@ -85,7 +85,7 @@ def test_the_public_api_path_delivers_end_to_end(nats_server, daemons, tmp_path)
             "rsigma-events:1:0",
             "rsigma-events:2:0",
         ]
-        assert [json.loads(m)["original_event"] for m in stream_messages(url, "rsigma-dlq")] == ["not json"]
+        assert [json.loads(m)["original_event"] for m in stream_messages(url, "rsigma-dlq")] == ["{not json"]
     finally:
         assert d.terminate() == 0, d.stderr()
     warnings = [r for r in d.logs() if "public API" in r["message"]]

@@ -210,7 +210,7 @@ def test_an_unusable_message_the_dlq_cannot_take_is_handed_back_then_held(nats_s
     )  # fmt: skip
     try:
         full_disk(dlq)
-        publish(url, "events.win", [b"not json"])
+        publish(url, "events.win", [b"{not json"])
         d.wait_metric("rsigma_nats_naks_total", 1, timeout=30)
         d.wait_metric("rsigma_nats_redelivered_messages_total", 1, timeout=30)
         time.sleep(3)  # the last delivery, held past the ack wait
@@ -218,7 +218,7 @@ def test_an_unusable_message_the_dlq_cannot_take_is_handed_back_then_held(nats_s
         dlq.unlink()  # space again
         wait_until(all_acked(url), "the message acknowledged once its entry is written", timeout=30)
         [entry] = [json.loads(line) for line in dlq.read_text().splitlines()]
-        assert (entry["original_event"], entry["delivery_count"]) == ("not json", 2)
+        assert (entry["original_event"], entry["delivery_count"]) == ("{not json", 2)
         assert entry["error"].startswith("invalid JSON")
     finally:
         stop(d)
@@ -365,7 +365,7 @@ def test_oversized_and_empty_messages_are_dead_lettered_and_acked(nats_server, d
     )  # fmt: skip
     try:
         big = json.dumps({**WHOAMI, "padding": "x" * 20_000}).encode()
-        publish(url, "events.win", [big, b"   ", b"\xff\xfe{}"])
+        publish(url, "events.win", [big, b"   ", b"{\xff\xfe}"])
         wait_until(all_acked(url), "every message acked")
         entries = [json.loads(line) for line in dlq.read_text().splitlines()]
         errors = sorted(e["error"] for e in entries)

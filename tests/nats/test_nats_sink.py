@@ -14,7 +14,7 @@ from tests.support.ocsf import detection_finding_problems
 
 def test_results_and_dead_letters_are_published(nats_server, run_daemon):
     events = [{"Image": "C:\\Windows\\System32\\whoami.exe"}, {"Image": "C:\\x\\notepad.exe"}]
-    stdin = "".join(json.dumps(e) + "\n" for e in events).encode() + b"not json\n"
+    stdin = "".join(json.dumps(e) + "\n" for e in events).encode() + b"{not json\n"
     done = run_daemon(
         "--output", f"{nats_server.url}/detections",
         "--dlq", f"{nats_server.url}/rsigma.dlq",
@@ -24,7 +24,7 @@ def test_results_and_dead_letters_are_published(nats_server, run_daemon):
     detections = [json.loads(m) for m in stream_messages(nats_server.url, "rsigma-detections")]
     assert [d["rule_title"] for d in detections] == ["Whoami"]
     dead = [json.loads(m) for m in stream_messages(nats_server.url, "rsigma-rsigma-dlq")]
-    assert [(d["original_event"], d["error"].split(":")[0]) for d in dead] == [("not json", "invalid JSON")]
+    assert [(d["original_event"], d["error"].split(":")[0]) for d in dead] == [("{not json", "invalid JSON")]
 
 
 def test_ocsf_output_publishes_detection_findings_and_dead_letters_stay_native(nats_server, run_daemon):
@@ -33,7 +33,7 @@ def test_ocsf_output_publishes_detection_findings_and_dead_letters_stay_native(n
         "--output", f"{nats_server.url}/findings?format=ocsf",
         "--output", f"{nats_server.url}/detections",
         "--dlq", f"{nats_server.url}/rsigma.dlq",
-        stdin=stdin + b"not json\n",
+        stdin=stdin + b"{not json\n",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     findings = [json.loads(m) for m in stream_messages(nats_server.url, "rsigma-findings")]
@@ -42,7 +42,7 @@ def test_ocsf_output_publishes_detection_findings_and_dead_letters_stay_native(n
     detections = [json.loads(m) for m in stream_messages(nats_server.url, "rsigma-detections")]
     assert [d["rule_title"] for d in detections] == ["Whoami"]
     dead = [json.loads(m) for m in stream_messages(nats_server.url, "rsigma-rsigma-dlq")]
-    assert [d["original_event"] for d in dead] == ["not json"]
+    assert [d["original_event"] for d in dead] == ["{not json"]
 
 
 def test_wildcard_output_subject_exits_3(nats_server, run_daemon):

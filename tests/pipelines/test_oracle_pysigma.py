@@ -152,6 +152,12 @@ def test_sysmon_then_ecs_windows() -> None:
     compare(("ecs_windows", "sysmon"), files)
 
 
+def test_fibratus_windows() -> None:
+    """Every SigmaHQ Windows rule: the categories it maps to Fibratus, and the log sources it leaves alone."""
+    corpus_dir("process_creation")
+    compare(("fibratus_windows",), sorted(WINDOWS.rglob("*.yml")))
+
+
 def test_one_to_many_mapping() -> None:
     """A field mapped to two names becomes an OR of two items on both sides (fixture pipeline)."""
     files = sorted(corpus_dir("process_creation").glob("*.yml"))[::10]

@@ -5,6 +5,7 @@ one `wait_until`, one metrics parser.
                     ones a test started, closed together), http(), Response, ndjson(), read_json_lines()
     nats_server.py  NatsServer (a throwaway JetStream server), free_port(), server_binary()
     nats_client.py  small synchronous JetStream helpers (publish, read a stream, consumer backlog)
+    nats_auth.py    an operator-mode setup with .creds files (Operator), a throwaway PKI (make_pki)
     waiting.py      wait_until(predicate, what, timeout), WaitTimeout
     metrics.py      parse_metrics(text) (prometheus_client's parser), sample()
     processes.py    /proc: process trees, CPU, memory, the processes carrying a marker

@@ -1339,7 +1339,17 @@ def malformed(work: Path, *, hostile: int = 2_000, via: str = "nats", workers: i
     unit = "event" if via == "nats" else "line"
     with contextlib.ExitStack() as stack:
         out, dlq = work / "out.ndjson", work / "dlq.ndjson"
-        sinks = ["--output", f"file://{out}", "--include-event", "--dlq", f"file://{dlq}"]
+        # --input-format json: these are the json format's hostile kinds (under auto, the default, bare
+        # values and NUL bytes are plain-text events)
+        sinks = [
+            "--output",
+            f"file://{out}",
+            "--include-event",
+            "--dlq",
+            f"file://{dlq}",
+            "--input-format",
+            "json",
+        ]
         if via == "nats":
             server = stack.enter_context(NatsServer(work / "nats", config="max_payload: 12582912\n"))
             client = stack.enter_context(NatsClient(server.url))

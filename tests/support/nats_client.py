@@ -79,11 +79,11 @@ def delete_stream(url: str, stream: str) -> None:
     asyncio.run(go())
 
 
-def consumer_pending(url: str, stream: str, consumer: str) -> tuple[int, int]:
-    """(messages not yet delivered, delivered but not acknowledged)."""
+def consumer_pending(url: str, stream: str, consumer: str, **options: Any) -> tuple[int, int]:
+    """(messages not yet delivered, delivered but not acknowledged); `options` go to nats.connect."""
 
     async def go() -> tuple[int, int]:
-        nc = await nats.connect(url)
+        nc = await nats.connect(url, **options)
         try:
             info = await nc.jetstream().consumer_info(stream, consumer)
             return info.num_pending, info.num_ack_pending
