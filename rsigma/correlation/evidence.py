@@ -89,7 +89,8 @@ def pack_body(event: dict[str, Any]) -> bytes:
     """The event as compact JSON, deflated when that is smaller (JSON starts with `{`, deflate never)."""
     raw = orjson.dumps(event)
     packed = zlib.compress(raw, 1)
-    return packed if len(packed) < len(raw) else raw
+    # orjson's bytes keep its 4 KiB working buffer: a window keeps an exact-size copy instead.
+    return packed if len(packed) < len(raw) else bytes(memoryview(raw))
 
 
 def unpack_body(body: bytes) -> Any:
