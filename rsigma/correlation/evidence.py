@@ -53,8 +53,15 @@ def mode_of(name: str) -> int:
 
 
 def overrides(corr: CorrelationRule) -> Overrides:
-    """The event-inclusion attributes of a correlation (SigmaRuleError naming the attribute if bad)."""
-    custom = corr.custom
+    """The event-inclusion attributes of a correlation (SigmaRuleError naming the attribute if bad).
+
+    Read at the top level of the rule or, as RSigma's examples write them, under `custom_attributes:`
+    (the top level wins). RSigma ignores a value it cannot read; here it is an error.
+    """
+    custom = dict(corr.custom)
+    nested = custom.get("custom_attributes")
+    if isinstance(nested, dict):
+        custom = {**nested, **custom}
     mode = None
     if ATTR_MODE in custom:
         try:

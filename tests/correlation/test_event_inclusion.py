@@ -204,6 +204,16 @@ correlation:
     assert plain[-1]["aggregated_value"] == 6.0
 
 
+def test_attributes_under_custom_attributes_as_rsigma_writes_them():
+    attributes = """
+custom_attributes:
+    rsigma.correlation_event_mode: refs
+    rsigma.max_correlation_events: '2'"""
+    corr = attributes + CORR
+    out = results(load(corr), [fail(t, t) for t in range(4)])
+    assert numbers(out[-1]) == [2, 3] and "event_refs" in out[-1]
+
+
 def test_attribute_none_turns_inclusion_off_for_one_correlation():
     corr = "\nrsigma.correlation_event_mode: none" + CORR
     out = results(load(corr, event_mode="full"), [fail(0, 0), fail(1, 1)])
