@@ -467,14 +467,14 @@ class CorrelationEngine:
             state.newest = newest
             state.last_alert = last_alert
             state.rebuild()
-            max_entries = self._max_entries[ci]
-            if max_entries is not None:
-                self.trimmed += state.trim(max_entries)
             if state.kept is not None:
                 full = self._keeps[ci] == FULL
                 state.kept[:] = [item for item in evidence if isinstance(item[1], bytes) == full][
                     -self._cap[ci] :
                 ]
+            max_entries = self._max_entries[ci]
+            if max_entries is not None:
+                self.trimmed += state.trim(max_entries)
             kept += 1
         return kept
 
