@@ -10,6 +10,7 @@ those bytes as they arrived and only reads them back when a result is written.
 
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import dataclass
 from typing import Any, Final
@@ -93,8 +94,15 @@ def ref_id(event: dict[str, Any]) -> str | None:
 
 
 def pack_body(event: dict[str, Any]) -> bytes:
-    """The event as compact JSON, deflated when that is smaller (JSON starts with `{`, deflate never)."""
-    raw = orjson.dumps(event)
+    """The event as compact JSON, deflated when that is smaller (JSON starts with `{`, deflate never).
+
+    RecursionError for an event nested too deeply to write (orjson writes 254 levels, the standard
+    library about 990; events are read up to 1,024).
+    """
+    try:
+        raw = orjson.dumps(event)
+    except orjson.JSONEncodeError:
+        raw = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
     packed = zlib.compress(raw, 1)
     # orjson's bytes keep its 4 KiB working buffer: a window keeps an exact-size copy instead.
     return packed if len(packed) < len(raw) else bytes(memoryview(raw))

@@ -342,3 +342,25 @@ def test_correlation_event_mode_from_its_environment_variable(rules, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "event_refs" in json.loads(proc.stdout.splitlines()[0])
+
+
+def test_full_mode_keeps_events_deeper_than_orjson_writes(rules, tmp_path):
+    """orjson writes 254 levels at most: a deeper event is still kept and written, not a crash; one too
+    deep to write at all is a bad line (dead-lettered in the daemon), and the rest go on."""
+
+    def nested(levels: int) -> str:
+        return '{"in":' * levels + '{"leaf":true}' + "}" * levels
+
+    def line(t: float, levels: int) -> str:
+        return json.dumps(failed(t))[:-1] + f', "nest": {nested(levels)}}}\n'
+
+    path = tmp_path / "deep.ndjson"
+    path.write_text(
+        line(0, 400) + line(1, 1010) + json.dumps(failed(2)) + "\n" + json.dumps(failed(3)) + "\n"
+    )
+    proc = rsigma("engine", "eval", "-r", rules, "--events", path, "--correlation-event-mode", "full")
+    assert proc.returncode == 0, proc.stderr
+    (obj,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["@timestamp"] for e in obj["events"]] == [at(0), at(2), at(3)]
+    assert json.dumps(obj["events"][0]["nest"], separators=(",", ":")) == nested(400)
+    assert "line 2: event nested too deeply to write its results" in proc.stderr
