@@ -29,8 +29,9 @@ class Evaluator:
         *,
         strict: bool = False,
         router: LogsourceRouter | None = None,
+        match_detail: str = "off",
     ) -> None:
-        self.engine = Engine(ruleset, strict=strict, router=router)
+        self.engine = Engine(ruleset, strict=strict, router=router, match_detail=match_detail)
         self.correlation = CorrelationEngine(
             ruleset.correlations, [r.rule for r in self.engine.rules], config, strict=strict
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 from rsigma.correlation.engine import CorrelationConfig
 from rsigma.errors import SigmaError
 from rsigma.evaluator import Evaluator
+from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
 from rsigma.pipelines import apply_pipelines, load_pipeline
 from rsigma.routing import load_routers
 from rsigma.rules import RuleSet, SigmaRule, load_rules
@@ -52,9 +53,17 @@ class RuleLoadFailed(Exception):
     """Rules given on the command line cannot be used; each problem says why, without a prefix (a
     terminal shows each as `error: ...`, a JSON log has the level for that)."""
 
+    exit_code = EXIT_RULE_ERROR
+
     def __init__(self, *problems: str) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class PipelineLoadFailed(RuleLoadFailed):
+    """A pipeline or routing map cannot be used: a configuration error (exit 3), as in RSigma."""
+
+    exit_code = EXIT_CONFIG_ERROR
 
 
 def load_evaluator(
@@ -65,23 +74,29 @@ def load_evaluator(
     report: Callable[[str], None] | None = None,
     *,
     strict: bool = False,
+    match_detail: str = "off",
 ) -> Evaluator:
     """Load and compile rules and correlations; broken files inside a directory are skipped with a
     warning, or with `strict` refused like a file named on the command line, which must load.
 
     `report` takes each warning without a prefix (a logger's `warning`, whose records carry the
     level); without it they go to stderr as `warning: ...`, followed by what was loaded."""
+    loaded = []
+    for name in pipelines or ():
+        try:
+            loaded.append(load_pipeline(name))
+        except SigmaError as e:
+            raise PipelineLoadFailed(f"loading pipeline: {e}") from None
     try:
-        loaded = [load_pipeline(p) for p in pipelines or ()]
         router = load_routers(routing_maps or None) if routing_maps is not None else None
     except SigmaError as e:
-        raise RuleLoadFailed(str(e)) from None
+        raise PipelineLoadFailed(f"loading routing maps: {e}") from None
     ruleset = RuleSet()
     for path in paths:
         ruleset.extend(load_rules(path))
     if loaded:
         ruleset = apply_pipelines(ruleset, loaded)
-    evaluator = Evaluator(ruleset, config, router=router)
+    evaluator = Evaluator(ruleset, config, router=router, match_detail=match_detail)
     errors: list[SigmaError] = ruleset.errors + evaluator.errors
     direct = {p.resolve() for p in paths if p.is_file() or not p.exists()}
     fatal = [e for e in errors if strict or (e.path is not None and Path(e.path).resolve() in direct)]
@@ -121,12 +136,19 @@ class EvaluatorSpec:
     pipelines: tuple[str, ...] = ()
     routing_maps: tuple[str, ...] | None = None
     strict: bool = False  # --strict-rules: any rule file that fails to load fails the whole load
+    match_detail: str = "off"  # --match-detail: off, summary or full
 
     def __call__(self) -> Evaluator:
         routing = list(self.routing_maps) if self.routing_maps is not None else None
         warn = logging.getLogger("rsigma.daemon").warning
         return load_evaluator(
-            list(self.rules), self.correlation, list(self.pipelines), routing, report=warn, strict=self.strict
+            list(self.rules),
+            self.correlation,
+            list(self.pipelines),
+            routing,
+            report=warn,
+            strict=self.strict,
+            match_detail=self.match_detail,
         )
 
 

@@ -8,7 +8,7 @@ through ``yaml.safe_dump`` so the value the engine sees is exactly the Python st
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,15 @@ def detect(rule: str | dict[str, Any] | list[Any], event: dict[str, Any]) -> lis
     from rsigma.engine import Engine
 
     return Engine.from_yaml(to_yaml(rule)).evaluate(event)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _empty_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The daemon reads ~/.config/rsigma/config.yaml when there is one: every command the tests start
+    gets an empty HOME, so a developer's own config file cannot change what they test."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+        yield
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from rsigma import __version__
-from rsigma.daemon.sinks.formats import line_format
 from rsigma.ocsf import attacks, detection_finding
+from rsigma.output_format import line_format
 from tests.support.ocsf import detection_finding_problems
 
 DETECTION = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ import typer
 from rsigma import __version__
 from rsigma.cli.daemon import nats_auth_flags, start_daemon, startup_failed
 from rsigma.cli.eval import run_eval
+from rsigma.cli.settings import config_layers, layers_of, print_dry_run
 from rsigma.cli.validate import as_json, as_text, validate
 from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
 from rsigma.correlation.evidence import DEFAULT_MAX_CORRELATION_EVENTS, mode_of
@@ -29,8 +31,9 @@ from rsigma.daemon.config import (
     DaemonConfig,
 )
 from rsigma.daemon.state import Replay, RestoreMode
+from rsigma.engine.match_detail import check_level
 from rsigma.errors import SigmaError
-from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE, EXIT_RULE_ERROR
+from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE
 from rsigma.formats import DEFAULT_FORMAT, FORMATS, InputFormat, input_format
 from rsigma.loading import EvaluatorSpec, RuleLoadFailed, load_evaluator
 from rsigma.logs import log_level as parse_log_level
@@ -85,6 +88,31 @@ def _duration(value: str | None) -> float | None:
         raise typer.BadParameter(e.message) from None
 
 
+def _checked_duration(value: str | None) -> str | None:
+    """--suppress refused as soon as it is read (from a flag, a variable or the config file)."""
+    _duration(value)
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    """A callback refusing any other value: options whose values click does not check, so a config
+    file's value is checked (and named) the same way as the flag's."""
+    expected = f"{', '.join(choices[:-1])} or {choices[-1]}"
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r}: expected {expected}")
+        return value
+
+    return check
+
+
+def _input_source(value: str) -> str:
+    if value not in ("stdin", "stdin://", "http") and not value.startswith("nats://"):
+        raise typer.BadParameter(f"{value!r}: expected stdin, http or nats://host:port/subject")
+    return value
+
+
 def correlation_config(
     timestamp_fields: list[str] | None,
     timestamp_fallback: str,
@@ -103,12 +131,6 @@ def correlation_config(
     except ValueError as e:
         problem = f"--correlation-event-mode: {e}"
         raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, problem)) from None
-    if timestamp_fallback not in ("wallclock", "skip"):
-        raise typer.BadParameter("--timestamp-fallback must be wallclock or skip")
-    if action not in ("alert", "reset"):
-        raise typer.BadParameter("--action must be alert or reset")
-    if max_state_entries < 1:
-        raise typer.BadParameter("--max-state-entries must be at least 1")
     fields = tuple(timestamp_fields or ()) + tuple(
         f for f in DEFAULT_TIMESTAMP_FIELDS if f not in (timestamp_fields or ())
     )
@@ -170,24 +192,32 @@ TimestampFieldOption = Annotated[
 FallbackOption = Annotated[
     str,
     typer.Option(
-        "--timestamp-fallback", help="For events without a time: wallclock (now) or skip correlation."
+        "--timestamp-fallback",
+        callback=_one_of("wallclock", "skip"),
+        help="For events without a time: wallclock (now) or skip correlation.",
     ),
 ]
 SuppressOption = Annotated[
     str | None,
     typer.Option(
         "--suppress",
+        callback=_checked_duration,
         help="No repeat alert for the same correlation group within this (e.g. 5m).",
         show_default=False,
     ),
 ]
 ActionOption = Annotated[
-    str, typer.Option("--action", help="After a correlation fires: alert (keep the window) or reset it.")
+    str,
+    typer.Option(
+        "--action",
+        callback=_one_of("alert", "reset"),
+        help="After a correlation fires: alert (keep the window) or reset it.",
+    ),
 ]
 MaxStateOption = Annotated[
     int,
     typer.Option(
-        "--max-state-entries", help="Cap on live (correlation, group) windows; the oldest go first."
+        "--max-state-entries", min=1, help="Cap on live (correlation, group) windows; the oldest go first."
     ),
 ]
 
@@ -227,6 +257,28 @@ NoDetectionsOption = Annotated[
         "--no-detections",
         help="RSigma's switch to hide the detections of rules a correlation references without"
         " `generate: true`; here they are always hidden (the Sigma default), so it changes nothing.",
+    ),
+]
+
+
+def match_detail_flag(level: str) -> str:
+    """The --match-detail level; another value is a usage error (exit 2), as in RSigma; in a config file,
+    exit 3 naming it (RSigma takes it as off)."""
+    try:
+        return check_level(level)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+MatchDetailOption = Annotated[
+    str,
+    typer.Option(
+        "--match-detail",
+        metavar="LEVEL",
+        callback=match_detail_flag,
+        help="What each detection's matched_fields say: off (field and value), summary (also the"
+        " selection, matcher and case sensitivity, and keyword and absence matches) or full (also the"
+        " pattern).",
     ),
 ]
 
@@ -279,7 +331,13 @@ def input_format_flags(
 def engine_eval(
     rules: RulesOption,
     event: Annotated[
-        str | None, typer.Option("-e", "--event", help="One event as a JSON object.", show_default=False)
+        str | None,
+        typer.Option(
+            "-e",
+            "--event",
+            help="One event as a JSON object, or @FILE for an NDJSON file (as --events).",
+            show_default=False,
+        ),
     ] = None,
     events: Annotated[
         Path | None,
@@ -307,11 +365,20 @@ def engine_eval(
         typer.Option("--strict", help="Exit 1 when any input line was bad (all lines are still evaluated)."),
     ] = False,
     no_detections: NoDetectionsOption = False,
+    match_detail: MatchDetailOption = "off",
+    pretty: Annotated[bool, typer.Option("--pretty", help="Indent each result.")] = False,
+    fail_on_detection: Annotated[
+        bool, typer.Option("--fail-on-detection", help="Exit 1 when any detection or correlation fired.")
+    ] = False,
 ) -> None:
     """Evaluate events and print one JSON line per detection or correlation result; a summary line
     on stderr at the end."""
     if event is not None and events is not None:
         raise typer.BadParameter("give either --event or --events, not both")
+    if event is not None and event.startswith("@"):
+        events, event = Path(event[1:]), None
+        if not events.is_file():
+            raise typer.BadParameter(f"Event file not found: {events}", param_hint="'-e' / '--event'")
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom)
     config = correlation_config(
         timestamp_field,
@@ -325,11 +392,11 @@ def engine_eval(
     )
     try:
         routing = routing_maps(logsource_routing, logsource_map)
-        evaluator = load_evaluator(rules, config, pipeline, routing)
+        evaluator = load_evaluator(rules, config, pipeline, routing, match_detail=match_detail)
     except RuleLoadFailed as e:
         for problem in e.problems:
             print(f"error: {problem}", file=sys.stderr)
-        raise typer.Exit(EXIT_RULE_ERROR) from None
+        raise typer.Exit(e.exit_code) from None
     raise typer.Exit(
         run_eval(
             evaluator,
@@ -338,6 +405,8 @@ def engine_eval(
             include_event=include_event,
             strict=strict,
             input_format=fmt,
+            pretty=pretty,
+            fail_on_detection=fail_on_detection,
         )
     )
 
@@ -392,7 +461,32 @@ def api_token(variable: str | None, log_format: str) -> str | None:
 @engine_app.command("daemon")
 def engine_daemon(
     ctx: typer.Context,
-    rules: RulesOption,
+    config_file: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            envvar="RSIGMA_CONFIG",
+            metavar="PATH",
+            is_eager=True,
+            callback=config_layers,
+            help="YAML config file (default: the first of ./rsigma.yaml, .rsigmarc,"
+            " ~/.config/rsigma/config.yaml, /etc/rsigma/config.yaml); flags and variables win over it.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the effective configuration as a config file (YAML) and exit."),
+    ] = False,
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "-r",
+            "--rules",
+            help="Rule file or directory (recursive); repeatable. Required, here or in the config file.",
+            show_default=False,
+        ),
+    ] = None,
     pipeline: PipelineOption = None,
     logsource_routing: RoutingOption = False,
     logsource_map: RoutingMapOption = None,
@@ -400,6 +494,7 @@ def engine_daemon(
         str,
         typer.Option(
             "--input",
+            callback=_input_source,
             help="Event source: stdin or stdin:// (ends at EOF), http (POST /api/v1/events) or nats://host:port/subject.",
         ),
     ] = "stdin",
@@ -577,6 +672,15 @@ def engine_daemon(
     sink_batch_max: Annotated[
         int, typer.Option("--sink-batch-max", min=1, help="Queued events a sink writes in one go at most.")
     ] = DEFAULT_SINK_BATCH_MAX,
+    sink_batch_flush_ms: Annotated[
+        int,
+        typer.Option(
+            "--sink-batch-flush-ms",
+            min=0,
+            help="Milliseconds a sink may wait for more results before writing a batch smaller than"
+            " --sink-batch-max (0: write what is queued at once).",
+        ),
+    ] = 0,
     state_db: Annotated[
         Path | None, typer.Option("--state-db", help="SQLite file for correlation state.", dir_okay=False)
     ] = None,
@@ -629,7 +733,9 @@ def engine_daemon(
             " skipping it with a warning.",
         ),
     ] = False,
-    log_format: Annotated[str, typer.Option("--log-format", help="json or text.")] = "json",
+    log_format: Annotated[
+        str, typer.Option("--log-format", callback=_one_of("json", "text"), help="json or text.")
+    ] = "json",
     log_level: Annotated[
         str,
         typer.Option(
@@ -651,15 +757,23 @@ def engine_daemon(
     syslog_tz: SyslogTzOption = "+00:00",
     syslog_strip_bom: SyslogStripBomOption = "true",
     no_detections: NoDetectionsOption = False,
+    match_detail: MatchDetailOption = "off",
 ) -> None:
     """Evaluate a stream of events continuously and deliver results to sinks."""
     if keep_state and clear_state:
         raise typer.BadParameter("--keep-state and --clear-state cannot be used together")
-    if input_ not in ("stdin", "stdin://", "http") and not input_.startswith("nats://"):
-        raise typer.BadParameter(f"--input {input_!r}: expected stdin, http or nats://host:port/subject")
-    if log_format not in ("json", "text"):
-        raise typer.BadParameter("--log-format must be json or text")
+    workers = workers if workers is not None else 0
+    if dry_run:
+        effective = {**ctx.params, "workers": workers, "output": output or ["stdout"]}
+        raise typer.Exit(print_dry_run(ctx, effective))
     setup_logging(log_format, log_level)
+    layers = layers_of(ctx)
+    layers.log()
+    if layers.problems:
+        raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, *layers.problems))
+    if not rules:
+        problem = "no rules path; set --rules or daemon.rules in the config file"
+        raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, problem))
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom, log_format)
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
     correlation = correlation_config(
@@ -680,6 +794,7 @@ def engine_daemon(
         tuple(pipeline or ()),
         tuple(routing) if routing is not None else None,
         strict=strict_rules,
+        match_detail=match_detail,
     )
     pipeline_files = tuple(Path(p) for p in pipeline or () if Path(p).exists())
     config = DaemonConfig(
@@ -699,6 +814,7 @@ def engine_daemon(
         sink_backoff_base_s=sink_backoff_base_ms / 1000,
         sink_backoff_max_s=sink_backoff_max_ms / 1000,
         sink_batch_max=sink_batch_max,
+        sink_batch_flush_s=sink_batch_flush_ms / 1000,
         state_db=state_db,
         state_save_interval=state_save_interval,
         restore_mode=RestoreMode.KEEP
@@ -730,7 +846,7 @@ def engine_daemon(
             require_tls=nats_require_tls,
         ),
         replay=replay,
-        workers=workers if workers is not None else 0,
+        workers=workers,
         matcher_timeout_s=matcher_timeout,
         log_format=log_format,
         log_level=log_level,

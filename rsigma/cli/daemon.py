@@ -11,7 +11,7 @@ import typer
 
 from rsigma.daemon.config import DaemonConfig
 from rsigma.errors import ConfigError
-from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
+from rsigma.exit_codes import EXIT_CONFIG_ERROR
 from rsigma.loading import RuleLoadFailed
 from rsigma.nats.auth import NatsAuth, NatsAuthUsageError, nats_auth_from_flags
 
@@ -23,7 +23,7 @@ def start_daemon(config: DaemonConfig, log_format: str) -> int:
     try:
         evaluator = config.build_evaluator()
     except RuleLoadFailed as e:
-        return startup_failed(log_format, EXIT_RULE_ERROR, *e.problems)
+        return startup_failed(log_format, e.exit_code, *e.problems)
     # Imported here, not at the top: the runtime brings aiohttp, nats-py and the pool (0.4 s), which
     # every other command (`engine eval`, `rule validate`, `--version`) would pay for on each call.
     from rsigma.daemon.runtime import run_daemon

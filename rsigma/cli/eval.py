@@ -11,6 +11,7 @@ from pathlib import Path
 from rsigma.evaluator import Evaluator
 from rsigma.exit_codes import EXIT_FAILURE, EXIT_RULE_ERROR
 from rsigma.formats import InputFormat
+from rsigma.output_format import LineFormat, line_format
 from rsigma.payloads import PayloadOptions, evaluate_payloads
 
 PROGRESS_INTERVAL_S = 1.0
@@ -27,6 +28,18 @@ def summary_line(events: int, detections: int, correlations: int, bad: int, seco
     )
 
 
+def _indented(lines: list[bytes], indent: LineFormat) -> list[bytes]:
+    """`--pretty`: each result indented; one too deeply nested to re-encode stays compact, and says so."""
+    out = []
+    for line in lines:
+        try:
+            out.append(indent(line))
+        except OSError as e:
+            print(f"--pretty: {e}; written compact", file=sys.stderr)
+            out.append(line)
+    return out
+
+
 def run_eval(
     evaluator: Evaluator,
     *,
@@ -35,12 +48,15 @@ def run_eval(
     include_event: bool,
     input_format: InputFormat,
     strict: bool = False,
+    pretty: bool = False,
+    fail_on_detection: bool = False,
 ) -> int:
-    """Write one JSON line per result; bad lines are reported with their number and skipped (with
-    `strict`, the exit code says there were some once every line is done). A bad `--event` is a
-    usage error."""
+    """Write one JSON line per result (indented with `pretty`); bad lines are reported with their
+    number and skipped (with `strict`, the exit code says there were some once every line is done). A
+    bad `--event` is a usage error. `fail_on_detection` exits 1 when anything matched, for CI jobs."""
     out = sys.stdout.buffer
     options = PayloadOptions(sys.maxsize, include_event, input_format)
+    indent = line_format(None, True) if pretty else None
     started = time.monotonic()
     with ExitStack() as stack:
         source: Iterable[bytes]
@@ -73,7 +89,7 @@ def run_eval(
                     found = sum(1 for key in keys if key[2] is not None)
                     correlations += found
                     detections += len(lines) - found
-                    out.write(b"".join(lines))
+                    out.write(b"".join(_indented(lines, indent) if indent else lines))
             if progress and time.monotonic() - last_report >= PROGRESS_INTERVAL_S:
                 last_report = time.monotonic()
                 percent = min(read * 100 // total_bytes, 99)
@@ -106,4 +122,6 @@ def run_eval(
     print(summary_line(events, detections, correlations, bad, seconds), file=sys.stderr)
     if event is not None and bad:
         return EXIT_RULE_ERROR  # the argument itself is unusable: a usage error, as RSigma's exit 2
-    return EXIT_FAILURE if strict and bad else 0
+    if strict and bad or fail_on_detection and detections + correlations:
+        return EXIT_FAILURE
+    return 0

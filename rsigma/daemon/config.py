@@ -43,6 +43,7 @@ class DaemonConfig:
     sink_backoff_base_s: float = 0.1
     sink_backoff_max_s: float = 5.0
     sink_batch_max: int = DEFAULT_SINK_BATCH_MAX
+    sink_batch_flush_s: float = 0.0  # how long a sink may wait for a fuller batch; 0: never waits
     state_db: Path | None = None
     state_save_interval: float = 30.0
     restore_mode: RestoreMode = RestoreMode.AUTO

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rsigma.engine.event import EventView
+from rsigma.engine.match_detail import item_entries
 from rsigma.engine.matchers import Predicate, all_of, any_of, compile_item
 from rsigma.errors import SigmaError
 from rsigma.fields import MISSING
@@ -49,12 +50,18 @@ class CompiledRule:
     matches: Predicate
     filters: list[Predicate]
 
-    def explain(self, view: EventView) -> tuple[list[str], list[tuple[str, Any]]]:
-        """Selections that made the first true condition true, and the fields they matched."""
+    def explain(self, view: EventView, detail: str = "off") -> tuple[list[str], list[Any]]:
+        """Selections that made the first true condition true, and the fields they matched: (field,
+        value) pairs, or with `detail` summary or full the entries `rsigma.engine.match_detail` makes."""
         for cond in self.conditions:
             names: list[str] = []
             if _walk(cond, self.selections, view, names, positive=True):
-                return names, _matched_fields(self.selections, names, view)
+                if detail == "off":
+                    return names, _matched_fields(self.selections, names, view)
+                entries: list[dict[str, Any]] = []
+                for name in names:
+                    _group_entries(self.selections[name].group, name, view, detail, entries)
+                return names, entries
         return [], []
 
 
@@ -155,6 +162,21 @@ def _group_fields(group: CompiledGroup, view: EventView, out: dict[str, Any]) ->
         value = view.get(field)
         if value is not MISSING and value is not None:
             out[field] = value
+        if group.any_of:
+            return
+
+
+def _group_entries(
+    group: CompiledGroup, selection: str, view: EventView, detail: str, out: list[dict[str, Any]]
+) -> None:
+    """Like `_group_fields`, for every kind of item (keywords, absence, `exists`, `neq` included)."""
+    for node, pred in group.children:
+        if not pred(view):
+            continue
+        if isinstance(node, CompiledGroup):
+            _group_entries(node, selection, view, detail, out)
+        else:
+            out.extend(item_entries(node, pred, selection, view, detail))
         if group.any_of:
             return
 

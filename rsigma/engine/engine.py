@@ -13,6 +13,7 @@ from typing import Any
 from rsigma.engine.compiler import CompiledRule, compile_filter, compile_rule
 from rsigma.engine.event import EventView
 from rsigma.engine.index import CandidateIndex, rule_witness
+from rsigma.engine.match_detail import check_level
 from rsigma.engine.matchers import Predicate
 from rsigma.engine.regex import BUDGET, BacktrackingBudgetExceeded
 from rsigma.errors import SigmaError
@@ -38,12 +39,13 @@ class Detection:
         index: int,
         rule: SigmaRule,
         matched_selections: list[str],
-        matched_fields: list[tuple[str, Any]],
+        matched_fields: list[Any],
         event: dict[str, Any] | None = None,
     ) -> None:
         self.index = index  # the rule's position in load order
         self.rule = rule
         self.matched_selections = matched_selections
+        # (field, value) pairs, or the entries of `--match-detail summary|full` (dicts)
         self.matched_fields = matched_fields
         self.event = event
 
@@ -70,7 +72,9 @@ class Detection:
             "level": self.rule.level,
             "tags": list(self.rule.tags),
             "matched_selections": self.matched_selections,
-            "matched_fields": [{"field": f, "value": v} for f, v in self.matched_fields],
+            "matched_fields": [
+                m if isinstance(m, dict) else {"field": m[0], "value": m[1]} for m in self.matched_fields
+            ],
         }
         if include_event and self.event is not None:
             out["event"] = self.event
@@ -138,11 +142,13 @@ class Engine:
         *,
         strict: bool = False,
         router: LogsourceRouter | None = None,
+        match_detail: str = "off",
     ) -> None:
         if not isinstance(ruleset, RuleSet):
             ruleset = RuleSet(rules=list(ruleset))
         self.ruleset = ruleset
         self.router = router
+        self.match_detail = check_level(match_detail)
         self.unplaced = 0  # events the router could not place (evaluated against every rule)
         self._routed: dict[Placement, CandidateIndex] = {}
         with gc_paused():
@@ -219,7 +225,7 @@ class Engine:
             compiled = rules[i]
             try:
                 if compiled.matches(view):
-                    names, fields = compiled.explain(view)
+                    names, fields = compiled.explain(view, self.match_detail)
                     out.append(Detection(i, compiled.rule, names, fields, event))
             except BacktrackingBudgetExceeded as e:
                 e.rule = compiled.rule.title

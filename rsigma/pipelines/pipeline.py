@@ -194,7 +194,8 @@ def load_pipeline(name_or_path: str | Path) -> Pipeline:
         if not builtin.exists():
             raise SigmaSyntaxError(
                 f"no pipeline file or builtin pipeline {str(name_or_path)!r}"
-                f" (builtin: {', '.join(builtin_pipelines())})"
+                f" (builtin: {', '.join(builtin_pipelines())})",
+                location=Location(path),
             )
         path = builtin
     location = Location(path)

@@ -141,6 +141,11 @@ STARTUP_ERRORS = {
         "--api-token-env RSIGMA_TEST_UNSET_TOKEN: the variable is unset or empty",
     ),
     "input-format": (["-r", "{tmp}/rules", "--input-format", "xml"], 3, "Unknown input format: 'xml'"),
+    "pipeline": (
+        ["-r", "{tmp}/rules", "-p", "{tmp}/missing.yml"],
+        3,
+        "loading pipeline: {tmp}/missing.yml: no pipeline file or builtin pipeline",
+    ),
 }
 
 

@@ -119,6 +119,34 @@ def test_eval_events_file(rules, tmp_path):
     assert [o["rule_title"] for o in lines(proc.stdout)] == ["Whoami Execution", "Evil CommandLine"]
 
 
+def test_eval_event_at_file_reads_the_file_as_rsigma_does(rules, tmp_path):
+    events = tmp_path / "events.ndjson"
+    events.write_text("\n".join(json.dumps(e) for e in (WHOAMI_EVENT, EVIL_EVENT, QUIET_EVENT)) + "\n")
+    proc = rsigma("engine", "eval", "-r", rules, "-e", f"@{events}")
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 2
+    assert "Processed 3 events, 2 detection matches" in proc.stderr
+
+
+def test_eval_event_at_a_missing_file_is_a_usage_error(rules, tmp_path):
+    proc = rsigma("engine", "eval", "-r", rules, "-e", f"@{tmp_path}/none.ndjson")
+    assert proc.returncode == 2
+    assert "Event file not found" in proc.stderr
+
+
+def test_eval_pretty_indents_each_result(whoami_rule):
+    proc = rsigma("engine", "eval", "-r", whoami_rule, "-e", json.dumps(WHOAMI_EVENT), "--pretty")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith('{\n  "rule_title": "Whoami Execution"')
+    assert json.loads(proc.stdout)["matched_fields"][0] == {"field": "Image", "value": WHOAMI_EVENT["Image"]}
+
+
+@pytest.mark.parametrize(("event", "code"), [(WHOAMI_EVENT, 1), (QUIET_EVENT, 0)])
+def test_eval_fail_on_detection_exits_1_only_when_something_fired(whoami_rule, event, code):
+    proc = rsigma("engine", "eval", "-r", whoami_rule, "-e", json.dumps(event), "--fail-on-detection")
+    assert proc.returncode == code, proc.stderr
+
+
 def test_eval_reads_ndjson_from_stdin(rules):
     proc = rsigma(
         "engine", "eval", "-r", rules, stdin=ndjson(EVIL_EVENT, QUIET_EVENT, WHOAMI_EVENT, EVIL_EVENT)

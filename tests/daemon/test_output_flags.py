@@ -1,5 +1,5 @@
 """Output-side flags as RSigma has them: `?format=ocsf` on outputs, `--pretty`, `--sink-batch-max`,
-the `--batch-size` default, and `--no-detections`."""
+`--sink-batch-flush-ms`, the `--batch-size` default, `--no-detections` and `--match-detail`."""
 
 from __future__ import annotations
 
@@ -129,6 +129,34 @@ def test_sink_batch_max_bounds_the_events_a_sink_writes_at_once(
     assert d.metric("rsigma_sink_retries_total", sink="file") == writes
 
 
+def test_sink_batch_flush_ms_waits_for_a_fuller_batch(daemon, rules_file, ev, tmp_path):
+    """Five events posted 0.1 s apart, within one 3 s flush window: one batch, so the failing sink
+    counts one retry (without the wait the first event would be written, and retried, alone)."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    d = daemon(
+        "-r",
+        rules_file,
+        "--input",
+        "http",
+        "--output",
+        f"file://{bad}/out",
+        "--dlq",
+        f"file://{tmp_path}/dlq.ndjson",
+        "--sink-retry-max",
+        "1",
+        "--sink-batch-flush-ms",
+        "3000",
+    )
+    (bad / "out").unlink()
+    (bad / "out").mkdir()  # every write now fails
+    for n in range(5):
+        d.post_events(ev.whoami(n))
+        time.sleep(0.1)
+    d.wait_metric("rsigma_sink_delivery_failures_total", 5, sink="file")
+    assert d.metric("rsigma_sink_retries_total", sink="file") == 1
+
+
 def test_sink_batch_max_must_be_positive(run_daemon, rules_file):
     done = run_daemon("-r", rules_file, "--sink-batch-max", "0")
     assert done.returncode == 2
@@ -174,3 +202,20 @@ def test_engine_eval_no_detections(rules_file, ev, flags):
     )
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["rule_title"] for line in done.stdout.splitlines()] == ["Whoami", "Brute force"]
+
+
+def test_match_detail_reaches_the_evaluating_process(daemon, rules_file, ev):
+    """--match-detail is an engine setting: with a pool, each matcher process compiles with it."""
+    d = daemon("-r", rules_file, "--match-detail", "full", stdin=ev.ndjson(ev.whoami(1)))
+    assert d.wait_exit() == 0, d.stderr()
+    (detection,) = d.results()
+    assert detection["matched_fields"] == [
+        {
+            "field": "CommandLine",
+            "value": "cmd /c whoami #1",
+            "selection": "selection",
+            "matcher": "contains",
+            "pattern": "whoami",
+            "case_sensitive": False,
+        }
+    ]

@@ -52,17 +52,18 @@ QUIET_EVENT = {"Image": "C:\\x\\notepad.exe", "CommandLine": "notepad"}
 
 
 def rsigma(
-    *args: str | Path, stdin: str | None = None, env: dict[str, str] | None = None
+    *args: str | Path, stdin: str | None = None, env: dict[str, str] | None = None, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
-    """`env` adds to (or overrides) this process's environment."""
+    """`env` adds to (or overrides) this process's environment; this tree's rsigma runs from any `cwd`."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     return subprocess.run(
         [sys.executable, "-m", "rsigma", *map(str, args)],
         input=stdin,
         capture_output=True,
         text=True,
         encoding="utf-8",
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": path, **(env or {})},
         timeout=120,
     )
 

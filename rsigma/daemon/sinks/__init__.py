@@ -13,11 +13,12 @@ from typing import Any, Protocol
 
 from rsigma.daemon.ack import Delivery
 from rsigma.daemon.metrics import Metrics
-from rsigma.daemon.sinks.formats import line_format, split_sink_url
+from rsigma.daemon.sinks.formats import split_sink_url
 from rsigma.daemon.sinks.lines import LineSink, open_writer
 from rsigma.daemon.sinks.nats import NatsSink
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import ONE_ATTEMPT, ConnectWait
+from rsigma.output_format import line_format
 
 
 class Sink(Protocol):

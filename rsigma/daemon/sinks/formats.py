@@ -1,25 +1,13 @@
-"""How a findings sink writes each result: the native JSON line (`?format=ndjson`, the default) or an
-OCSF Detection Finding (`?format=ocsf`), compact, or indented with `--pretty` on stdout.
-
-Results arrive serialised once in the native shape (see `rsigma/payloads.py`) and are re-encoded
-here, at the sink that asked for it, so other sinks and dead-letter entries keep the native lines.
-"""
+"""The `?format=` of a findings sink's URL: the native JSON line (`ndjson`, the default) or an OCSF
+Detection Finding (`ocsf`); `rsigma/output_format.py` writes them."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from typing import Any, Final
-
-import orjson
+from typing import Final
 
 from rsigma.errors import ConfigError
-from rsigma.ocsf import detection_finding
 
 FORMATS: Final = ("ndjson", "ocsf")
-
-#: Re-encodes one native result line (ending in a newline) for a sink.
-LineFormat = Callable[[bytes], bytes]
 
 
 def split_sink_url(url: str, flag: str) -> tuple[str, str | None]:
@@ -45,34 +33,3 @@ def split_sink_url(url: str, flag: str) -> tuple[str, str | None]:
             raise ConfigError(f"{flag} {url!r}: unknown sink format {value!r} (supported: ndjson, ocsf)")
         fmt = value
     return base, fmt
-
-
-def _dumps(obj: Any, pretty: bool) -> bytes:
-    try:
-        return orjson.dumps(obj, option=orjson.OPT_INDENT_2 if pretty else 0)
-    except orjson.JSONEncodeError:
-        pass
-    # Deeper than orjson writes (an event kept by --include-event): the standard library writes ~990
-    # levels; deeper still fails the write, and the sink worker hands the results to the DLQ.
-    try:
-        if pretty:
-            return json.dumps(obj, ensure_ascii=False, indent=2).encode()
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-    except RecursionError:
-        raise OSError("result nested too deeply to write in this sink's format") from None
-
-
-def _load(line: bytes) -> Any:
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:  # deeper than orjson reads: the worker dead-letters the results
-        raise OSError("result nested too deeply to write in this sink's format") from None
-
-
-def line_format(fmt: str | None, pretty: bool) -> LineFormat | None:
-    """The re-encoding for a sink of this format; None when the native line goes out as it is."""
-    if fmt == "ocsf":
-        return lambda line: _dumps(detection_finding(_load(line)), pretty) + b"\n"
-    if pretty:
-        return lambda line: _dumps(_load(line), True) + b"\n"
-    return None

@@ -17,8 +17,8 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
 from rsigma.daemon.ack import Delivery
-from rsigma.daemon.sinks.formats import LineFormat
 from rsigma.errors import ConfigError
+from rsigma.output_format import LineFormat
 
 STDOUT_FD = 1
 

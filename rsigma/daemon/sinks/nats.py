@@ -12,11 +12,11 @@ from typing import Any, Final
 from rsigma.daemon.ack import Delivery
 from rsigma.daemon.connection_watch import ConnectionWatch
 from rsigma.daemon.metrics import Metrics
-from rsigma.daemon.sinks.formats import LineFormat
 from rsigma.nats.auth import NatsAuth
 from rsigma.nats.connection import ONE_ATTEMPT, ConnectWait, connect, ensure_stream, startup_request
 from rsigma.nats.core import AsyncPublisher
 from rsigma.nats.names import parse_nats_url
+from rsigma.output_format import LineFormat
 
 PUBLISH_TIMEOUT_S: Final = 5.0
 

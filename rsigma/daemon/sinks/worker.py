@@ -34,6 +34,7 @@ class SinkWorker:
         self.backoff_base_s = config.sink_backoff_base_s
         self.backoff_max_s = config.sink_backoff_max_s
         self.batch_max = config.sink_batch_max
+        self.batch_flush_s = config.sink_batch_flush_s
         self.dlq = dlq
         self.metrics = metrics
         self._holding = Throttle()
@@ -41,11 +42,27 @@ class SinkWorker:
     async def run(self) -> None:
         while True:
             batch = [await self.queue.get()]
-            while len(batch) < self.batch_max and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+            self._take_queued(batch)
+            if self.batch_flush_s and len(batch) < self.batch_max:
+                await self._fill(batch)
             await self._deliver(batch)
             for _ in batch:
                 self.queue.task_done()
+
+    def _take_queued(self, batch: list[Delivery]) -> None:
+        while len(batch) < self.batch_max and not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+
+    async def _fill(self, batch: list[Delivery]) -> None:
+        """--sink-batch-flush-ms: wait that long at most for a fuller batch (fewer, larger writes).
+
+        It polls each millisecond rather than awaiting `queue.get()` under a timeout: on Python 3.11 a
+        timed-out `wait_for` can drop the item its `get` had just taken."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.batch_flush_s
+        while len(batch) < self.batch_max and (remaining := deadline - loop.time()) > 0:
+            await asyncio.sleep(min(remaining, 0.001))
+            self._take_queued(batch)
 
     async def _deliver(self, batch: list[Delivery]) -> None:
         error = await self._attempt(batch, self.retry_max + 1)
