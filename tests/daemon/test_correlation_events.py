@@ -88,3 +88,16 @@ def test_unknown_correlation_event_mode_exits_3(run_daemon, rules_file, log_form
     else:
         (record,) = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
         assert record["message"] == message and record["level"] == "critical"
+
+
+@pytest.mark.single_backend
+def test_event_settings_from_the_config_file(daemon, ev, rules_file, tmp_path):
+    """RSigma's keys daemon.correlation.event_mode, max_correlation_events and max_group_entries."""
+    config = tmp_path / "rsigma.yaml"
+    settings = {"event_mode": "refs", "max_correlation_events": 2, "max_group_entries": 3}
+    config.write_text("daemon:\n  correlation:\n" + "".join(f"    {k}: {v}\n" for k, v in settings.items()))
+    d = daemon("-r", rules_file, "--config", config, stdin=ev.ndjson(*[failed("u", i, i) for i in range(4)]))
+    assert d.wait_exit() == 0, d.stderr()
+    results = brute_force(d.results())
+    assert [r["aggregated_value"] for r in results] == [3.0, 3.0]
+    assert [[ref["id"] for ref in r["event_refs"]] for r in results] == [["1", "2"], ["2", "3"]]
