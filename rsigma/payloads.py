@@ -169,16 +169,21 @@ def evaluate_payloads(
             [d for d in detections if d.index not in silent] if silent else list(detections)
         )
         matched = [d.index for d in detections] if here or feeding else ()
-        if here:
-            results += correlation.process(event, matched)
+        try:
+            if here:
+                results += correlation.process(event, matched)
+            fed = correlation.hits(event, matched, position) if feeding else None
+        except RecursionError:  # a correlation keeps its body (event mode full), which cannot be written
+            answers.append((position, TOO_DEEP_TO_WRITE))
+            continue
         if results:
             try:
                 answers.append((position, result_lines(results, include)))
             except RecursionError:  # dead-lettered, and it feeds no correlation
                 answers.append((position, TOO_DEEP_TO_WRITE))
                 continue
-        if feeding:
-            hits += correlation.hits(event, matched, position)  # type: ignore[operator]
+        if fed:
+            hits += fed  # type: ignore[operator]
     return answers, evaluated
 
 
