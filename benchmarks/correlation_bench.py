@@ -5,7 +5,10 @@ so its cost per update and per live group bounds what a node can hold. The strea
 100,000 users with an `event_count` and a `value_count` correlation (one hour windows), so 100,000
 groups per correlation stay live; memory is measured with tracemalloc around the fill.
 
-    python benchmarks/correlation_bench.py [--groups N] [--updates N]
+    python benchmarks/correlation_bench.py [--groups N] [--updates N] [--event-mode none|refs|full]
+
+`--event-mode` measures the cost of event inclusion: each window then keeps its events too (up to
+`--max-correlation-events`, 10), so memory per entry grows with them.
 """
 
 from __future__ import annotations
@@ -69,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=100_000)
     parser.add_argument("--updates", type=int, default=300_000)
+    parser.add_argument("--event-mode", choices=("none", "refs", "full"), default="none")
     args = parser.parse_args(argv)
 
-    config = CorrelationConfig(max_state_entries=2 * args.groups + 10)
+    config = CorrelationConfig(max_state_entries=2 * args.groups + 10, event_mode=args.event_mode)
     evaluator = Evaluator.from_yaml(RULES, config)
     corr = evaluator.correlation
     fill = events(args.groups, args.groups)
@@ -97,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     updates = len(stream) * 2  # each event updates one window of each correlation
 
     snapshot = corr.export_state()
-    print("rsigma correlation benchmark")
+    print(f"rsigma correlation benchmark (--correlation-event-mode {args.event_mode})")
     print(f"  live windows      {live:,} ({args.groups:,} groups x 2 correlations)")
     print(f"  memory per entry  {per_entry:,.0f} bytes (1 hit per window, tracemalloc)")
     print(f"  events            {len(stream):,} ({updates:,} window updates)")

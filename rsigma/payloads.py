@@ -184,13 +184,14 @@ def evaluate_payloads(
             answers.append((position, event))
             continue
         if isinstance(event, list):  # the events extracted from a JSON document
-            outcome, fed, count = _evaluate_events(evaluator, event, include, here, feeding)
+            outcome, extracted_hits, count = _evaluate_events(
+                evaluator, event, position, include, here, feeding, slots
+            )
             evaluated += count
             if outcome is not None:
                 answers.append((position, outcome))
-            for one, matched in fed:
-                tag = position if slots is None else _slot(slots, position)
-                hits += correlation.hits(one, matched, tag)  # type: ignore[operator]
+            if extracted_hits:
+                hits += extracted_hits  # type: ignore[operator]
             continue
         try:
             detections = engine.evaluate(event)
@@ -207,17 +208,25 @@ def evaluate_payloads(
             [d for d in detections if d.index not in silent] if silent else list(detections)
         )
         matched = [d.index for d in detections] if here or feeding else ()
-        if here:
-            results += correlation.process(event, matched)
+        try:
+            if here:
+                results += correlation.process(event, matched)
+            fed = (
+                correlation.hits(event, matched, position if slots is None else _slot(slots, position))
+                if feeding
+                else None
+            )
+        except RecursionError:  # a correlation keeps its body (event mode full), which cannot be written
+            answers.append((position, TOO_DEEP_TO_WRITE))
+            continue
         if results:
             try:
                 answers.append((position, result_lines(results, include)))
             except RecursionError:  # dead-lettered, and it feeds no correlation
                 answers.append((position, TOO_DEEP_TO_WRITE))
                 continue
-        if feeding:
-            tag = position if slots is None else _slot(slots, position)
-            hits += correlation.hits(event, matched, tag)  # type: ignore[operator]
+        if fed:
+            hits += fed  # type: ignore[operator]
     return answers, evaluated
 
 
@@ -227,18 +236,21 @@ def _slot(origins: list[int], position: int) -> int:
     return len(origins) - 1
 
 
-#: An event and the indexes of the rules it matched: what feeds the correlation owners.
-Fed = list[tuple[dict[str, Any], Sequence[int]]]
-
-
 def _evaluate_events(
-    evaluator: Evaluator, events: list[dict[str, Any]], include: bool, here: bool, feeding: bool
-) -> tuple[Outcome, Fed, int]:
+    evaluator: Evaluator,
+    events: list[dict[str, Any]],
+    position: int,
+    include: bool,
+    here: bool,
+    feeding: bool,
+    slots: list[int] | None,
+) -> tuple[Outcome, list[Hit], int]:
     """One payload's extracted events: their results merged (each event's detections, then its
-    correlations, event by event), the events to feed to the correlation owners, and how many were
-    evaluated. All are evaluated before any correlates, so one that cannot be leaves the windows as
-    they were and its payload goes to the DLQ whole. (`evaluate_payloads` keeps the one-event path
-    apart: this one's extra work would cost every event.)"""
+    correlations, event by event), their level-1 hits when `feeding` (each event in its own slot when
+    `slots` is given), and how many were evaluated. All are evaluated before any correlates, so one
+    that cannot be leaves the windows as they were and its payload goes to the DLQ whole.
+    (`evaluate_payloads` keeps the one-event path apart: this one's extra work would cost every
+    event.)"""
     engine, correlation = evaluator.engine, evaluator.correlation
     silent = correlation.silent_rules
     try:
@@ -248,16 +260,19 @@ def _evaluate_events(
     except BacktrackingBudgetExceeded as e:
         return str(e), [], 0
     results: list[Detection | CorrelationResult] = []
-    fed: Fed = []
-    for event, detections in zip(events, found, strict=True):
-        if not detections:
-            continue
-        results += [d for d in detections if d.index not in silent] if silent else detections
-        matched = [d.index for d in detections]
-        if here:
-            results += correlation.process(event, matched)
-        elif feeding:
-            fed.append((event, matched))
+    fed: list[Hit] = []
+    try:
+        for event, detections in zip(events, found, strict=True):
+            if not detections:
+                continue
+            results += [d for d in detections if d.index not in silent] if silent else detections
+            matched = [d.index for d in detections]
+            if here:
+                results += correlation.process(event, matched)
+            elif feeding:
+                fed += correlation.hits(event, matched, position if slots is None else _slot(slots, position))
+    except RecursionError:  # a correlation keeps its body (event mode full), which cannot be written
+        return TOO_DEEP_TO_WRITE, [], len(events)
     if not results:
         return None, fed, len(events)
     try:

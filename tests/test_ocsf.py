@@ -171,3 +171,18 @@ def test_a_sink_writes_results_deeper_than_orjson_writes(pretty):
     written = line_format("ocsf", pretty)(line)
     assert written.endswith(b"\n") and (b"\n  " in written) == pretty
     assert json.loads(written)["evidences"][0]["data"]["event"] == event
+
+
+@pytest.mark.parametrize(
+    ("key", "kept"),
+    [
+        ("events", [{"EventID": 4625, "User": "alice"}, {"EventID": 4625, "User": "alice", "id": "e2"}]),
+        ("event_refs", [{"timestamp": 1767225600}, {"timestamp": 1767225601, "id": "e2"}]),
+    ],
+)
+def test_a_correlations_kept_events_are_its_evidence(key, kept):
+    """--correlation-event-mode full|refs: the events go to `evidences[].data`, as RSigma maps them."""
+    finding = fixed({**CORRELATION, key: kept})
+    assert finding["evidences"] == [{"data": {key: kept}}]
+    assert key not in finding["unmapped"]
+    assert detection_finding_problems(finding) == []

@@ -168,6 +168,7 @@ class Matcher:
             parent_hits=parent_hits,
             windows=len(self.evaluator.correlation.state),
             evictions=self.evaluator.correlation.evicted,
+            trimmed=self.evaluator.correlation.trimmed,
         )
 
     def reload(self, request_id: int) -> Reloaded:

@@ -149,8 +149,10 @@ class _Worker:
     windows: int = 0  # its live correlation windows, as of its last answer
     regex_timeouts: int = 0  # its backtracking regex searches cut off, as of its last answer
     evictions: int = 0  # its live correlation windows dropped at the cap, as of its last answer
+    trimmed: int = 0  # its window entries dropped at --max-group-entries, as of its last answer
     retired_regex_timeouts: int = 0  # those of its earlier processes (the counts are per process)
     retired_evictions: int = 0
+    retired_trimmed: int = 0
     generation: int = 0  # bumped at each restart
     failed_starts: int = 0  # deaths before `Ready` since it was last ready
     resuming: asyncio.Future[None] | None = None  # set from a restart until its state and held frames are in
@@ -208,7 +210,8 @@ class _Worker:
         """Its process died: keep what it counted, since the next one counts from 0."""
         self.retired_regex_timeouts += self.regex_timeouts
         self.retired_evictions += self.evictions
-        self.regex_timeouts = self.evictions = 0
+        self.retired_trimmed += self.trimmed
+        self.regex_timeouts = self.evictions = self.trimmed = 0
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Stop watching its rings and process, and close the rings."""
@@ -533,7 +536,9 @@ class MatcherPool:
                 )
             )
             for (owner, _), frame in zip(shares, applied, strict=True):
-                self.workers[owner].windows, self.workers[owner].evictions = frame.windows, frame.evictions
+                worker = self.workers[owner]
+                worker.windows, worker.evictions = frame.windows, frame.evictions
+                worker.trimmed = frame.trimmed
                 for answer in frame.answers:
                     position = origins[answer.position] if origins else answer.position
                     current = outcomes[position]
@@ -607,6 +612,11 @@ class MatcherPool:
     def correlation_evictions(self) -> int:
         """Live correlation windows dropped at --max-state-entries by any matcher, dead ones included."""
         return sum(w.retired_evictions + w.evictions for w in self.workers)
+
+    @property
+    def group_entries_dropped(self) -> int:
+        """Window entries dropped at --max-group-entries by any matcher, dead ones included."""
+        return sum(w.retired_trimmed + w.trimmed for w in self.workers)
 
     def status(self) -> list[dict[str, Any]]:
         return [w.status() for w in self.workers]

@@ -47,6 +47,7 @@ From a matcher (`FromMatcher`; the pool reads them with `decode_from_matcher`):
                    parent_hits     the hits those results make for parent correlations (b"": none)
                    windows         its live correlation windows
                    evictions       its live windows dropped at --max-state-entries so far
+                   trimmed         its window entries dropped at --max-group-entries so far
      13 State      request_id      the id of the Export frame it answers
                    snapshot        its correlation shard (`CorrelationEngine.export_state`)
      14 Reloaded   request_id      the id of the Reload frame it answers
@@ -168,6 +169,7 @@ class Applied(_Frame, tag=12):
     parent_hits: bytes
     windows: int
     evictions: int
+    trimmed: int
 
 
 class State(_Frame, tag=13):

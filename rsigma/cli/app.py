@@ -18,6 +18,7 @@ from rsigma.cli.eval import run_eval
 from rsigma.cli.settings import config_layers, layers_of, print_dry_run
 from rsigma.cli.validate import as_json, as_text, validate
 from rsigma.correlation.engine import DEFAULT_MAX_STATE_ENTRIES, CorrelationConfig
+from rsigma.correlation.evidence import DEFAULT_MAX_CORRELATION_EVENTS, mode_of
 from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS
 from rsigma.daemon.config import (
     DEFAULT_API_ADDR,
@@ -119,8 +120,18 @@ def correlation_config(
     suppress: str | None,
     action: str,
     max_state_entries: int,
+    event_mode: str = "none",
+    max_correlation_events: int = DEFAULT_MAX_CORRELATION_EVENTS,
+    max_group_entries: int | None = None,
+    log_format: str = "text",
 ) -> CorrelationConfig:
-    """One config from the correlation flags shared by `engine eval` and the daemon."""
+    """One config from the correlation flags shared by `engine eval` and the daemon. An unknown
+    --correlation-event-mode exits 3, as RSigma's does (a JSON record with the daemon's JSON logs)."""
+    try:
+        mode_of(event_mode)
+    except ValueError as e:
+        problem = f"--correlation-event-mode: {e}"
+        raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, problem)) from None
     fields = tuple(timestamp_fields or ()) + tuple(
         f for f in DEFAULT_TIMESTAMP_FIELDS if f not in (timestamp_fields or ())
     )
@@ -130,6 +141,9 @@ def correlation_config(
         suppress=_duration(suppress),
         action=action,
         max_state_entries=max_state_entries,
+        event_mode=event_mode,
+        max_correlation_events=max_correlation_events,
+        max_group_entries=max_group_entries,
     )
 
 
@@ -205,6 +219,36 @@ MaxStateOption = Annotated[
     int,
     typer.Option(
         "--max-state-entries", min=1, help="Cap on live (correlation, group) windows; the oldest go first."
+    ),
+]
+
+EventModeOption = Annotated[
+    str,
+    typer.Option(
+        "--correlation-event-mode",
+        envvar="RSIGMA_CORRELATION_EVENT_MODE",
+        metavar="none|full|refs",
+        help="What correlation results include of their events: none, full (the bodies, as `events`) or"
+        " refs (time and id, as `event_refs`); a correlation's rsigma.correlation_event_mode overrides it.",
+    ),
+]
+MaxEventsOption = Annotated[
+    int,
+    typer.Option(
+        "--max-correlation-events",
+        min=1,
+        help="Events a correlation group keeps for its results at most (the most recent), with"
+        " --correlation-event-mode full or refs.",
+    ),
+]
+MaxGroupEntriesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-group-entries",
+        min=1,
+        help="Cap on the entries of each correlation group's window; the oldest go first (default:"
+        " unbounded).",
+        show_default=False,
     ),
 ]
 
@@ -368,6 +412,9 @@ def engine_eval(
     suppress: SuppressOption = None,
     action: ActionOption = "alert",
     max_state_entries: MaxStateOption = DEFAULT_MAX_STATE_ENTRIES,
+    correlation_event_mode: EventModeOption = "none",
+    max_correlation_events: MaxEventsOption = DEFAULT_MAX_CORRELATION_EVENTS,
+    max_group_entries: MaxGroupEntriesOption = None,
     input_format_name: InputFormatOption = DEFAULT_FORMAT,
     syslog_tz: SyslogTzOption = "+00:00",
     syslog_strip_bom: SyslogStripBomOption = "true",
@@ -394,7 +441,16 @@ def engine_eval(
             raise typer.BadParameter(f"Event file not found: {events}", param_hint="'-e' / '--event'")
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom)
     extraction = extraction_flags(ctx, jq, jsonpath)
-    config = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
+    config = correlation_config(
+        timestamp_field,
+        timestamp_fallback,
+        suppress,
+        action,
+        max_state_entries,
+        correlation_event_mode,
+        max_correlation_events,
+        max_group_entries,
+    )
     try:
         routing = routing_maps(logsource_routing, logsource_map)
         evaluator = load_evaluator(rules, config, pipeline, routing, match_detail=match_detail)
@@ -756,6 +812,9 @@ def engine_daemon(
     suppress: SuppressOption = None,
     action: ActionOption = "alert",
     max_state_entries: MaxStateOption = DEFAULT_MAX_STATE_ENTRIES,
+    correlation_event_mode: EventModeOption = "none",
+    max_correlation_events: MaxEventsOption = DEFAULT_MAX_CORRELATION_EVENTS,
+    max_group_entries: MaxGroupEntriesOption = None,
     input_format_name: InputFormatOption = DEFAULT_FORMAT,
     syslog_tz: SyslogTzOption = "+00:00",
     syslog_strip_bom: SyslogStripBomOption = "true",
@@ -782,7 +841,17 @@ def engine_daemon(
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom, log_format)
     extraction = extraction_flags(ctx, jq, jsonpath, log_format)
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
-    correlation = correlation_config(timestamp_field, timestamp_fallback, suppress, action, max_state_entries)
+    correlation = correlation_config(
+        timestamp_field,
+        timestamp_fallback,
+        suppress,
+        action,
+        max_state_entries,
+        correlation_event_mode,
+        max_correlation_events,
+        max_group_entries,
+        log_format,
+    )
     routing = routing_maps(logsource_routing, logsource_map)
     build = EvaluatorSpec(
         tuple(rules),

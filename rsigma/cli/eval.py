@@ -116,9 +116,13 @@ def run_eval(
             file=sys.stderr,
         )
     correlation = evaluator.correlation
-    if correlation.late or correlation.evicted:
+    if correlation.late or correlation.evicted or correlation.trimmed:
+        trimmed = (
+            f", {correlation.trimmed} entries over --max-group-entries dropped" if correlation.trimmed else ""
+        )
         print(
-            f"correlation: {correlation.late} late hit(s) dropped, {correlation.evicted} window(s) evicted",
+            f"correlation: {correlation.late} late hit(s) dropped, {correlation.evicted} window(s) evicted"
+            + trimmed,
             file=sys.stderr,
         )
     print(summary_line(events, detections, correlations, bad, seconds), file=sys.stderr)

@@ -12,6 +12,12 @@ event (chaining), and every firing of a correlation that is output is emitted.
 `apply(hits)` pushes hits into the windows and returns the results to output plus the hits that
 the firings feed to parent correlations. A hit is a plain tuple (see `Hit`), so it can travel
 between processes.
+
+With event inclusion (`--correlation-event-mode full|refs`, `rsigma.correlation_event_mode`), a hit
+also carries its event's evidence (`rsigma.correlation.evidence`) when its correlation, or one above
+it, keeps events; the window keeps the evidence of its most recent events and a result lists them.
+A chained correlation keeps, per firing of the correlation below, the evidence of the event that made
+it fire.
 """
 
 from __future__ import annotations
@@ -25,6 +31,16 @@ from typing import Any, Final
 
 import orjson
 
+from rsigma.correlation.evidence import (
+    DEFAULT_MAX_CORRELATION_EVENTS,
+    FULL,
+    NONE,
+    Evidence,
+    epoch_seconds,
+    evidence_of,
+    mode_of,
+    unpack_body,
+)
 from rsigma.correlation.plan import COUNT, DISTINCT, TEMPORAL, build_plan
 from rsigma.correlation.snapshot import decode_snapshot, encode_snapshot
 from rsigma.correlation.state import GroupState
@@ -37,7 +53,7 @@ from rsigma.rules.model import SigmaRule
 DEFAULT_MAX_STATE_ENTRIES: Final = 100_000
 
 #: One correlation input, a plain tuple so it can be sent between processes (msgpack):
-#: `(correlation index, group, value, ts, position, order, context)`.
+#: `(correlation index, group, value, ts, position, order, context, evidence)`.
 #:
 #: - correlation index: into `CorrelationEngine.correlations` (only meaningful between engines built
 #:   from the same rules; `correlation_key()` gives the stable key used for routing and snapshots);
@@ -50,8 +66,10 @@ DEFAULT_MAX_STATE_ENTRIES: Final = 100_000
 #:   in a single-process run, so results can be put back in exactly that order;
 #: - context: the raw event values (field path -> value, missing fields left out) that parent
 #:   correlations will need if this hit makes its correlation fire (their group-by fields not in
-#:   this correlation's group key, and their value fields), or None when nothing above needs any.
-Hit = tuple[int, tuple[Any, ...], Any, float, int, tuple[int, ...], dict[str, Any] | None]
+#:   this correlation's group key, and their value fields), or None when nothing above needs any;
+#: - evidence: the event's `(id, body)` when this correlation or one above keeps events (the body
+#:   only for `full`), else None.
+Hit = tuple[int, tuple[Any, ...], Any, float, int, tuple[int, ...], dict[str, Any] | None, Evidence | None]
 
 _RULE_ORDERS: Final = tuple((0, i) for i in range(64))
 _NO_CONTEXT: Final[dict[str, Any]] = {}
@@ -72,13 +90,16 @@ class CorrelationConfig:
     suppress: float | None = None  # seconds without a repeat alert for the same group
     action: str = "alert"  # or "reset": clear the group's window after it fires
     max_state_entries: int = DEFAULT_MAX_STATE_ENTRIES
+    event_mode: str = "none"  # or "full", "refs": what a correlation result includes of its events
+    max_correlation_events: int = DEFAULT_MAX_CORRELATION_EVENTS  # per group, with event_mode
+    max_group_entries: int | None = None  # entries per group window (None: unbounded)
     clock: Callable[[], float] = field(default=time.time, compare=False)
 
 
 class CorrelationResult:
     """One correlation firing for one group; `to_dict()` is the output line's shape."""
 
-    __slots__ = ("rule", "group_key", "aggregated_value", "timestamp", "position", "order")
+    __slots__ = ("rule", "group_key", "aggregated_value", "timestamp", "position", "order", "evidence")
 
     def __init__(
         self,
@@ -88,6 +109,7 @@ class CorrelationResult:
         timestamp: float,
         position: int = 0,
         order: tuple[Any, ...] = (),
+        evidence: tuple[int, list[tuple[float, Any]]] | None = None,
     ) -> None:
         self.rule = rule
         self.group_key = group_key
@@ -97,13 +119,15 @@ class CorrelationResult:
         self.position = position
         #: `(correlation index, hit order)`: sorting one event's results by it gives `process()` order.
         self.order = order
+        #: `(mode, [(time, evidence), ...])`: the events the window kept, oldest first (event inclusion).
+        self.evidence = evidence
 
     @property
     def rule_title(self) -> str:
         return self.rule.title
 
     def to_dict(self, include_event: bool = False) -> dict[str, Any]:
-        return {
+        d = {
             "rule_title": self.rule.title,
             "rule_id": self.rule.id,
             "level": self.rule.level,
@@ -113,6 +137,13 @@ class CorrelationResult:
             "aggregated_value": self.aggregated_value,
             "timespan_secs": self.rule.timespan,
         }
+        if self.evidence is not None:
+            mode, kept = self.evidence
+            if mode == FULL:
+                d["events"] = [unpack_body(body) for _, body in kept]
+            else:
+                d["event_refs"] = [_ref(ts, id_) for ts, id_ in kept]
+        return d
 
     def __repr__(self) -> str:
         return f"CorrelationResult({self.rule.title!r}, {self.group_key!r}, {self.aggregated_value!r})"
@@ -150,6 +181,21 @@ class CorrelationEngine:
         self._output = plan.output
         self._feeds = plan.feeds
         self._parent_feeds = plan.parent_feeds
+        # Per correlation: what its windows keep of their events, and how many at most.
+        mode = mode_of(self.config.event_mode)
+        self._keeps: list[int] = [mode if o.mode is None else o.mode for o in plan.overrides]
+        self._cap: list[int] = [o.max_events or self.config.max_correlation_events for o in plan.overrides]
+        self._max_entries: list[int | None] = [
+            o.max_group_entries or self.config.max_group_entries for o in plan.overrides
+        ]
+        #: Window entries dropped at --max-group-entries (`rsigma.max_group_entries`) so far.
+        self.trimmed = 0
+        # Per correlation, the evidence its hits carry: the most any correlation at or above it keeps.
+        carry = list(self._keeps)
+        for ci in reversed(range(len(carry))):
+            for parent, *_ in self._parent_feeds.get(ci, ()):
+                carry[ci] = max(carry[ci], carry[parent])
+        self._carry: list[int] | None = carry if any(carry) else None
 
     # ---- per event -------------------------------------------------------------------------
 
@@ -251,6 +297,8 @@ class CorrelationEngine:
         self, event: dict[str, Any], rule_indexes: Sequence[int], ts: float, position: int
     ) -> list[Hit]:
         feeds = self._feeds
+        carry = self._carry
+        evidence: Evidence | None = None  # made once per event, when a correlation keeps events
         hits: list[Hit] = []
         for ri in rule_indexes:
             plans = feeds.get(ri)
@@ -276,8 +324,15 @@ class CorrelationEngine:
                         raw = resolve(event, f)
                         if raw is not MISSING:
                             context[f] = raw
+                carried = None
+                if carry is not None and carry[ci]:
+                    if evidence is None or (carry[ci] == FULL and evidence[1] is None):
+                        evidence = evidence_of(event, carry[ci])
+                    carried = evidence if carry[ci] == FULL else (evidence[0], None)
                 i = len(hits)
-                hits.append((ci, group, value, ts, position, _RULE_ORDERS[i] if i < 64 else (0, i), context))
+                hits.append(
+                    (ci, group, value, ts, position, _RULE_ORDERS[i] if i < 64 else (0, i), context, carried)
+                )
         return hits
 
     def _update(self, ci: int, hits: Sequence[Hit], out: list[CorrelationResult], parents: list[Hit]) -> None:
@@ -290,8 +345,11 @@ class CorrelationEngine:
         corr = self.correlations[ci]
         kind = corr.type
         timespan = corr.timespan
-        # group -> (window, order of its first hit, that hit's context)
-        touched: dict[tuple[Any, ...], tuple[GroupState, tuple[int, ...], dict[str, Any] | None]] = {}
+        max_entries = self._max_entries[ci]
+        # group -> (window, order of its first hit, that hit's context and evidence)
+        touched: dict[
+            tuple[Any, ...], tuple[GroupState, tuple[int, ...], dict[str, Any] | None, Evidence | None]
+        ] = {}
         seen: set[tuple[Any, ...]] | None = set() if kind == "event_count" else None
         for hit in hits:
             group = hit[1]
@@ -299,14 +357,16 @@ class CorrelationEngine:
                 if group in seen:  # an event counts once, however many referenced rules it matched
                     first = touched.get(group)
                     if first is not None and hit[5] < first[1]:
-                        touched[group] = (first[0], hit[5], hit[6])
+                        touched[group] = (first[0], hit[5], hit[6], hit[7])
                     continue
                 seen.add(group)
             state = self._state(ci, kind, group, hit[3])
             if state.add(hit[3], hit[2], timespan):
+                if max_entries is not None and len(state) > max_entries:
+                    self.trimmed += state.trim(max_entries)
                 first = touched.get(group)
                 if first is None or hit[5] < first[1]:
-                    touched[group] = (state, hit[5], hit[6])
+                    touched[group] = (state, hit[5], hit[6], hit[7])
             else:
                 self.late += 1
         if not touched:
@@ -316,7 +376,11 @@ class CorrelationEngine:
         plans = self._parent_feeds.get(ci)
         suppress = self.config.suppress
         reset = self.config.action == "reset"
-        for group, (state, order, context) in touched.items():
+        keeps = self._keeps[ci]
+        cap = self._cap[ci]
+        for group, (state, order, context, evidence) in touched.items():
+            if keeps and evidence is not None:
+                state.keep(ts, evidence[1] if keeps == FULL else evidence[0], cap)
             aggregate = _aggregate(corr, state)
             if aggregate is None or not corr.threshold.holds(aggregate):
                 continue
@@ -325,13 +389,15 @@ class CorrelationEngine:
             )
             if not suppressed:
                 state.last_alert = ts
+            emit = output and not suppressed
+            kept = (keeps, list(state.kept)) if emit and state.kept is not None else None
             if reset:
                 state.clear()
-            if output and not suppressed:
+            if emit:
                 group_key = list(zip(corr.group_by, group, strict=True))
-                out.append(CorrelationResult(corr, group_key, aggregate, ts, position, (ci, order)))
+                out.append(CorrelationResult(corr, group_key, aggregate, ts, position, (ci, order), kept))
             if plans:
-                parents += _parent_hits(ci, plans, group, order, context, ts, position)
+                parents += _parent_hits(ci, plans, group, order, context, ts, position, evidence, self._carry)
 
     def _state(self, ci: int, kind: str, group: tuple[Any, ...], now: float | None = None) -> GroupState:
         """The group's window, created if new; it becomes the most recently updated.
@@ -344,7 +410,7 @@ class CorrelationEngine:
         key = (ci, group)
         state = self.state.pop(key, None)
         if state is None:
-            state = GroupState(kind)
+            state = GroupState(kind, self._keeps[ci] != NONE)
             while len(self.state) >= self.config.max_state_entries:
                 oldest = next(iter(self.state))
                 if not self._spent(oldest[0], self.state.pop(oldest), now):
@@ -376,12 +442,17 @@ class CorrelationEngine:
         self.import_state(previous.export_state())
         self.evicted += previous.evicted
         self.late += previous.late
+        self.trimmed += previous.trimmed
 
     def import_state(self, data: bytes, owned: Callable[[str, list[Any]], bool] | None = None) -> int:
         """Load a snapshot; windows of correlations that no longer exist are dropped, and with `owned`,
-        those it refuses (`owned(key, group)`: e.g. another shard's). Returns kept entries."""
+        those it refuses (`owned(key, group)`: e.g. another shard's). Returns kept entries.
+
+        A window's kept events come back if its correlation still keeps that kind (bodies for `full`,
+        ids for `refs`), the most recent up to its cap; a window whose mode changed starts without.
+        """
         kept = 0
-        for key, group, times, values, newest, last_alert in decode_snapshot(data):  # validated whole
+        for key, group, times, values, newest, last_alert, evidence in decode_snapshot(data):
             ci = self._keys.get(key)
             if ci is None:
                 continue
@@ -396,6 +467,14 @@ class CorrelationEngine:
             state.newest = newest
             state.last_alert = last_alert
             state.rebuild()
+            if state.kept is not None:
+                full = self._keeps[ci] == FULL
+                state.kept[:] = [item for item in evidence if isinstance(item[1], bytes) == full][
+                    -self._cap[ci] :
+                ]
+            max_entries = self._max_entries[ci]
+            if max_entries is not None:
+                self.trimmed += state.trim(max_entries)
             kept += 1
         return kept
 
@@ -408,12 +487,15 @@ def _parent_hits(
     context: dict[str, Any] | None,
     ts: float,
     position: int,
+    evidence: Evidence | None,
+    carry: list[int] | None,
 ) -> list[Hit]:
     """The hits a firing of correlation `ci` for `group` feeds to the correlations that reference it.
 
     Their group-by fields come from `group` where this correlation groups by them, else from the
-    event (the context); their value fields from the event. Their order sorts after every rule hit
-    of the event, by child correlation, then by the firing's own order (`process()` order).
+    event (the context); their value fields from the event; their evidence is the firing event's,
+    as much of it as each parent carries. Their order sorts after every rule hit of the event, by
+    child correlation, then by the firing's own order (`process()` order).
     """
     src = context if context is not None else _NO_CONTEXT
     hits: list[Hit] = []
@@ -430,8 +512,19 @@ def _parent_hits(
             [group[p] if type(p) is int else _group_text(src.get(p, MISSING)) for p in paths]
         )
         parent_context = {f: src[f] for f in needs if f in src} if needs else None
-        hits.append((parent, parent_group, value, ts, position, (ci + 1, *order, j), parent_context))
+        carried = None
+        if carry is not None and carry[parent] and evidence is not None:
+            carried = evidence if carry[parent] == FULL else (evidence[0], None)
+        hits.append((parent, parent_group, value, ts, position, (ci + 1, *order, j), parent_context, carried))
     return hits
+
+
+def _ref(ts: float, id_: str | None) -> dict[str, Any]:
+    """One `event_refs` item: the event's time in epoch seconds, and its id when it has one."""
+    ref: dict[str, Any] = {"timestamp": epoch_seconds(ts)}
+    if id_ is not None:
+        ref["id"] = id_
+    return ref
 
 
 def _value(mode: int, values: list[Any]) -> Any:

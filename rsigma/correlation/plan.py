@@ -4,8 +4,9 @@
 correlations), drops those that reference nothing loaded or sit on a reference cycle (an error each),
 orders the rest children first, and works out, once, everything the per-event path
 (`rsigma.correlation.engine`) would otherwise recompute: which detection rules feed which
-correlations, what each hit is made of (`Feed`), which outputs are silent (`generate`), and the level
-of each correlation for sharded runs.
+correlations, what each hit is made of (`Feed`), which outputs are silent (`generate`), the level
+of each correlation for sharded runs, and each one's event-inclusion attributes (`rsigma.*`, checked
+here so a bad value drops its correlation like any other rule error).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rsigma.correlation.evidence import Overrides, overrides
 from rsigma.errors import SigmaError, SigmaRuleError
 from rsigma.rules.correlation import NUMERIC_TYPES, TEMPORAL_TYPES, CorrelationRule
 from rsigma.rules.model import SigmaRule
@@ -50,6 +52,8 @@ class Plan:
     output: list[bool]
     #: Per correlation, 1 + the longest chain of correlations below it (1: fed by rules only).
     levels: list[int]
+    #: Per correlation, what its custom attributes set for event inclusion and group sizes.
+    overrides: list[Overrides]
 
 
 @dataclass(slots=True)
@@ -72,6 +76,15 @@ def build_plan(correlations: Sequence[CorrelationRule], rules: Sequence[SigmaRul
         errors.append(located)
 
     sources, broken = _resolve(correlations, rules, fail)
+    settings: dict[int, Overrides] = {}
+    for i, corr in enumerate(correlations):
+        if i in broken:
+            continue
+        try:
+            settings[i] = overrides(corr)
+        except SigmaRuleError as e:
+            fail(e, corr)
+            broken.add(i)
     order = _topological(correlations, sources, broken, fail)
     ordered = [correlations[i] for i in order]
     kept = _reindex(sources, order)
@@ -129,6 +142,7 @@ def build_plan(correlations: Sequence[CorrelationRule], rules: Sequence[SigmaRul
         silent_rules=frozenset(i for i, gen in referenced_rules.items() if not gen),
         output=[ci not in silent_corrs for ci in range(len(ordered))],
         levels=levels,
+        overrides=[settings[i] for i in order],
     )
 
 

@@ -41,7 +41,7 @@ number of rounds (at most the longest chain).
 What still differs from one engine:
 - `max_state_entries` is per engine: each evicts its own least recently updated windows, so once a
   cap is reached, which windows are evicted differs (give each engine cap / n for the same bound);
-- `late` and `evicted` are counted per engine (sum them);
+- `late`, `evicted` and `trimmed` are counted per engine (sum them);
 - with `--timestamp-fallback wallclock`, an event without a time gets the clock of the engine that
   makes its hits;
 - a hit or result names its correlation by index: only engines built from the same rules (same
@@ -85,6 +85,7 @@ _hits_decoder = msgspec.msgpack.Decoder(
             int,
             tuple[int, ...],
             dict[str, Any] | None,
+            tuple[str | None, bytes | None] | None,
         ]
     ]
 )
@@ -163,7 +164,7 @@ class CorrelationRounds:
 
 
 def encode_hits(hits: Iterable[Hit]) -> bytes:
-    """MessagePack array of hits (each a 7-item array, see `rsigma.correlation.engine.Hit`)."""
+    """MessagePack array of hits (each an 8-item array, see `rsigma.correlation.engine.Hit`)."""
     return _encoder.encode(hits if isinstance(hits, list | tuple) else list(hits))
 
 
@@ -247,6 +248,10 @@ class ShardedCorrelation:
     @property
     def evicted(self) -> int:
         return sum(e.evicted for e in self.engines)
+
+    @property
+    def trimmed(self) -> int:
+        return sum(e.trimmed for e in self.engines)
 
     def process_batch(
         self, items: Sequence[tuple[dict[str, Any], Sequence[int]]]

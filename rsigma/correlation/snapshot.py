@@ -1,9 +1,11 @@
 """Correlation state snapshots: versioned MessagePack, compact and independent of process layout.
 
-An entry is `[correlation key, group values, times, values, newest time, last alert]`; the
+An entry is `[correlation key, group values, times, values, newest time, last alert, kept]`; the
 correlation key is its id, else its name, else its title, so a snapshot survives rule reordering
-and reloads. A snapshot is checked whole before any entry is used: one of another format version,
-or with a malformed entry, is refused, never half-read.
+and reloads. `kept` is the window's event evidence, `[[time, id or body], ...]` (empty when its
+correlation includes no events; version 1 snapshots, written before event inclusion, have no such
+item and read as empty). A snapshot is checked whole before any entry is used: one of an unknown
+format version, or with a malformed entry, is refused, never half-read.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import msgspec
 from rsigma.correlation.state import GroupState
 
 FORMAT: Final = "rsigma-correlation-state"
-VERSION: Final = 1
+VERSION: Final = 2
+#: The versions this rsigma reads: 1 lacks the kept evidence.
+READS: Final = (1, 2)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
 
-Entry = tuple[str, list[Any], list[float], list[Any], float, float | None]
+Entry = tuple[str, list[Any], list[float], list[Any], float, float | None, list[Any]]
 
 
 class SnapshotError(ValueError):
@@ -30,7 +34,7 @@ class SnapshotError(ValueError):
 
 def encode_snapshot(entries: Iterable[tuple[str, list[Any], GroupState]]) -> bytes:
     return encode_entries(
-        [key, group, state.times, state.values, state.newest, state.last_alert]
+        [key, group, state.times, state.values, state.newest, state.last_alert, state.kept or []]
         for key, group, state in entries
     )
 
@@ -48,21 +52,23 @@ def decode_snapshot(data: bytes) -> list[Entry]:
         raise SnapshotError(f"not a correlation state snapshot: {e}") from e
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise SnapshotError("not a correlation state snapshot (missing format marker)")
-    if doc.get("version") != VERSION:
+    version = doc.get("version")
+    if version not in READS:
         raise SnapshotError(
-            f"correlation state snapshot has version {doc.get('version')!r};"
-            f" this rsigma reads version {VERSION}"
+            f"correlation state snapshot has version {version!r};"
+            f" this rsigma reads version {' or '.join(map(str, READS))}"
         )
     entries = doc.get("entries")
     if not isinstance(entries, list):
         raise SnapshotError("correlation state snapshot has no entry list")
-    return [_entry(n, e) for n, e in enumerate(entries)]
+    size = 6 if version == 1 else 7
+    return [_entry(n, e, size) for n, e in enumerate(entries)]
 
 
-def _entry(n: int, entry: Any) -> Entry:
-    if not isinstance(entry, list) or len(entry) != 6:
+def _entry(n: int, entry: Any, size: int) -> Entry:
+    if not isinstance(entry, list) or len(entry) != size:
         raise SnapshotError(f"correlation state snapshot entry {n} is malformed")
-    key, group, times, values, newest, last_alert = entry
+    key, group, times, values, newest, last_alert, kept = entry if size == 7 else [*entry, []]
     valid = (
         isinstance(key, str)
         and isinstance(group, list)
@@ -72,10 +78,22 @@ def _entry(n: int, entry: Any) -> Entry:
         and len(values) == len(times)
         and _is_number(newest)
         and (last_alert is None or _is_number(last_alert))
+        and isinstance(kept, list)
+        and all(_is_evidence(item) for item in kept)
     )
     if not valid:
         raise SnapshotError(f"correlation state snapshot entry {n} is malformed")
-    return key, group, times, values, newest, last_alert
+    return key, group, times, values, newest, last_alert, [tuple(item) for item in kept]
+
+
+def _is_evidence(item: Any) -> bool:
+    """`[time, id or body]`: an id is text or null (`refs`), a body bytes (`full`)."""
+    return (
+        isinstance(item, list)
+        and len(item) == 2
+        and _is_number(item[0])
+        and (item[1] is None or isinstance(item[1], str | bytes))
+    )
 
 
 def _is_number(value: Any) -> bool:

@@ -4,6 +4,9 @@ A window holds the hits of the last `timespan` seconds before its newest hit, bo
 Entries arrive mostly in order; a late entry is inserted at its place, and one older than the window
 (newest - timespan) is refused. Aggregates (distinct-value counts, sums, sorted values) are updated on
 insert and eviction, so checking a condition never rescans the window.
+
+A window of a correlation that includes events (`rsigma.correlation.evidence`) also keeps the evidence
+of its most recent events, `(time, evidence)` sorted by time; it leaves with the entries it came with.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from typing import Any
 class GroupState:
     """Parallel lists `times` and `values`; which aggregate is maintained depends on the type."""
 
-    __slots__ = ("times", "values", "counts", "ordered", "newest", "last_alert")
+    __slots__ = ("times", "values", "counts", "ordered", "newest", "last_alert", "kept")
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, keeps: bool = False) -> None:
         self.times: list[float] = []
         self.values: list[Any] = []
         # value -> multiplicity (value_count, temporal types); sorted numbers (percentiles). Sums are
@@ -29,6 +32,8 @@ class GroupState:
         self.ordered: list[float] | None = [] if kind in ("value_percentile", "value_median") else None
         self.newest = float("-inf")
         self.last_alert: float | None = None
+        #: The evidence of the most recent events (None: the correlation keeps none).
+        self.kept: list[tuple[float, Any]] | None = [] if keeps else None
 
     def __len__(self) -> int:
         return len(self.times)
@@ -57,10 +62,46 @@ class GroupState:
                 self._account(value, -1)
             del self.times[:cut]
             del self.values[:cut]
+            if self.kept:
+                self._forget_before(self.newest - timespan)
+
+    def trim(self, max_entries: int) -> int:
+        """Drop the oldest entries beyond `max_entries` (`--max-group-entries`); how many went."""
+        excess = len(self.times) - max_entries
+        if excess <= 0:
+            return 0
+        for value in self.values[:excess]:
+            self._account(value, -1)
+        del self.times[:excess]
+        del self.values[:excess]
+        if self.kept:
+            self._forget_before(self.times[0])
+        return excess
+
+    def keep(self, ts: float, evidence: Any, cap: int) -> None:
+        """Remember an event's evidence; past `cap` the oldest goes. An event whose entry has already
+        left the window (older than every entry) is not kept."""
+        kept = self.kept
+        if kept is None or not self.times or ts < self.times[0]:
+            return
+        if not kept or ts >= kept[-1][0]:
+            kept.append((ts, evidence))
+        else:
+            kept.insert(bisect_right(kept, ts, key=_time), (ts, evidence))
+        if len(kept) > cap:
+            del kept[: len(kept) - cap]
+
+    def _forget_before(self, cutoff: float) -> None:
+        assert self.kept is not None
+        cut = bisect_left(self.kept, cutoff, key=_time)
+        if cut:
+            del self.kept[:cut]
 
     def clear(self) -> None:
         self.times.clear()
         self.values.clear()
+        if self.kept is not None:
+            self.kept.clear()
         if self.counts is not None:
             self.counts.clear()
         if self.ordered is not None:
@@ -88,3 +129,7 @@ class GroupState:
             self.ordered.clear()
         for value in values:
             self._account(value, +1)
+
+
+def _time(item: tuple[float, Any]) -> float:
+    return item[0]

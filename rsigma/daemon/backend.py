@@ -58,6 +58,10 @@ class Backend(Protocol):
         """Live correlation windows dropped at --max-state-entries so far (every matcher's, summed)."""
 
     @property
+    def group_entries_dropped(self) -> int:
+        """Correlation window entries dropped at --max-group-entries so far (every matcher's, summed)."""
+
+    @property
     def available(self) -> int:
         """Evaluators that can take a batch now (0: the daemon is not ready, `/readyz` says 503)."""
 
@@ -110,6 +114,10 @@ class InlineBackend:
     @property
     def correlation_evictions(self) -> int:
         return self.evaluator.correlation.evicted
+
+    @property
+    def group_entries_dropped(self) -> int:
+        return self.evaluator.correlation.trimmed
 
     def status(self) -> list[dict[str, Any]]:
         return []

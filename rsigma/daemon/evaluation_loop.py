@@ -44,6 +44,7 @@ class EvaluationLoop:
             metrics.correlation_evictions, config.correlation.max_state_entries, config.workers
         )
         self.max_event_bytes = config.max_event_bytes
+        self.group_entries_dropped = 0  # the backend's running total, as last counted
 
     async def run(self) -> None:
         """Batches go to the backend while earlier ones are still out (up to its window); their
@@ -77,6 +78,10 @@ class EvaluationLoop:
             metrics.batch_evaluated(result.evaluated, result.busy_s)
             metrics.state_entries.set(self.backend.windows)
             self.evictions.update(self.backend.correlation_evictions)
+            dropped = self.backend.group_entries_dropped
+            if dropped > self.group_entries_dropped:
+                metrics.group_entries_dropped.inc(dropped - self.group_entries_dropped)
+                self.group_entries_dropped = dropped
             for raw, outcome in zip(events, result.outcomes, strict=True):
                 if outcome is None:
                     raw.token.ack()

@@ -65,6 +65,11 @@ class Metrics:
             "Correlation windows dropped at --max-state-entries while still holding hits in their timespan.",
             registry=r,
         )
+        self.group_entries_dropped = Counter(
+            "rsigma_correlation_group_entries_dropped",
+            "Correlation window entries dropped at --max-group-entries (or rsigma.max_group_entries).",
+            registry=r,
+        )
         self.state_save_failures = Counter(
             "rsigma_state_save_failures", "Correlation state saves to --state-db that failed.", registry=r
         )

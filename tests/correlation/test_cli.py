@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -229,3 +230,137 @@ def test_unknown_reference_is_a_rule_error(tmp_path):
     assert proc.returncode != 0
     assert "no_such_rule" in proc.stderr
     assert "Brute force" in proc.stderr
+
+
+# ---- event inclusion and group caps ------------------------------------------------------------
+
+NUMBERED = [failed(i, EventRecordID=i) for i in range(5)]
+
+
+def test_correlation_event_mode_full_adds_the_event_bodies(rules, tmp_path):
+    lines = eval_lines(rules, events_file(tmp_path, NUMBERED), "--correlation-event-mode", "full")
+    assert [list(o) for o in lines] == [[*KEYS, "events"]] * 3
+    assert lines[0]["events"] == NUMBERED[:3]
+    assert lines[-1]["events"] == NUMBERED
+
+
+def test_correlation_event_mode_refs_adds_time_and_id(rules, tmp_path):
+    lines = eval_lines(rules, events_file(tmp_path, NUMBERED), "--correlation-event-mode", "refs")
+    assert [list(o) for o in lines] == [[*KEYS, "event_refs"]] * 3
+    epoch = int(T0.timestamp())
+    assert lines[0]["event_refs"] == [{"timestamp": epoch + i, "id": str(i)} for i in range(3)]
+
+
+def test_correlation_event_mode_none_is_the_default(rules, tmp_path):
+    events = events_file(tmp_path, NUMBERED)
+    assert eval_lines(rules, events, "--correlation-event-mode", "none") == eval_lines(rules, events)
+    assert all(list(o) == KEYS for o in eval_lines(rules, events))
+
+
+def test_max_correlation_events_keeps_the_most_recent(rules, tmp_path):
+    flags = ("--correlation-event-mode", "refs", "--max-correlation-events", "2")
+    lines = eval_lines(rules, events_file(tmp_path, NUMBERED), *flags)
+    assert [[r["id"] for r in o["event_refs"]] for o in lines] == [["1", "2"], ["2", "3"], ["3", "4"]]
+
+
+def test_max_group_entries_caps_the_window_and_is_reported(rules, tmp_path):
+    proc = rsigma(
+        "engine", "eval", "-r", rules, "--events", events_file(tmp_path, NUMBERED), "--max-group-entries", "3"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["aggregated_value"] for line in proc.stdout.splitlines()] == [3.0, 3.0, 3.0]
+    assert "2 entries over --max-group-entries dropped" in proc.stderr
+
+
+def test_correlation_event_mode_attribute_overrides_the_flag(tmp_path):
+    path = tmp_path / "rules.yml"
+    path.write_text(
+        textwrap.dedent(RULES)
+        .lstrip()
+        .replace("level: high\n", "level: high\nrsigma.correlation_event_mode: refs\n"),
+        encoding="utf-8",
+    )
+    lines = eval_lines(path, events_file(tmp_path, NUMBERED), "--correlation-event-mode", "full")
+    assert "event_refs" in lines[0] and "events" not in lines[0]
+
+
+def test_bad_correlation_event_mode_attribute_is_a_rule_error(tmp_path):
+    path = tmp_path / "rules.yml"
+    path.write_text(
+        textwrap.dedent(RULES)
+        .lstrip()
+        .replace("level: high\n", "level: high\nrsigma.max_group_entries: lots\n"),
+        encoding="utf-8",
+    )
+    proc = rsigma("engine", "eval", "-r", path, "--events", events_file(tmp_path, NUMBERED))
+    assert proc.returncode == 2
+    assert "rsigma.max_group_entries" in proc.stderr and "Brute force" in proc.stderr
+
+
+def test_unknown_correlation_event_mode_exits_3(rules, tmp_path):
+    proc = rsigma(
+        "engine",
+        "eval",
+        "-r",
+        rules,
+        "--events",
+        events_file(tmp_path, SIX),
+        "--correlation-event-mode",
+        "all",
+    )
+    assert proc.returncode == 3
+    assert proc.stdout == ""
+    assert "--correlation-event-mode" in proc.stderr and "'all'" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--max-correlation-events", "0"],
+        ["--max-correlation-events", "-1"],
+        ["--max-group-entries", "0"],
+        ["--max-group-entries", "many"],
+    ],
+    ids=str,
+)
+def test_bad_event_caps_are_usage_errors(rules, tmp_path, flags):
+    proc = rsigma("engine", "eval", "-r", rules, "--events", events_file(tmp_path, SIX), *flags)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert flags[0] in proc.stderr
+
+
+def test_correlation_event_mode_from_its_environment_variable(rules, tmp_path):
+    events = events_file(tmp_path, NUMBERED)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rsigma", "engine", "eval", "-r", str(rules), "--events", str(events)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "RSIGMA_CORRELATION_EVENT_MODE": "refs"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "event_refs" in json.loads(proc.stdout.splitlines()[0])
+
+
+def test_full_mode_keeps_events_deeper_than_orjson_writes(rules, tmp_path):
+    """orjson writes 254 levels at most: a deeper event is still kept and written, not a crash; one too
+    deep to write at all is a bad line (dead-lettered in the daemon), and the rest go on."""
+
+    def nested(levels: int) -> str:
+        return '{"in":' * levels + '{"leaf":true}' + "}" * levels
+
+    def line(t: float, levels: int) -> str:
+        return json.dumps(failed(t))[:-1] + f', "nest": {nested(levels)}}}\n'
+
+    path = tmp_path / "deep.ndjson"
+    path.write_text(
+        line(0, 400) + line(1, 1010) + json.dumps(failed(2)) + "\n" + json.dumps(failed(3)) + "\n"
+    )
+    proc = rsigma("engine", "eval", "-r", rules, "--events", path, "--correlation-event-mode", "full")
+    assert proc.returncode == 0, proc.stderr
+    (obj,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["@timestamp"] for e in obj["events"]] == [at(0), at(2), at(3)]
+    assert json.dumps(obj["events"][0]["nest"], separators=(",", ":")) == nested(400)
+    assert "line 2: event nested too deeply to write its results" in proc.stderr

@@ -39,6 +39,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "reset": {"action": "reset"},
     "suppress-reset": {"suppress": 30.0, "action": "reset"},
     "skip": {"timestamp_fallback": "skip"},
+    "full": {"event_mode": "full", "max_correlation_events": 3},
+    "refs-reset": {"event_mode": "refs", "action": "reset"},
+    "group-entries": {"max_group_entries": 4, "event_mode": "refs"},
 }
 
 
@@ -51,11 +54,12 @@ def detect(events: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[int]
     return [(e, [d.index for d in DETECTOR.engine.evaluate(e)]) for e in events]
 
 
-Row = tuple[str, tuple[tuple[str, Any], ...], float]
+Row = tuple[str, tuple[tuple[str, Any], ...], float, str]
 
 
 def row(r: CorrelationResult) -> Row:
-    return (r.rule_title, tuple(r.group_key), r.aggregated_value)
+    d = r.to_dict()
+    return (r.rule_title, tuple(r.group_key), r.aggregated_value, repr(d.get("events", d.get("event_refs"))))
 
 
 def single_run(eng: CorrelationEngine, items: list[tuple[dict[str, Any], list[int]]]) -> list[list[Row]]:
@@ -81,8 +85,8 @@ def windows(snapshot: bytes) -> list[tuple[Any, ...]]:
     """Snapshot entries as a sorted list (the windows as a multiset, whatever the order of entries)."""
     return sorted(
         (
-            (key, tuple(group), tuple(times), tuple(values), newest, last_alert)
-            for key, group, times, values, newest, last_alert in decode_snapshot(snapshot)
+            (key, tuple(group), tuple(times), tuple(values), newest, last_alert, tuple(kept))
+            for key, group, times, values, newest, last_alert, kept in decode_snapshot(snapshot)
         ),
         key=repr,
     )
@@ -126,7 +130,7 @@ def test_seeded_streams_fire_every_type_and_chain_level(config):
         specs = random_specs(rng, 250)
         batches = [rng.randint(1, 64) for _ in range(5)]
         expected = check_equal(specs, config, rng.randint(2, 4), batches)
-        titles.update(title for rs in expected for title, _, _ in rs)
+        titles.update(title for rs in expected for title, *_ in rs)
     corr_titles = {c.title: c.type for c in RULESET.correlations}
     fired = {corr_titles[t] for t in titles}
     assert fired == {
@@ -155,7 +159,7 @@ def test_mixed_levels_within_one_batch_keep_single_process_order():
     items = detect(events)
     expected = single_run(engine("default"), items)
     assert [r for r in expected[3] if r[0] == "Failures then success"] == [
-        ("Failures then success", (("User", "dave"),), 2.0)
+        ("Failures then success", (("User", "dave"),), 2.0, "None")
     ]
     for n in (1, 2, 3):
         sharded = ShardedCorrelation([engine("default") for _ in range(n)])
@@ -320,7 +324,7 @@ def test_merge_keeps_the_newer_copy_of_a_duplicated_window():
     single_run(newer, detect([{"action": "fail", "User": "zed", "@timestamp": at(9)}]))
     for order in ([older, newer], [newer, older]):
         merged = decode_snapshot(merge_snapshots(e.export_state() for e in order))
-        assert {newest for _, _, _, _, newest, _ in merged} == {EPOCH0 + 9}
+        assert {newest for _, _, _, _, newest, _, _ in merged} == {EPOCH0 + 9}
         assert len(merged) == len(decode_snapshot(newer.export_state()))
 
 

@@ -267,11 +267,18 @@ VALID_ENTRY = [
 def test_snapshot_crafted_in_the_current_format_is_read():
     """The test's hand-made encoding is the real one (so the refusals below are about the version only)."""
     ev = load()
+    assert ev.correlation.import_state(snapshot(2, [[*VALID_ENTRY, []]])) == 1
+    assert run(ev, [fail(2)]) == [(1, "alice", 3.0)]
+
+
+def test_snapshot_of_version_1_without_kept_events_still_reads():
+    """Snapshots written before event inclusion (6-item entries) import as windows without evidence."""
+    ev = load()
     assert ev.correlation.import_state(snapshot(1, [VALID_ENTRY])) == 1
     assert run(ev, [fail(2)]) == [(1, "alice", 3.0)]
 
 
-@pytest.mark.parametrize("version", [99, 0, 2, "1", None])
+@pytest.mark.parametrize("version", [99, 0, 3, "1", None])
 def test_snapshot_of_another_version_is_refused(version):
     ev = load()
     with pytest.raises(SnapshotError) as info:
@@ -321,6 +328,7 @@ def test_truncated_snapshot_is_refused():
         pytest.param([[1, 2]], id="short-entry"),
         pytest.param(["not an entry"], id="string-entry"),
         pytest.param([VALID_ENTRY, [None]], id="valid-then-broken"),
+        pytest.param([[*VALID_ENTRY, []]], id="version-2-entry-in-version-1"),
     ],
 )
 def test_snapshot_with_malformed_entries_is_refused_whole(entries):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rsigma.engine.folding import EXTRA_FOLDS
+from rsigma.rules.condition import CondAnd, CondNode, CondNot, CondOr, CondRef, CondSelector, selector_names
 from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaRule
 from rsigma.rules.values import SigmaString, Wildcard
 
@@ -56,6 +57,21 @@ class RuleFeatures:
     number: bool
     regex: bool
     fieldref: bool
+    # A selection under `not`: where its item differs, the rule's answer goes the other way.
+    negated: bool
+
+
+def _negated_names(node: CondNode, names: list[str], under_not: bool, out: set[str]) -> None:
+    match node:
+        case CondRef(name) if under_not:
+            out.add(name)
+        case CondSelector() if under_not:
+            out.update(selector_names(node, names))
+        case CondNot(item):
+            _negated_names(item, names, not under_not, out)
+        case CondAnd(items) | CondOr(items):
+            for item in items:
+                _negated_names(item, names, under_not, out)
 
 
 def _items(group: DetectionGroup) -> Iterator[DetectionItem]:
@@ -68,6 +84,9 @@ def _items(group: DetectionGroup) -> Iterator[DetectionItem]:
 
 def features(rule: SigmaRule) -> RuleFeatures:
     items = [i for g in rule.detections.values() for i in _items(g)]
+    negated: set[str] = set()
+    for condition in rule.conditions:
+        _negated_names(condition, list(rule.detections), False, negated)
 
     def inner_wildcard(i: DetectionItem) -> bool:
         """A wildcard the rule wrote inside a startswith/endswith value (not the one the modifier adds)."""
@@ -93,6 +112,7 @@ def features(rule: SigmaRule) -> RuleFeatures:
         number=any(isinstance(v, int | float) and not isinstance(v, bool) for i in items for v in i.values),
         regex=any(i.op == "re" for i in items),
         fieldref=any(i.op == "fieldref" for i in items),
+        negated=bool(negated),
     )
 
 
@@ -162,6 +182,9 @@ def classify(
     """The class of one disagreement. `folds_alike`: ours answers the same on the event with its
     look-alikes replaced by the ASCII letters they fold to (so the difference is the folding);
     `regex_sound`: each of the rule's regexes answers as RE2 alone does (no prefilter lost a match)."""
+    # The differing item made our answer True and theirs False, or, in a selection under `not`, the
+    # other way round.
+    ours_matched = (ours and not theirs) or (rule.negated and theirs and not ours)
     texts = list(_texts(event))
     newline = any("\n" in t for t in texts)
     lookalike = any(c in _LOOKALIKES for t in texts for c in t)
@@ -179,7 +202,7 @@ def classify(
             return "rsigma: keywords skip numbers"
         if ours and not theirs and any(_partly_flat(v) for v in event.values()):
             return "rsigma: partly flattened keys"
-        if rule.fieldref and ours and not theirs and any(isinstance(v, list) for v in event.values()):
+        if rule.fieldref and ours_matched and any(isinstance(v, list) for v in event.values()):
             return "rsigma: fieldref against a list"
         if rule.inner_wildcard_anchor:
             return "rsigma: wildcards inside startswith/endswith"
@@ -192,9 +215,9 @@ def classify(
         if rule.boolean and not ours and theirs:
             return "rsigma: boolean spellings"
         return UNEXPLAINED
-    if mutation == "fold" and lookalike and ours and not theirs:
+    if mutation == "fold" and lookalike and ours_matched:
         return "pysigma: ASCII-only LIKE"
-    if mutation in ("upper", "swapcase") and ours and not theirs:
+    if mutation in ("upper", "swapcase") and ours_matched:
         return "pysigma: plain values compared case-sensitively"
     if rule.number and mutation.startswith("number") and ours and not theirs:
         return "pysigma: number compared as text"

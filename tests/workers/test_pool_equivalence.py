@@ -27,13 +27,22 @@ from workers.pool import MatcherPool
 
 CONFIGS = {
     "alert": CorrelationConfig(timestamp_fallback="skip"),
-    "suppress-reset": CorrelationConfig(suppress=30.0, action="reset", timestamp_fallback="skip"),
+    # Event inclusion too: the kept events travel from the matcher evaluating them to the group's owner.
+    "suppress-reset-full": CorrelationConfig(
+        suppress=30.0,
+        action="reset",
+        timestamp_fallback="skip",
+        event_mode="full",
+        max_correlation_events=3,
+        max_group_entries=6,
+    ),
 }
 
 
 class Harness:
     def __init__(self, rules: Path, config: CorrelationConfig, workers: int) -> None:
         self.loop = asyncio.new_event_loop()
+        self.config = config
         spec = EvaluatorSpec((rules,), config)
         self.reference = spec()
         supervisor = spec()  # the daemon's own evaluator: correlation levels and keys for routing
@@ -71,7 +80,9 @@ class Harness:
         self.loop.close()
 
 
-@pytest.fixture(scope="module", params=[("alert", 2), ("suppress-reset", 3)], ids=lambda p: f"{p[0]}-n{p[1]}")
+@pytest.fixture(
+    scope="module", params=[("alert", 2), ("suppress-reset-full", 3)], ids=lambda p: f"{p[0]}-n{p[1]}"
+)
 def harness(request, tmp_path_factory) -> Iterator[Harness]:  # type: ignore[no-untyped-def]
     rules = tmp_path_factory.mktemp("rules") / "rules.yml"
     rules.write_text(RULES)
@@ -106,3 +117,5 @@ def test_the_stream_fires_correlations_through_the_pool(harness):
     assert got == harness.reference_lines(events)
     types = Counter(orjson.loads(line).get("correlation_type") for per in got for line in per)
     assert sum(n for t, n in types.items() if t is not None) > 10, types
+    if harness.config.event_mode == "full":
+        assert any("events" in orjson.loads(line) for per in got for line in per)

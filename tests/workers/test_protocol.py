@@ -65,6 +65,7 @@ FROM_MATCHER = [
         parent_hits=b"",
         windows=3,
         evictions=2,
+        trimmed=5,
     ),
     State(request_id=5, snapshot=b"\x00snapshot"),
     Reloaded(request_id=6, error=None, rules=14, correlations=2, fingerprint="e" * 64),
