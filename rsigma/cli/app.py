@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -44,6 +45,8 @@ from rsigma.routing.router import builtin_routers
 from rsigma.rules.correlation import parse_timespan
 from workers.host import default_workers
 from workers.watchdog import DEFAULT_MATCHER_TIMEOUT_S
+
+log = logging.getLogger("rsigma.daemon")
 
 app = typer.Typer(
     name="rsigma",
@@ -822,6 +825,16 @@ def engine_daemon(
     jsonpath: JsonPathOption = None,
     no_detections: NoDetectionsOption = False,
     match_detail: MatchDetailOption = "off",
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            "--output-format",
+            metavar="FORMAT",
+            help="Accepted for RSigma's scripts, with RSigma's warning: an output's format is its"
+            " ?format= (ndjson or ocsf).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a stream of events continuously and deliver results to sinks."""
     if keep_state and clear_state:
@@ -831,6 +844,11 @@ def engine_daemon(
         effective = {**ctx.params, "workers": workers, "output": output or ["stdout"]}
         raise typer.Exit(print_dry_run(ctx, effective))
     setup_logging(log_format, log_level)
+    if output_format is not None:
+        log.warning(
+            f"`--output-format {output_format}` is not supported by `engine daemon`; falling back to"
+            " configured sink wire format."
+        )
     layers = layers_of(ctx)
     layers.log()
     if layers.problems:

@@ -91,6 +91,7 @@ NO_KEY = SECRETS | {
     "api_token_env",
     "config_file",
     "dry_run",
+    "output_format",  # accepted and ignored, with RSigma's warning
 }
 
 #: Looked for in this order when --config is not given; the first that exists is read.

@@ -81,6 +81,19 @@ def records(stderr: str) -> list[dict]:
     return [json.loads(line) for line in stderr.splitlines()]
 
 
+def test_output_format_is_accepted_with_rsigmas_warning(tmp_path: Path) -> None:
+    """RSigma's global --output-format: its daemon warns and keeps the sinks' own formats."""
+    result = daemon(tmp_path, "-r", rule_dir(tmp_path), "--output-format", "json")
+    assert result.returncode == 0, result.stderr
+    assert {
+        "level": "warning",
+        "message": "`--output-format json` is not supported by `engine daemon`; falling back to configured"
+        " sink wire format.",
+    }.items() <= records(result.stderr)[0].items()
+    (detection,) = map(json.loads, (tmp_path / "detections.ndjson").read_text().splitlines())
+    assert detection["rule_title"] == "Whoami Execution"
+
+
 def test_the_daemon_logs_info_by_default(tmp_path: Path) -> None:
     result = daemon(tmp_path, "-r", rule_dir(tmp_path))
     assert result.returncode == 0, result.stderr
