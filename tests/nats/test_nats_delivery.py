@@ -35,10 +35,12 @@ def numbered(first: int, last: int) -> list[bytes]:
 
 
 def detected(path: Path) -> list[int]:
-    """The `n` of every detection written to a file output (with --include-event), in order."""
+    """The `n` of every detection written to a file output (with --include-event), in order; a last
+    line the daemon is still writing (no newline yet) is left for the next look."""
     if not path.exists():
         return []
-    return [json.loads(line)["event"]["n"] for line in path.read_text().splitlines()]
+    *complete, _partial = path.read_text().split("\n")
+    return [json.loads(line)["event"]["n"] for line in complete]
 
 
 def stop(d: DaemonProcess) -> None:
