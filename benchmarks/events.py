@@ -27,7 +27,7 @@ from bisect import bisect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import accumulate
+from itertools import accumulate, islice
 from random import Random
 from typing import Any
 
@@ -2247,6 +2247,13 @@ def generate(n: int, seed: int = 1, attack_ratio: float = 0.002) -> Iterator[Eve
     fleet = _Fleet(seed)
     for _ in range(n):
         yield fleet.event(attack_ratio)
+
+
+def process_creation(n: int, seed: int = 1, attack_ratio: float = 0.002) -> Iterator[Event]:
+    """The first ``n`` process-creation events (EventID 1) of ``generate``'s stream: the events the
+    1,183 rules of SigmaHQ's ``rules/windows/process_creation`` are written for."""
+    fleet_events = generate(sys.maxsize, seed, attack_ratio)
+    yield from islice((e for e in fleet_events if e["EventID"] == 1), n)
 
 
 def main(argv: list[str] | None = None) -> int:
