@@ -2265,10 +2265,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--attack-ratio", type=float, default=0.002, help="share of attack-like events (0..1)"
     )
+    parser.add_argument(
+        "--process-creation", action="store_true", help="only process-creation events (EventID 1)"
+    )
     args = parser.parse_args(argv)
     out = sys.stdout.buffer
     batch: list[bytes] = []
-    for ev in generate(args.n, args.seed, args.attack_ratio):
+    stream = process_creation if args.process_creation else generate
+    for ev in stream(args.n, args.seed, args.attack_ratio):
         batch.append(_dumps(ev))
         if len(batch) >= 2048:
             out.write(b"\n".join(batch) + b"\n")

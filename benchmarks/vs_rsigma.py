@@ -26,14 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass
-from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 import events as sysmon
 from engine_bench import write_stream
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
+
+from tests.support.match_dumps import compare_dumps  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
@@ -60,26 +62,6 @@ class Run:
     events: int
     matches: int
     peak_rss_mb: float
-
-
-@dataclass
-class Difference:
-    """An event the two engines disagree on: rule ids (or titles) only one of them matched."""
-
-    line: int
-    ours_only: list[str]
-    rsigma_only: list[str]
-
-
-def compare_dumps(ours: list[list[str]], rsigma: list[list[str]]) -> list[Difference]:
-    """Every line whose matched rules differ, counting each rule as often as it matched (a rule id
-    loaded twice matches twice); a line missing from one dump counts as matching nothing there."""
-    out = []
-    for line, (mine, theirs) in enumerate(zip_longest(ours, rsigma, fillvalue=[]), 1):
-        a, b = Counter(mine), Counter(theirs)
-        if a != b:
-            out.append(Difference(line, sorted((a - b).elements()), sorted((b - a).elements())))
-    return out
 
 
 def parse_keys(text: str) -> dict[str, str]:
