@@ -14,6 +14,7 @@ It is a report, not a gate: it exits 0 whatever the figures (and when ../shared 
 
     python benchmarks/vs_rsigma.py [--events N] [--rounds N] [--passes N] [--seed S]
                                    [--attack-ratio R] [--show-diffs N] [--json]
+                                   [--rules-root DIR] [--rsigma-bench PATH]
 """
 
 from __future__ import annotations
