@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test soak lint bench demo fuzz clean
+.PHONY: install test soak lint bench bench-vs-rsigma demo fuzz clean
 
 install: $(STAMP)
 
@@ -43,6 +43,11 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/nats_bench.py
 	$(PY) benchmarks/nats_pipeline_bench.py
 	$(PY) benchmarks/pool_bench.py
+
+# Our engine against RSigma's (../shared/tools/rsigma-bench) on SigmaHQ, alternating, with the issue's
+# targets marked; a few minutes, so not part of `bench`. ARGS= passes options, e.g. ARGS="--rounds 5".
+bench-vs-rsigma: $(STAMP)
+	$(PY) benchmarks/vs_rsigma.py $(ARGS)
 
 # A throwaway JetStream server, `rsigma serve --workers 2` on examples/rules, the example events published
 # and their detections shown, then everything stopped (examples/demo.py).

@@ -27,7 +27,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import events as sysmon
@@ -62,10 +61,10 @@ def peak_rss_mb() -> float:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
-def write_stream(events_mod: ModuleType, n: int, seed: int, ratio: float, path: Path) -> int:
-    """Write the generated stream as NDJSON (untimed); return its size in bytes."""
+def write_stream(events: Iterable[dict[str, Any]], path: Path) -> int:
+    """Write a generated stream as NDJSON (untimed); return its size in bytes."""
     with path.open("wb") as f:
-        for e in events_mod.generate(n, seed, ratio):
+        for e in events:
             f.write(orjson.dumps(e))
             f.write(b"\n")
     return path.stat().st_size
@@ -179,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         # 2. The event stream, untimed, to a file.
         stream = Path(tmp) / "events.ndjson"
         t0 = time.perf_counter()
-        stream_bytes = write_stream(events_mod, args.events, args.seed, args.attack_ratio, stream)
+        stream_bytes = write_stream(events_mod.generate(args.events, args.seed, args.attack_ratio), stream)
         gen_s = time.perf_counter() - t0
 
         # 3. Evaluation, timed.
@@ -189,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
         attack_stream = None
         if args.with_attacks:
-            write_stream(events_mod, args.events, args.seed, ATTACK_STREAM_RATIO, stream)
+            write_stream(events_mod.generate(args.events, args.seed, ATTACK_STREAM_RATIO), stream)
             a_s, a_events, a_matches, a_rules, _ = run_stream(engine, stream, False)
             attack_stream = _stream_result("attack", ATTACK_STREAM_RATIO, a_events, a_s, a_matches, a_rules)
 

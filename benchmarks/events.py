@@ -27,7 +27,7 @@ from bisect import bisect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import accumulate
+from itertools import accumulate, islice
 from random import Random
 from typing import Any
 
@@ -2249,6 +2249,13 @@ def generate(n: int, seed: int = 1, attack_ratio: float = 0.002) -> Iterator[Eve
         yield fleet.event(attack_ratio)
 
 
+def process_creation(n: int, seed: int = 1, attack_ratio: float = 0.002) -> Iterator[Event]:
+    """The first ``n`` process-creation events (EventID 1) of ``generate``'s stream: the events the
+    1,183 rules of SigmaHQ's ``rules/windows/process_creation`` are written for."""
+    fleet_events = generate(sys.maxsize, seed, attack_ratio)
+    yield from islice((e for e in fleet_events if e["EventID"] == 1), n)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Write N deterministic Sysmon-shaped events as NDJSON to stdout."
@@ -2258,10 +2265,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--attack-ratio", type=float, default=0.002, help="share of attack-like events (0..1)"
     )
+    parser.add_argument(
+        "--process-creation", action="store_true", help="only process-creation events (EventID 1)"
+    )
     args = parser.parse_args(argv)
     out = sys.stdout.buffer
     batch: list[bytes] = []
-    for ev in generate(args.n, args.seed, args.attack_ratio):
+    stream = process_creation if args.process_creation else generate
+    for ev in stream(args.n, args.seed, args.attack_ratio):
         batch.append(_dumps(ev))
         if len(batch) >= 2048:
             out.write(b"\n".join(batch) + b"\n")

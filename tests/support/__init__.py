@@ -13,6 +13,7 @@ one `wait_until`, one metrics parser.
     sharding.py     the correlation rules and event specs of the sharding tests
     state_db.py     runs of the brute-force rules against one --state-db, and damaging its pages
     ocsf.py         detection_finding_problems(): a finding checked against OCSF's required attributes
+    match_dumps.py  compare_dumps(): two engines' matches event by event (benchmarks/vs_rsigma.py)
     systemd.py      NotifySocket: a real unix datagram socket standing in for systemd's NOTIFY_SOCKET
 
 Importing: pytest puts the repository root on sys.path (`pythonpath` in pyproject.toml), so tests say
