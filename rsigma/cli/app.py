@@ -154,16 +154,7 @@ def engine_eval(
             raise typer.BadParameter(f"Event file not found: {events}", param_hint="'-e' / '--event'")
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom)
     extraction = extraction_flags(ctx, jq, jsonpath)
-    config = correlation_config(
-        timestamp_field,
-        timestamp_fallback,
-        suppress,
-        action,
-        max_state_entries,
-        correlation_event_mode,
-        max_correlation_events,
-        max_group_entries,
-    )
+    config = correlation_config(ctx.params)
     try:
         routing = routing_maps(logsource_routing, logsource_map)
         evaluator = load_evaluator(rules, config, pipeline, routing, match_detail=match_detail)
@@ -522,17 +513,7 @@ def engine_daemon(
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom, log_format)
     extraction = extraction_flags(ctx, jq, jsonpath, log_format)
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
-    correlation = correlation_config(
-        timestamp_field,
-        timestamp_fallback,
-        suppress,
-        action,
-        max_state_entries,
-        correlation_event_mode,
-        max_correlation_events,
-        max_group_entries,
-        log_format,
-    )
+    correlation = correlation_config(ctx.params, log_format)
     routing = routing_maps(logsource_routing, logsource_map)
     build = EvaluatorSpec(
         tuple(rules),

@@ -5,16 +5,16 @@ settings: each check runs as its option's callback where it can, so a value from
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from rsigma.cli.daemon import startup_failed
 from rsigma.correlation.engine import CorrelationConfig
-from rsigma.correlation.evidence import DEFAULT_MAX_CORRELATION_EVENTS, mode_of
+from rsigma.correlation.evidence import mode_of
 from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS
 from rsigma.daemon.state import Replay
 from rsigma.engine.match_detail import check_level
@@ -67,36 +67,27 @@ def input_source(value: str) -> str:
     return value
 
 
-def correlation_config(
-    timestamp_fields: list[str] | None,
-    timestamp_fallback: str,
-    suppress: str | None,
-    action: str,
-    max_state_entries: int,
-    event_mode: str = "none",
-    max_correlation_events: int = DEFAULT_MAX_CORRELATION_EVENTS,
-    max_group_entries: int | None = None,
-    log_format: str = "text",
-) -> CorrelationConfig:
-    """One config from the correlation flags shared by `engine eval` and the daemon. An unknown
-    --correlation-event-mode exits 3, as RSigma's does (a JSON record with the daemon's JSON logs)."""
+def correlation_config(params: Mapping[str, Any], log_format: str = "text") -> CorrelationConfig:
+    """One config from the correlation flags `engine eval` and the daemon share (`params`: the
+    command's `ctx.params`). An unknown --correlation-event-mode exits 3, as RSigma's does (a JSON
+    record with the daemon's JSON logs)."""
+    event_mode = params["correlation_event_mode"]
+    timestamp_fields = params["timestamp_field"] or ()
     try:
         mode_of(event_mode)
     except ValueError as e:
         problem = f"--correlation-event-mode: {e}"
         raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, problem)) from None
-    fields = tuple(timestamp_fields or ()) + tuple(
-        f for f in DEFAULT_TIMESTAMP_FIELDS if f not in (timestamp_fields or ())
-    )
+    fields = tuple(timestamp_fields) + tuple(f for f in DEFAULT_TIMESTAMP_FIELDS if f not in timestamp_fields)
     return CorrelationConfig(
         timestamp_fields=fields,
-        timestamp_fallback=timestamp_fallback,
-        suppress=_duration(suppress),
-        action=action,
-        max_state_entries=max_state_entries,
+        timestamp_fallback=params["timestamp_fallback"],
+        suppress=_duration(params["suppress"]),
+        action=params["action"],
+        max_state_entries=params["max_state_entries"],
         event_mode=event_mode,
-        max_correlation_events=max_correlation_events,
-        max_group_entries=max_group_entries,
+        max_correlation_events=params["max_correlation_events"],
+        max_group_entries=params["max_group_entries"],
     )
 
 

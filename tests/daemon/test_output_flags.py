@@ -98,58 +98,34 @@ def test_bad_sink_format_is_a_startup_error(run_daemon, rules_file, flag, url, e
     assert flag in done.stderr
 
 
+def with_failing_file_output(daemon, rules_file, tmp_path, *flags):
+    """A daemon on HTTP input whose file output fails every write once started (a directory takes
+    the file's place), with one retry and a DLQ: each batch it takes counts one retry."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    output = ("--output", f"file://{bad}/out", "--dlq", f"file://{tmp_path}/dlq.ndjson")
+    d = daemon("-r", rules_file, "--input", "http", *output, "--sink-retry-max", "1", *flags)
+    (bad / "out").unlink()
+    (bad / "out").mkdir()
+    return d
+
+
 @pytest.mark.parametrize(("batch_max", "writes"), [("1", 5), ("2", 3)])
 def test_sink_batch_max_bounds_the_events_a_sink_writes_at_once(
     daemon, rules_file, ev, tmp_path, batch_max, writes
 ):
-    """A sink that fails every write counts one retry per batch it took: with everything queued at
-    once, 5 events are 5 batches of 1 or 3 batches of at most 2."""
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    d = daemon(
-        "-r",
-        rules_file,
-        "--input",
-        "http",
-        "--output",
-        f"file://{bad}/out",
-        "--dlq",
-        f"file://{tmp_path}/dlq.ndjson",
-        "--sink-retry-max",
-        "1",
-        "--sink-backoff-base-ms",
-        "200",
-        "--sink-batch-max",
-        batch_max,
-    )
-    (bad / "out").unlink()
-    (bad / "out").mkdir()  # every write now fails
+    """With everything queued at once, 5 events are 5 batches of 1 or 3 batches of at most 2."""
+    flags = ("--sink-backoff-base-ms", "200", "--sink-batch-max", batch_max)
+    d = with_failing_file_output(daemon, rules_file, tmp_path, *flags)
     d.post_events(*(ev.whoami(n) for n in range(5)))
     d.wait_metric("rsigma_sink_delivery_failures_total", 5, sink="file")
     assert d.metric("rsigma_sink_retries_total", sink="file") == writes
 
 
 def test_sink_batch_flush_ms_waits_for_a_fuller_batch(daemon, rules_file, ev, tmp_path):
-    """Five events posted 0.1 s apart, within one 3 s flush window: one batch, so the failing sink
-    counts one retry (without the wait the first event would be written, and retried, alone)."""
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    d = daemon(
-        "-r",
-        rules_file,
-        "--input",
-        "http",
-        "--output",
-        f"file://{bad}/out",
-        "--dlq",
-        f"file://{tmp_path}/dlq.ndjson",
-        "--sink-retry-max",
-        "1",
-        "--sink-batch-flush-ms",
-        "3000",
-    )
-    (bad / "out").unlink()
-    (bad / "out").mkdir()  # every write now fails
+    """Five events posted 0.1 s apart, within one 3 s flush window: one batch, so one retry (without
+    the wait the first event would be written, and retried, alone)."""
+    d = with_failing_file_output(daemon, rules_file, tmp_path, "--sink-batch-flush-ms", "3000")
     for n in range(5):
         d.post_events(ev.whoami(n))
         time.sleep(0.1)
