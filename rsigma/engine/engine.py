@@ -7,7 +7,7 @@ It knows nothing of files, streams or processes; `engine eval` and the daemon bo
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from rsigma.engine.compiler import CompiledRule, compile_filter, compile_rule
@@ -20,7 +20,7 @@ from rsigma.errors import SigmaError
 from rsigma.gc_pause import gc_paused
 from rsigma.routing.router import LogsourceRouter, Placement, compatible
 from rsigma.rules.loader import RuleSet, parse_rules_text
-from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaFilter, SigmaRule
+from rsigma.rules.model import SigmaFilter, SigmaRule
 from rsigma.rules.values import Placeholder, SigmaString
 
 log = logging.getLogger(__name__)
@@ -103,19 +103,11 @@ def filter_applies(flt: SigmaFilter, rule: SigmaRule) -> bool:
     )
 
 
-def _items(group: DetectionGroup) -> Iterator[DetectionItem]:
-    for item in group.items:
-        if isinstance(item, DetectionGroup):
-            yield from _items(item)
-        else:
-            yield item
-
-
 def unresolved_placeholders(rule: SigmaRule) -> list[str]:
     """Warnings for `expand` placeholders no pipeline resolved: such a value matches nothing."""
     out = []
     for name, group in rule.detections.items():
-        for item in _items(group):
+        for item in group.leaves():
             names = {
                 p.name
                 for v in item.values

@@ -13,7 +13,7 @@ from typing import Any
 
 from rsigma.errors import SigmaRuleError
 from rsigma.rules.correlation import CorrelationRule
-from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaRule
+from rsigma.rules.model import DetectionItem, SigmaRule
 from rsigma.rules.values import SigmaString
 
 
@@ -39,17 +39,10 @@ def _need(spec: dict[str, Any], key: str, ctype: str) -> Any:
     return spec[key]
 
 
-def _items(group: DetectionGroup) -> list[DetectionItem]:
-    out: list[DetectionItem] = []
-    for i in group.items:
-        out.extend(_items(i) if isinstance(i, DetectionGroup) else [i])
-    return out
-
-
 def _rule_items(rule: AnyRule) -> list[DetectionItem]:
     if isinstance(rule, CorrelationRule):
         return []
-    return [i for g in rule.detections.values() for i in _items(g)]
+    return [i for g in rule.detections.values() for i in g.leaves()]
 
 
 def _same_value(value: Any, want: Any) -> bool:

@@ -6,6 +6,7 @@ so a rule never needs a deep copy.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,14 @@ class DetectionGroup:
 
     items: tuple[DetectionItem | DetectionGroup, ...]
     any_of: bool = False
+
+    def leaves(self) -> Iterator[DetectionItem]:
+        """Every item of the group and its nested groups, in order."""
+        for item in self.items:
+            if isinstance(item, DetectionGroup):
+                yield from item.leaves()
+            else:
+                yield item
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from rsigma.engine.folding import EXTRA_FOLDS
 from rsigma.rules.condition import CondAnd, CondNode, CondNot, CondOr, CondRef, CondSelector, selector_names
-from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaRule
+from rsigma.rules.model import DetectionItem, SigmaRule
 from rsigma.rules.values import SigmaString, Wildcard
 
 UNEXPLAINED = "unexplained"
@@ -74,16 +74,8 @@ def _negated_names(node: CondNode, names: list[str], under_not: bool, out: set[s
                 _negated_names(item, names, under_not, out)
 
 
-def _items(group: DetectionGroup) -> Iterator[DetectionItem]:
-    for item in group.items:
-        if isinstance(item, DetectionGroup):
-            yield from _items(item)
-        else:
-            yield item
-
-
 def features(rule: SigmaRule) -> RuleFeatures:
-    items = [i for g in rule.detections.values() for i in _items(g)]
+    items = [i for g in rule.detections.values() for i in g.leaves()]
     negated: set[str] = set()
     for condition in rule.conditions:
         _negated_names(condition, list(rule.detections), False, negated)

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from rsigma.engine import Engine
 from rsigma.engine.event import EventView
 from rsigma.engine.matchers import compile_item
 from rsigma.engine.regex import compile_search
-from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaRule
+from rsigma.rules.model import SigmaRule
 from rsigma.rules.values import SigmaRegex
 from tests.differential.generate import Case, rule_key
 
@@ -47,7 +47,7 @@ def regex_items_agree_with_re2(rule: SigmaRule, event: dict[str, Any]) -> bool:
     """Whether each `re` item of the rule answers on the event as RE2 alone does (no prefilter)."""
     view = EventView(event)
     for group in rule.detections.values():
-        for item in _items(group):
+        for item in group.leaves():
             if item.op != "re" or item.negated:
                 continue
             texts = view.texts(item.field) if item.field else view.raw_leaves()
@@ -60,14 +60,6 @@ def regex_items_agree_with_re2(rule: SigmaRule, event: dict[str, Any]) -> bool:
             if compile_item(item)(view) != direct:
                 return False
     return True
-
-
-def _items(group: DetectionGroup) -> Iterator[DetectionItem]:
-    for item in group.items:
-        if isinstance(item, DetectionGroup):
-            yield from _items(item)
-        else:
-            yield item
 
 
 def rsigma(rules: Path, cases: Sequence[Case]) -> list[set[str]]:
