@@ -24,9 +24,9 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Final
+from typing import Any, Final
 
 from rsigma.engine.event import KEYWORD_SEPARATOR, EventView
 from rsigma.engine.folding import fold
@@ -192,8 +192,9 @@ def rule_witness(rule: SigmaRule) -> Witness | None:
 
 #: Texts longer than this are not memoised (long values such as command lines rarely repeat).
 MEMO_MAX_TEXT: Final = 256
-#: Memoised texts per indexed field; the memo starts over when full.
+#: Memoised texts per indexed field, and for keywords (all values of an event); a memo starts over when full.
 MEMO_MAX_ENTRIES: Final = 1024
+KEYWORD_MEMO_MAX_ENTRIES: Final = 4096
 
 #: A conjunction beyond its anchor: (rule, the other plain atoms, groups of which one atom each).
 Guarded = tuple[int, frozenset[int], tuple[frozenset[int], ...]]
@@ -203,14 +204,44 @@ Trigger = tuple[tuple[int, ...], tuple[Guarded, ...]]
 Entry = tuple[frozenset[int], frozenset[int], tuple[Guarded, ...]]
 
 
-def _entry(atoms: frozenset[int], triggers: dict[int, Trigger]) -> Entry:
+def _resolve(guarded: Guarded, atoms: frozenset[int], own: frozenset[int]) -> Guarded | int | None:
+    """What is left of a conjunction once one field's atoms are known (`atoms`: those that hold, `own`:
+    all the field's atoms): None if one of them fails, the rule if nothing is left, else the rest."""
+    rule, plain, groups = guarded
+    local = plain & own
+    if local and not local <= atoms:
+        return None
+    rest = plain - local if local else plain
+    kept: list[frozenset[int]] = []
+    for group in groups:
+        if not group.isdisjoint(atoms):
+            continue
+        if group <= own:
+            return None
+        kept.append(group)
+    if not rest and not kept:
+        return rule
+    return rule, rest, tuple(kept)
+
+
+def _entry(atoms: frozenset[int], triggers: dict[int, Trigger], own: frozenset[int] | None) -> Entry:
+    """The rules and conjunctions `atoms` trigger; with `own`, resolved as far as the field decides."""
     rules: set[int] = set()
     guarded: list[Guarded] = []
     for atom in atoms:
         trigger = triggers.get(atom)
-        if trigger is not None:
-            rules.update(trigger[0])
+        if trigger is None:
+            continue
+        rules.update(trigger[0])
+        if own is None:
             guarded.extend(trigger[1])
+            continue
+        for conj in trigger[1]:
+            left = _resolve(conj, atoms, own)
+            if type(left) is int:
+                rules.add(left)
+            elif left is not None:
+                guarded.append(left)
     return atoms, frozenset(rules), tuple(guarded)
 
 
@@ -219,25 +250,36 @@ class FieldIndex:
 
     Event fields such as Image, User or Company repeat from event to event, so what a value holds
     (its atoms, and the rules and conjunctions they trigger) is memoised per field, keyed by the value
-    as it comes in the event (before folding).
+    as it comes in the event (before folding). A field's texts decide all of its own atoms, so a
+    conjunction is resolved as far as they go before it is memoised: most conjunctions name one field
+    (Image contains X and ends with Y) and leave nothing to check per event. The keyword index
+    (`own` None) cannot: its atoms may hold in any value of the event.
     """
 
-    __slots__ = ("field", "exact", "numeric", "find", "triggers", "memo")
+    __slots__ = ("field", "exact", "numeric", "find", "triggers", "own", "max_entries", "memo")
 
     def __init__(
-        self, field: str, exact: dict[str, int], find: Finder | None, triggers: dict[int, Trigger]
+        self,
+        field: str,
+        exact: dict[str, int],
+        find: Finder | None,
+        triggers: dict[int, Trigger],
+        own: frozenset[int] | None,
+        max_entries: int = MEMO_MAX_ENTRIES,
     ) -> None:
         self.field = field
         self.exact = exact
         self.numeric = any(parse_number(k) is not None for k in exact)
         self.find = find
         self.triggers = triggers
+        self.own = own
+        self.max_entries = max_entries
         self.memo: dict[str | int, Entry] = {}
 
-    def __getstate__(self) -> tuple[str, dict[str, int], Finder | None, dict[int, Trigger]]:
-        return self.field, self.exact, self.find, self.triggers
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self.field, self.exact, self.find, self.triggers, self.own, self.max_entries
 
-    def __setstate__(self, state: tuple[str, dict[str, int], Finder | None, dict[int, Trigger]]) -> None:
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.__init__(*state)  # type: ignore[misc]
 
     def entry(self, texts: tuple[str, ...], numbers: bool) -> Entry:
@@ -259,17 +301,17 @@ class FieldIndex:
                             found.add(hit)
             if find is not None:
                 found.update(find(t))
-        return _entry(frozenset(found), self.triggers)
+        return _entry(frozenset(found), self.triggers, self.own)
 
     def value_entry(self, value: str | int) -> Entry:
-        """`entry` of a plain string or int field value, memoised (callers look in `memo` first)."""
+        """`entry` of a plain string or int value, memoised (callers look in `memo` first)."""
         if type(value) is str:
             found = self.entry((fold(value),), self.numeric)
         else:
             found = self.entry((str(value),), False)  # an int's text is its canonical form
         if type(value) is int or len(value) <= MEMO_MAX_TEXT:
             memo = self.memo
-            if len(memo) >= MEMO_MAX_ENTRIES:
+            if len(memo) >= self.max_entries:
                 memo.clear()
             memo[value] = found
         return found
@@ -290,6 +332,8 @@ class CandidateIndex:
     keywords: FieldIndex | None
     atoms: list[Atom]
     always: frozenset[int]
+    #: Values met once by the keyword search: memoised when met again (most never are: times, ids).
+    seen_leaves: dict[str, None] = field(default_factory=dict)
 
     @classmethod
     def build(cls, witnesses: Iterable[tuple[int, Witness | None]]) -> CandidateIndex:
@@ -345,13 +389,15 @@ class CandidateIndex:
         by_key: dict[str, list[FieldIndex]] = defaultdict(list)
         for name in exact.keys() | subs.keys():
             find = needle_finder(subs[name]) if name in subs else None
-            fi = FieldIndex(name, exact.get(name, {}), find, triggers)
+            own = frozenset(exact.get(name, {}).values()) | frozenset(subs.get(name, {}).values())
+            fi = FieldIndex(name, exact.get(name, {}), find, triggers, own)
             segments = name.split(".")
             for k in range(1, len(segments) + 1):
                 by_key[".".join(segments[:k])].append(fi)
         keyword_index = None
         if keywords:
-            keyword_index = FieldIndex("", {}, needle_finder(keywords, prefer_set=True), triggers)
+            finder = needle_finder(keywords, prefer_set=True)
+            keyword_index = FieldIndex("", {}, finder, triggers, None, KEYWORD_MEMO_MAX_ENTRIES)
         return cls(
             by_key=dict(by_key),
             keywords=keyword_index,
@@ -386,13 +432,36 @@ class CandidateIndex:
                         out.update(rules)
                     if guarded:
                         pending.append(guarded)
-        if self.keywords is not None:
-            atoms, rules, guarded = self.keywords.entry((view.keyword_text(),), False)
-            found.update(atoms)
-            out.update(rules)
-            pending.append(guarded)
+        keywords = self.keywords
+        if keywords is not None:
+            # A keyword needle never spans two values: values seen before use their memo, the others
+            # are searched in one pass over their joined text (a pass per value costs more).
+            memo = keywords.memo
+            seen = self.seen_leaves
+            missed: list[str] = []
+            entries: list[Entry] = []
+            for leaf in view.raw_leaves():
+                entry = memo.get(leaf)
+                if entry is not None:
+                    entries.append(entry)
+                elif leaf in seen:
+                    entries.append(keywords.value_entry(leaf))
+                else:
+                    if len(seen) >= KEYWORD_MEMO_MAX_ENTRIES:
+                        seen.clear()
+                    seen[leaf] = None
+                    missed.append(leaf)
+            if missed:
+                entries.append(keywords.entry((fold(KEYWORD_SEPARATOR.join(missed)),), False))
+            for atoms, rules, guarded in entries:
+                if atoms:
+                    found.update(atoms)
+                    if rules:
+                        out.update(rules)
+                    if guarded:
+                        pending.append(guarded)
         for guarded in pending:
             for rule, plain, groups in guarded:
-                if plain <= found and all(not g.isdisjoint(found) for g in groups):
+                if plain <= found and (not groups or all(not g.isdisjoint(found) for g in groups)):
                     out.add(rule)
         return out

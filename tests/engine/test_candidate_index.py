@@ -75,3 +75,55 @@ def test_an_unpickled_index_finds_the_same_candidates() -> None:
         for cmd in ("run -flag7 now", "run -other now"):
             view = _event(image, cmd)
             assert copy.candidates(EventView(view)) == engine.index.candidates(EventView(view))
+
+
+KEYWORDS = """
+title: keyword pair
+logsource: {product: test}
+detection:
+  keywords:
+    '|all':
+      - 'mimikatz'
+      - 'sekurlsa'
+  condition: keywords
+"""
+
+
+def test_keywords_match_the_same_way_on_first_second_and_later_sightings_of_a_value() -> None:
+    """A value met once is searched with the event's other new values, then memoised when met again."""
+    engine = Engine.from_yaml(KEYWORDS)
+    for _ in range(4):
+        assert len(engine.evaluate({"a": "run mimikatz", "b": "sekurlsa::logonpasswords"})) == 1
+        assert engine.evaluate({"a": "run mimikatz", "b": "nothing"}) == []
+    for i in range(4):  # new values every time: found in the joined text of the new values
+        assert len(engine.evaluate({"a": f"mimikatz {i}", "b": f"{i} sekurlsa"})) == 1
+
+
+def test_a_keyword_never_spans_two_values() -> None:
+    engine = Engine.from_yaml(KEYWORDS.replace("'sekurlsa'", "'katzsek'"))
+    for _ in range(3):
+        assert engine.evaluate({"a": "mimi", "b": "katz", "c": "sek"}) == []
+        assert engine.evaluate({"a": "mimikatz", "b": "x katzsek"}) != []
+
+
+SAME_FIELD = """
+title: same field
+logsource: {product: test}
+detection:
+  selection:
+    Image|contains: '\\\\temp\\\\'
+    Image|endswith: '\\\\evil.exe'
+    User|contains: 'admin'
+  condition: selection
+"""
+
+
+def test_a_conjunction_on_one_field_is_decided_by_that_field_alone() -> None:
+    engine = Engine.from_yaml(SAME_FIELD)
+    image_hit = "C:\\Temp\\evil.exe"
+    for _ in range(3):  # memoised after the first event
+        assert len(engine.evaluate({"Image": image_hit, "User": "CORP\\admin"})) == 1
+        assert engine.evaluate({"Image": image_hit, "User": "CORP\\bob"}) == []
+        assert engine.evaluate({"Image": "C:\\Temp\\good.exe", "User": "CORP\\admin"}) == []
+        assert engine.evaluate({"Image": "C:\\x\\evil.exe", "User": "CORP\\admin"}) == []
+    assert engine.index.candidates(EventView({"Image": "C:\\x\\evil.exe", "User": "CORP\\admin"})) == set()
