@@ -10,6 +10,7 @@ the results in input order.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rsigma.daemon.ack import Delivery, RawEvent
@@ -23,6 +24,9 @@ from rsigma.daemon.sinks.worker import SinkWorker
 from rsigma.daemon.sources.lines import OVERSIZE_KEEP_BYTES, clipped
 from rsigma.payloads import BatchResult
 
+#: Stores a batch's correlation hits before its events may complete (`--cluster`, see `cluster.py`).
+StoreHits = Callable[[list[RawEvent], BatchResult], Awaitable[None]]
+
 
 class EvaluationLoop:
     def __init__(
@@ -33,8 +37,10 @@ class EvaluationLoop:
         dlq: DeadLetterQueue,
         metrics: Metrics,
         config: DaemonConfig,
+        store_hits: StoreHits | None = None,
     ) -> None:
         self.input = input
+        self.store_hits = store_hits
         self.backend = backend
         self.sinks = sinks
         self.dlq = dlq
@@ -75,6 +81,8 @@ class EvaluationLoop:
         while (item := await submitted.get()) is not None:
             events, evaluation = item
             result: BatchResult = await evaluation
+            if self.store_hits is not None:
+                await self.store_hits(events, result)
             metrics.batch_evaluated(result.evaluated, result.busy_s)
             metrics.state_entries.set(self.backend.windows)
             self.evictions.update(self.backend.correlation_evictions)

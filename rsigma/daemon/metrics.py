@@ -143,6 +143,34 @@ class Metrics:
         self.nats_naks = Counter(
             "rsigma_nats_naks", "Messages handed back for redelivery after a sink gave up.", registry=r
         )
+        self.cluster_hits_published = Counter(
+            "rsigma_cluster_hits_published",
+            "Hit messages (one source event's hits for one partition) stored in the cluster's hits stream.",
+            registry=r,
+        )
+        self.cluster_hits_publish_failures = Counter(
+            "rsigma_cluster_hits_publish_failures",
+            "Attempts to store a batch's hit messages that failed (retried; the source events wait).",
+            registry=r,
+        )
+        self.cluster_hits_applied = Counter(
+            "rsigma_cluster_hits_applied", "Hit messages of owned partitions applied in order.", registry=r
+        )
+        self.cluster_hits_duplicates = Counter(
+            "rsigma_cluster_hits_duplicates",
+            "Hit messages dropped as copies (a source event seen again, or at or below the applied floor).",
+            registry=r,
+        )
+        self.cluster_hits_waiting = Gauge(
+            "rsigma_cluster_hits_waiting",
+            "Hit messages of owned partitions received and waiting for the input's ack floor.",
+            registry=r,
+        )
+        self.cluster_ack_floor = Gauge(
+            "rsigma_cluster_ack_floor",
+            "The input consumer's ack floor the owned partitions are applied up to.",
+            registry=r,
+        )
         self.regex_timeouts = _RegexTimeouts()  # its `read` becomes the evaluation backend's
         r.register(self.regex_timeouts)
         # The totals `/api/v1/status` shows, and the by-rule label children, bound once per rule.
