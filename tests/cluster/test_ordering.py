@@ -13,7 +13,9 @@ PARTITIONS = 4
 
 
 def message(sequence: int, partition: int, n_hits: int = 1) -> HitMessage:
-    hits = [WireHit("c", (f"u{sequence}",), None, float(sequence), 0, (0, i), None, None) for i in range(n_hits)]
+    hits = [
+        WireHit("c", (f"u{sequence}",), None, float(sequence), 0, (0, i), None, None) for i in range(n_hits)
+    ]
     return HitMessage(FORMAT, "rsigma-events", sequence, partition, hits)
 
 
@@ -55,7 +57,9 @@ def test_any_interleaving_releases_the_sorted_sequence_once(case):
         if floor is not None:
             released += ordering.ready(floor)
     released += ordering.ready(max(m.sequence for m in order))
-    unique = sorted({(m.sequence, m.partition): m for m in order}.values(), key=lambda m: (m.sequence, m.partition))
+    unique = sorted(
+        {(m.sequence, m.partition): m for m in order}.values(), key=lambda m: (m.sequence, m.partition)
+    )
     assert released_order(released) == released_order(unique)
     assert ordering.duplicates == copies
     assert ordering.waiting == 0
