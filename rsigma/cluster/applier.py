@@ -82,6 +82,8 @@ class HitApplier:
         self.interval_s = interval_s
         self.ordering = HitOrdering(())
         self.ack_floor = 0  # the input consumer's, as last read
+        self.start_floor = 0  # the ack floor when this node started: hits at or below it were applied
+        self.skipped = 0  # hit messages at or below the start floor
         self.received = 0  # the last hits-stream sequence delivered to this node
         self.applied = 0  # hit messages applied
         self.unknown = 0  # hits of correlations the running rules do not have
@@ -91,7 +93,7 @@ class HitApplier:
 
     async def start(self) -> None:
         """Read the floor hits below which are already applied, then subscribe."""
-        self.ack_floor = await self._input_floor()
+        self.ack_floor = self.start_floor = await self._input_floor()
         self.ordering = HitOrdering(self.ownership.owned(), self.ack_floor)
         self.ownership.on_change(self._rebalanced)
         self._sub = await self.js.subscribe(
@@ -159,6 +161,9 @@ class HitApplier:
                 "cluster: hits message skipped",
                 extra={"subject": msg.subject, "sequence": self.received, "error": str(e)},
             )
+            return
+        if message.sequence <= self.start_floor:
+            self.skipped += 1
             return
         self.ordering.add(message)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from rsigma.cluster.applier import Applied, HitApplier
 from rsigma.cluster.hits import encode_hit_message, ensure_hits_stream, hit_messages, hits_subject, message_id
-from rsigma.cluster.ownership import StaticOwnership
+from rsigma.cluster.ownership import Ownership
 from rsigma.correlation.engine import CorrelationEngine
 from rsigma.daemon.ack import AckToken, Delivery, InFlight, RawEvent
 from rsigma.daemon.config import DaemonConfig
@@ -74,6 +74,7 @@ class ClusterNode:
         sinks: list[SinkWorker],
         inflight: InFlight,
         metrics: Metrics,
+        ownership: Ownership,
         engine: Callable[[], CorrelationEngine],
     ) -> None:
         assert config.cluster is not None
@@ -92,12 +93,13 @@ class ClusterNode:
             self.cluster,
             source.stream,
             source.consumer.consumer,
-            StaticOwnership(range(self.partitions)),
+            ownership,
             engine,
             self._emit,
             interval_s=config.cluster_apply_interval_s,
         )
         self._warn = Throttle()
+        self._stepping = asyncio.Lock()  # the periodic steps and the one at shutdown take turns
         self._seen = {"applied": 0, "duplicates": 0}
 
     async def start(self) -> None:
@@ -133,7 +135,8 @@ class ClusterNode:
 
     async def step(self) -> int:
         try:
-            applied = await self.applier.step()
+            async with self._stepping:
+                applied = await self.applier.step()
         except Exception as e:  # a NATS error or timeout: the next step tries again
             if self._warn.ready():
                 log.warning("cluster: applying hits delayed", extra={"error": str(e) or type(e).__name__})
@@ -142,8 +145,8 @@ class ClusterNode:
         return applied
 
     async def finish(self, timeout_s: float) -> None:
-        """At shutdown, after the last event was evaluated: apply what the ack floor allows before the
-        sinks drain (the acks of the last events may take a moment to reach the server)."""
+        """At shutdown, once the last events were delivered: apply what their acks let through (they
+        may take a moment to reach the server), for the sinks to drain too."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         await self.source.consumer.flush()
@@ -236,6 +239,7 @@ class ClusterNode:
             "hits_waiting": applier.ordering.waiting,
             "hits_applied": applier.applied,
             "hits_duplicates": applier.ordering.duplicates,
+            "hits_skipped_at_start": applier.skipped,
         }
 
     async def aclose(self) -> None:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any, Final
 
+from rsigma.cluster.ownership import StaticOwnership
 from rsigma.daemon.ack import InFlight, RawEvent
 from rsigma.daemon.api import ApiServer
 from rsigma.daemon.backend import Backend, open_backend
@@ -112,8 +113,16 @@ class Daemon:
         if cfg.cluster is not None:
             self._set_phase(f"joining --cluster {cfg.cluster}")
             assert isinstance(self.source, NatsSource)  # the CLI requires a nats:// input
+            # One node owning every partition until membership shares them out.
+            owned = StaticOwnership(range(cfg.cluster_partitions))
             self.cluster = ClusterNode(
-                cfg, self.source, self.sinks, self.inflight, metrics, lambda: backend.evaluator.correlation
+                cfg,
+                self.source,
+                self.sinks,
+                self.inflight,
+                metrics,
+                owned,
+                lambda: backend.evaluator.correlation,
             )
             await self.cluster.start()
         self.metrics.rules_loaded(self.evaluator)
@@ -303,10 +312,12 @@ class Daemon:
         if not engine.done():
             await self.input.put([None])  # after everything already queued or waiting to be
         await engine
-        if self.cluster is not None:  # results of the last events, once their acks raised the floor
-            await self.cluster.finish(self.config.drain_timeout)
         for worker in self.sinks:
             await worker.queue.join()
+        if self.cluster is not None:  # correlation results of the events just acked, then to the sinks
+            await self.cluster.finish(self.config.drain_timeout / 2)
+            for worker in self.sinks:
+                await worker.queue.join()
         if self.dlq.sink is not None:
             await self.dlq.queue.join()
 

@@ -219,6 +219,15 @@ def hits_of_three_events(url: str) -> list[tuple[bytes, dict[str, str]]]:
     return hits if {h["Nats-Msg-Id"].split(":")[1] for _, h in hits} == {"1", "2", "3"} else []
 
 
+def test_results_of_events_acked_before_a_shutdown_are_applied_and_sent_before_it_ends(daemons, server):
+    d = cluster_daemon(daemons, server, "--cluster-apply-interval", "600")  # no round before the stop
+    publish(server.url, "events", [failed("alice", m) for m in range(3)])
+    wait_until(lambda: ack_floor(server.url, "rsigma-events", CONSUMER) == 3, "acked")
+    assert correlations(d) == []
+    assert d.terminate() == 0
+    assert [(c["group_key"], c["aggregated_value"]) for c in correlations(d)] == [([["User", "alice"]], 3)]
+
+
 def stored_data(url: str, stream: str) -> list[bytes]:
     return [data for data, _ in stored(url, stream)]
 
