@@ -31,7 +31,7 @@ from rsigma.cluster.ordering import HitOrdering
 from rsigma.cluster.ownership import Ownership
 from rsigma.correlation.engine import CorrelationEngine, CorrelationResult, Hit
 
-__all__ = ["Applied", "HitApplier", "result_id"]
+__all__ = ["Applied", "HitApplier", "apply_in_order", "result_id"]
 
 log = logging.getLogger("rsigma.cluster")
 
@@ -116,7 +116,8 @@ class HitApplier:
         self.ack_floor = max(self.ack_floor, floor)
         ready = self.ordering.ready(self.ack_floor)
         if ready:
-            applied = self._apply(ready)
+            applied, unknown = apply_in_order(self.engine(), ready, self.input_stream)
+            self.unknown += unknown
             self.applied += len(ready)
             if applied:
                 await self.emit(applied)
@@ -170,35 +171,38 @@ class HitApplier:
     async def _rebalanced(self, gained: frozenset[int], lost: frozenset[int]) -> None:
         self.ordering.own(gained, lost, self.ack_floor)
 
-    def _apply(self, messages: list[HitMessage]) -> list[Applied]:
-        """Apply released messages (source order) in one `CorrelationEngine.apply`: each (source
-        event, event in its payload) is one position, so each window gets one update per event."""
-        engine = self.engine()
-        index = {key: i for i, key in enumerate(engine.keys)}
-        positions: dict[tuple[int, int], int] = {}
-        origins: list[tuple[int, int]] = []
-        hits: list[Hit] = []
-        for message in messages:
-            for h in message.hits:
-                ci = index.get(h.correlation)
-                if ci is None:
-                    self.unknown += 1
-                    continue
-                origin = (message.sequence, h.event)
-                position = positions.get(origin)
-                if position is None:
-                    position = positions[origin] = len(origins)
-                    origins.append(origin)
-                hits.append((ci, h.group, h.value, h.ts, position, h.order, h.context, h.evidence))
-        results, _ = engine.apply(hits)  # no parent hits: --cluster refuses chained correlations
-        results.sort(key=_process_order)
-        out = []
-        for result in results:
-            sequence, event = origins[result.position]
-            key = engine.keys[result.order[0]]
-            group = [value for _, value in result.group_key]
-            out.append(Applied(result, result_id(self.input_stream, sequence, event, key, group)))
-        return out
+
+def apply_in_order(
+    engine: CorrelationEngine, messages: Sequence[HitMessage], input_stream: str
+) -> tuple[list[Applied], int]:
+    """Apply released messages (in source order) in one `CorrelationEngine.apply`, each (source
+    event, event in its payload) one position, so each window gets one update per event as one
+    daemon makes. Returns the results, each with its id, and how many hits named a correlation the
+    engine does not have (skipped)."""
+    index = {key: i for i, key in enumerate(engine.keys)}
+    # Positions in (source sequence, event) order: one event's hits may be spread over several
+    # messages (partitions), so the order they are met in is not the events' order.
+    origins = sorted({(message.sequence, h.event) for message in messages for h in message.hits})
+    positions = {origin: position for position, origin in enumerate(origins)}
+    hits: list[Hit] = []
+    unknown = 0
+    for message in messages:
+        for h in message.hits:
+            ci = index.get(h.correlation)
+            if ci is None:
+                unknown += 1
+                continue
+            position = positions[message.sequence, h.event]
+            hits.append((ci, h.group, h.value, h.ts, position, h.order, h.context, h.evidence))
+    results, _ = engine.apply(hits)  # no parent hits: --cluster refuses chained correlations
+    results.sort(key=_process_order)
+    out = []
+    for result in results:
+        sequence, event = origins[result.position]
+        key = engine.keys[result.order[0]]
+        group = [value for _, value in result.group_key]
+        out.append(Applied(result, result_id(input_stream, sequence, event, key, group)))
+    return out, unknown
 
 
 def _process_order(result: CorrelationResult) -> tuple[Any, ...]:

@@ -2,6 +2,9 @@
 order, to every sink's queue (results), the dead-letter queue (the reason it cannot be used), or
 straight to its acknowledgement (nothing to send).
 
+With `--cluster`, a batch's correlation hits are first stored in the cluster's hits stream
+(`store_hits`, see `cluster.py`): only then do its events go on, so none is acked before its hits are.
+
 Batches are submitted while earlier ones are still out, up to the backend's window (a pool keeps
 every matcher busy that way); outcomes are taken strictly in submission order, so every sink sees
 the results in input order.

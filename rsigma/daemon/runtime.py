@@ -122,7 +122,7 @@ class Daemon:
                 self.inflight,
                 metrics,
                 owned,
-                lambda: backend.evaluator.correlation,
+                lambda: self.evaluator.correlation,  # the running rules' (a reload carries the windows over)
             )
             await self.cluster.start()
         self.metrics.rules_loaded(self.evaluator)
