@@ -228,6 +228,18 @@ def test_results_of_events_acked_before_a_shutdown_are_applied_and_sent_before_i
     assert [(c["group_key"], c["aggregated_value"]) for c in correlations(d)] == [([["User", "alice"]], 3)]
 
 
+def test_a_reload_bringing_a_chained_correlation_is_refused(daemons, server, tmp_path):
+    d = cluster_daemon(daemons, server)
+    (tmp_path / "rules.yml").write_text(RULES + "---" + CHAIN)
+    assert d.post("/api/v1/reload").status == 500
+    failure = d.find_log("reload failed; keeping the loaded rules")
+    assert failure is not None and "'Repeated brute force'" in failure["error"]
+    publish(server.url, "events", [failed("alice", m) for m in range(3)])
+    wait_until(
+        lambda: [c["rule_title"] for c in correlations(d)] == ["Brute force"], "the old rules correlate"
+    )
+
+
 def stored_data(url: str, stream: str) -> list[bytes]:
     return [data for data, _ in stored(url, stream)]
 
