@@ -26,7 +26,7 @@ from nats.errors import Error as NatsError
 from nats.js.api import Header
 from nats.js.errors import APIError, BadRequestError, BucketNotFoundError, KeyWrongLastSequenceError
 from nats.js.errors import NotFoundError as JsNotFoundError
-from nats.js.kv import KV_DEL, KV_OP, KV_PURGE
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, MSG_ROLLUP_SUBJECT
 
 from rsigma.cluster.ownership import OwnershipCallback
 from rsigma.cluster.records import (
@@ -139,7 +139,10 @@ class Membership:
     # ---- start and stop --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Join: bind the bucket, check the config, claim our key, read the members, start heartbeats."""
+        """Join: bind the bucket, check the config, claim our key, read the members, start heartbeats.
+
+        On failure nothing is left behind: a key this member wrote is removed again.
+        """
         self.failure = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(START_TIMEOUT_S + self.ttl_s + self.heartbeat_s):
@@ -147,15 +150,18 @@ class Membership:
                 await self._check_config()
                 await self._claim(wait_for_expiry=True)
                 await self._open_watch()
-        except TimeoutError as e:
-            raise MembershipError(
-                f"--cluster {self.cluster}: the KV bucket {self.bucket!r} did not answer"
-            ) from e
-        except NatsError as e:
-            raise MembershipError(
-                f"--cluster {self.cluster}: joining through the KV bucket {self.bucket!r} failed ({e!r});"
-                " clusters need nats-server 2.11 or later"
-            ) from e
+        except BaseException as e:
+            await self.stop()
+            if isinstance(e, TimeoutError):
+                raise MembershipError(
+                    f"--cluster {self.cluster}: the KV bucket {self.bucket!r} did not answer"
+                ) from e
+            if isinstance(e, NatsError):
+                raise MembershipError(
+                    f"--cluster {self.cluster}: joining through the KV bucket {self.bucket!r} failed"
+                    f" ({e!r}); clusters need nats-server 2.11 or later"
+                ) from e
+            raise
         self._tasks["heartbeat"] = asyncio.create_task(self._heartbeat())
         self._tasks["dispatch"] = asyncio.create_task(self._dispatch())
         log.info(
@@ -170,16 +176,29 @@ class Membership:
         )
 
     async def stop(self) -> None:
-        """Leave: stop heartbeats and remove our key, so the others take our partitions at once."""
+        """Leave: stop heartbeats and remove our key, so the others take our partitions at once.
+
+        The key is removed only if our write is still its last one: never another daemon's.
+        """
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
         await self._close_watch()
-        if self._kv is None:
+        revision, self._revision = self._revision, 0
+        if not revision:
             return
         try:
-            await self._kv.purge(member_key(self.member_id), msg_ttl=self.ttl_s)
+            await self._js.publish(
+                self._subject,
+                timeout=max(self.heartbeat_s, 1.0),
+                headers={
+                    KV_OP: KV_PURGE,
+                    Header.ROLLUP: MSG_ROLLUP_SUBJECT,
+                    Header.EXPECTED_LAST_SUBJECT_SEQUENCE: str(revision),
+                },
+                msg_ttl=self.ttl_s,
+            )
         except (NatsError, TimeoutError) as e:
             log.warning(
                 "cluster member key not removed; the others take over when it expires",
@@ -301,6 +320,7 @@ class Membership:
                 await self._beat()
             except MembershipError as e:
                 log.error("cluster membership lost", extra={"cluster": self.cluster, "error": str(e)})
+                self._revision = 0  # the key is another daemon's now: stop() leaves it alone
                 self._fail(e)
                 return
 

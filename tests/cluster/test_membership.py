@@ -202,16 +202,21 @@ def test_another_partition_count_is_refused_naming_both(nats_server: NatsServer)
 def test_a_second_live_daemon_with_the_same_id_is_refused(nats_server: NatsServer):
     async def scenario() -> None:
         first = await join(nats_server.url, "twin")
+        nc = await nats.connect(nats_server.url)
+        twin = Membership(nc.jetstream(), "c1", P, member_id="twin", heartbeat_s=HEARTBEAT_S)
         try:
             started = time.monotonic()
             with pytest.raises(MembershipError, match="another live daemon uses this id") as e:
-                await join(nats_server.url, "twin")
+                await twin.start()
             assert f"pid {first.membership.record.pid}" in str(e.value)
             assert time.monotonic() - started < TTL_S + SLACK_S
-            await asyncio.sleep(3 * HEARTBEAT_S)  # the first one goes on, untouched
+            await twin.stop()  # as a daemon does on its way out: must not remove the first one's key
+            await asyncio.sleep(4 * HEARTBEAT_S)  # the first one goes on, untouched
             assert first.membership.failure is not None and not first.membership.failure.done()
+            assert first.membership.members == ("twin",) and first.membership.rebalances == 0
             assert first.owned() == frozenset(range(P))
         finally:
+            await nc.close()
             await first.stop()
 
     run(scenario)
