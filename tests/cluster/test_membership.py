@@ -12,7 +12,7 @@ import nats
 import pytest
 
 from rsigma.cluster.membership import Membership
-from rsigma.cluster.records import MembershipError
+from rsigma.cluster.records import MemberRecord, MembershipError
 from rsigma.cluster.rendezvous import owners
 from tests.support import NatsServer
 
@@ -255,5 +255,40 @@ def test_a_nats_outage_keeps_the_last_ownership_then_recovers(nats_server: NatsS
             assert [n.owned() for n in nodes] == before
         finally:
             await stop_all(nodes)
+
+    run(scenario)
+
+
+def test_a_member_whose_key_another_daemon_overwrites_reports_the_failure(nats_server: NatsServer):
+    async def scenario() -> None:
+        node = await join(nats_server.url, "taken")
+        try:
+            other = MemberRecord("taken", "elsewhere", 1, 1.0, HEARTBEAT_S)
+            await node.nc.jetstream().publish("$KV.rsigma-cluster-c1.members.taken", other.encode())
+            failure = node.membership.failure
+            assert failure is not None
+            with pytest.raises(
+                MembershipError, match=r"another live daemon uses this id .*pid 1 on elsewhere"
+            ):
+                await asyncio.wait_for(failure, 10 * HEARTBEAT_S)
+        finally:
+            await node.stop()
+
+    run(scenario)
+
+
+def test_a_bucket_not_made_by_rsigma_is_refused(nats_server: NatsServer):
+    async def scenario() -> None:
+        nc = await nats.connect(nats_server.url)
+        try:
+            await nc.jetstream().add_stream(
+                name="KV_rsigma-cluster-c1", subjects=["$KV.rsigma-cluster-c1.>"], max_msgs_per_subject=1
+            )
+            with pytest.raises(
+                MembershipError, match="'rsigma-cluster-c1' exists but was not made by rsigma"
+            ):
+                await Membership(nc.jetstream(), "c1", P, member_id="a").start()
+        finally:
+            await nc.close()
 
     run(scenario)
