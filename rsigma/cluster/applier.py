@@ -106,7 +106,8 @@ class HitApplier:
     async def step(self) -> int:
         """One round of the exact order; the number of hit messages applied."""
         floor = await self._input_floor()
-        last = (await self.js.stream_info(self.stream)).state.last_seq
+        state = (await self.js.stream_info(self.stream)).state
+        last = state.last_seq if state.messages else 0  # aged out: nothing left to wait for
         if not await self._caught_up(last):
             log.warning(
                 "cluster: hits consumer behind the stream; not applying this round",
@@ -117,7 +118,12 @@ class HitApplier:
         ready = self.ordering.ready(self.ack_floor)
         if ready:
             applied, unknown = apply_in_order(self.engine(), ready, self.input_stream)
-            self.unknown += unknown
+            if unknown:
+                self.unknown += unknown
+                log.warning(
+                    "cluster: hits of correlations the running rules do not have were skipped",
+                    extra={"hits": unknown, "ack_floor": self.ack_floor},
+                )
             self.applied += len(ready)
             if applied:
                 await self.emit(applied)
