@@ -172,6 +172,34 @@ def test_one_cluster_daemon_correlates_like_one_plain_daemon(daemons, server):
     assert cluster.metric("rsigma_cluster_hits_published_total") == len(stored(server.url, "rsigma-hits-c1"))
 
 
+def test_two_members_splitting_the_stream_correlate_like_one_daemon(daemons, server):
+    """Two members of one consumer group, each owning every partition (membership is not wired yet):
+    each applies every hit in source order up to the shared ack floor, so both compute exactly the
+    one-daemon results, whatever went to which member, and the output stream keeps each once."""
+    rng = random.Random(7)
+    users = ["alice", "bob", "carol"]
+    stream = [event(rng.choice([4625, 4625, 4624]), rng.choice(users), i * 0.3, "whoami") for i in range(200)]
+    plain = daemons.start("--input", f"{server.url}/events", "--consumer-group", "plain")
+    output = ("--output", f"{server.url}/results")
+    members = [cluster_daemon(daemons, server, *output) for _ in range(2)]
+    publish(server.url, "events", stream)
+    wait_until(lambda: ack_floor(server.url, "rsigma-events", CONSUMER) == 200, "acked by the members")
+    wait_until(lambda: ack_floor(server.url, "rsigma-events", "plain") == 200, "acked by the plain daemon")
+    shares = [m.metric("rsigma_events_processed_total") for m in members]
+    assert min(shares) > 0, shares  # both took a share (JetStream hands messages to both in turn)
+    expected = results(plain)
+    assert sum(n for line, n in expected.items() if "correlation_type" in line) > 10
+
+    def output_stream() -> Counter[str]:
+        return Counter(
+            json.dumps(json.loads(data), sort_keys=True) for data in stored_data(server.url, "rsigma-results")
+        )
+
+    wait_until(lambda: output_stream() == expected, "the output stream holds the one-daemon results once")
+    applied = [m.metric("rsigma_cluster_hits_applied_total") for m in members]
+    assert applied[0] == applied[1] == len(stored(server.url, "rsigma-hits-c1"))
+
+
 def test_a_source_event_is_acked_only_once_its_hits_are_stored_and_is_redelivered_otherwise(daemons, server):
     first = cluster_daemon(daemons, server, "--nats-ack-wait", "2")
     publish(server.url, "events", [failed("alice", m) for m in range(3)])
