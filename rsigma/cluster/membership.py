@@ -292,7 +292,8 @@ class Membership:
                 return
             except APIError as e:
                 if e.err_code not in WRONG_LAST_SEQUENCE:
-                    raise  # someone wrote the key between our read and our write: look again
+                    raise
+                # Someone wrote the key between our read and our write: look again.
 
     def _duplicate(self, holder: MemberRecord | None) -> MembershipError:
         other = holder.describe() if holder is not None else "a value that is not a member record"

@@ -147,4 +147,6 @@ def decode_member(data: bytes) -> MemberRecord | None:
         )
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
+    if not 0 < record.heartbeat_s < math.inf:
+        return None
     return record

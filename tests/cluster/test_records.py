@@ -58,3 +58,5 @@ def test_member_records_round_trip_and_tell_instances_apart():
     assert record.same_instance(MemberRecord("other-id", "host1", 42, 1700000000.5, 2.0))
     assert not record.same_instance(MemberRecord("a", "host1", 43, 1700000000.5, 1.0))
     assert decode_member(b"not json") is None and decode_member(b'{"member": "a"}') is None
+    bad_heartbeat = MemberRecord("a", "h", 1, 1.0, 0.0).encode()
+    assert decode_member(bad_heartbeat) is None
