@@ -240,6 +240,9 @@ class ClusterNode:
             "hits_applied": applier.applied,
             "hits_duplicates": applier.ordering.duplicates,
             "hits_skipped_at_start": applier.skipped,
+            "hits_of_other_partitions": applier.ordering.unowned,
+            "hits_unreadable": applier.undecodable,
+            "hits_of_unknown_correlations": applier.unknown,
         }
 
     async def aclose(self) -> None:
