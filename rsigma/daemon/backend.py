@@ -79,9 +79,10 @@ class InlineBackend:
     keeps_snapshots = False
     available = 1  # the daemon's own loop
 
-    def __init__(self, evaluator: Evaluator, options: PayloadOptions) -> None:
+    def __init__(self, evaluator: Evaluator, options: PayloadOptions, *, collect_hits: bool = False) -> None:
         self.evaluator = evaluator
         self.options = options
+        self.collect_hits = collect_hits  # --cluster: hits are returned, applied by their owners
         self.on_failure: Callable[[BaseException], None] | None = None
 
     async def start(self, snapshot: bytes | None) -> None:
@@ -92,7 +93,9 @@ class InlineBackend:
     def submit(self, payloads: list[bytes]) -> asyncio.Future[BatchResult]:
         """Evaluates at once: the future is already done."""
         done = asyncio.get_running_loop().create_future()
-        done.set_result(evaluate_batch(self.evaluator, payloads, self.options))
+        done.set_result(
+            evaluate_batch(self.evaluator, payloads, self.options, collect_hits=self.collect_hits)
+        )
         return done
 
     async def export_state(self) -> bytes:
@@ -133,7 +136,7 @@ def open_backend(config: DaemonConfig, evaluator: Evaluator, metrics: Metrics) -
         config.max_event_bytes, config.include_event, config.input_format, config.extraction
     )
     if config.workers == 0:
-        return InlineBackend(evaluator, options)
+        return InlineBackend(evaluator, options, collect_hits=config.cluster is not None)
     if config.input.startswith("nats://") and config.matcher_timeout_s >= config.nats_ack_wait_s:
         log.warning(
             "--matcher-timeout is not below --nats-ack-wait: the events a hung matcher holds will be"

@@ -26,9 +26,11 @@ import time
 from collections.abc import Coroutine
 from typing import Any, Final
 
+from rsigma.cluster.ownership import StaticOwnership
 from rsigma.daemon.ack import InFlight, RawEvent
 from rsigma.daemon.api import ApiServer
 from rsigma.daemon.backend import Backend, open_backend
+from rsigma.daemon.cluster import ClusterNode, refuse_chains
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
 from rsigma.daemon.evaluation_loop import EvaluationLoop
@@ -37,7 +39,7 @@ from rsigma.daemon.memory import return_large_blocks
 from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.sinks import Sink, open_sink
 from rsigma.daemon.sinks.worker import SinkWorker
-from rsigma.daemon.sources import Source, open_source
+from rsigma.daemon.sources import NatsSource, Source, open_source
 from rsigma.daemon.state import RestoreMode, StateStore, restorable_snapshot
 from rsigma.daemon.systemd import Notifier
 from rsigma.daemon.watch import FileWatcher
@@ -85,6 +87,7 @@ class Daemon:
         )
         self.source: Source | None = None
         self.backend: Backend | None = None
+        self.cluster: ClusterNode | None = None  # --cluster: correlation shared with other daemons
         self.api = ApiServer(self)
 
     async def start(self) -> bool:
@@ -93,6 +96,8 @@ class Daemon:
         The API comes first, so that `/healthz` answers and `/readyz` says why the daemon is not ready
         while it waits for a NATS server. A stop asked for during that wait ends it: False."""
         cfg, metrics = self.config, self.metrics
+        if cfg.cluster is not None:
+            refuse_chains(self.evaluator, cfg.cluster)
         if cfg.state_db is not None:
             self.store = StateStore(cfg.state_db, move_damaged=cfg.restore_mode is RestoreMode.CLEAR)
         await self.api.start(cfg.api_addr)
@@ -105,6 +110,21 @@ class Daemon:
         backend.on_failure = self._fail
         metrics.regex_timeouts.read = lambda: backend.regex_timeouts
         await backend.start(snapshot)
+        if cfg.cluster is not None:
+            self._set_phase(f"joining --cluster {cfg.cluster}")
+            assert isinstance(self.source, NatsSource)  # the CLI requires a nats:// input
+            # One node owning every partition until membership shares them out.
+            owned = StaticOwnership(range(cfg.cluster_partitions))
+            self.cluster = ClusterNode(
+                cfg,
+                self.source,
+                self.sinks,
+                self.inflight,
+                metrics,
+                owned,
+                lambda: self.evaluator.correlation,  # the running rules' (a reload carries the windows over)
+            )
+            await self.cluster.start()
         self.metrics.rules_loaded(self.evaluator)
         self.phase = RUNNING
         return True
@@ -186,8 +206,13 @@ class Daemon:
             },
         )
         self.notifier.ready()
-        evaluation = EvaluationLoop(self.input, self.backend, self.sinks, self.dlq, self.metrics, self.config)
+        store_hits = self.cluster.store if self.cluster is not None else None
+        evaluation = EvaluationLoop(
+            self.input, self.backend, self.sinks, self.dlq, self.metrics, self.config, store_hits
+        )
         engine = self._essential(evaluation.run(), "engine")
+        if self.cluster is not None:
+            self._tasks.append(self._essential(self.cluster.run(), "cluster"))
         self._tasks += [asyncio.create_task(w.run(), name=f"sink-{w.sink.name}") for w in self.sinks]
         if self.dlq.sink is not None:
             self._tasks.append(asyncio.create_task(self.dlq.run(), name="dlq"))
@@ -289,6 +314,10 @@ class Daemon:
         await engine
         for worker in self.sinks:
             await worker.queue.join()
+        if self.cluster is not None:  # correlation results of the events just acked, then to the sinks
+            await self.cluster.finish(self.config.drain_timeout / 2)
+            for worker in self.sinks:
+                await worker.queue.join()
         if self.dlq.sink is not None:
             await self.dlq.queue.join()
 
@@ -319,6 +348,8 @@ class Daemon:
         for sink in self.all_sinks:
             await sink.aclose()
         await self.api.stop()
+        if self.cluster is not None:  # on the input's connection: closed before it
+            await self.cluster.aclose()
         if self.source is not None:
             await self.source.aclose()
         if self.store is not None:
@@ -382,6 +413,8 @@ class Daemon:
             try:
                 fresh = await asyncio.to_thread(self.config.build_evaluator)
                 refuse_dropped_rules(self.evaluator, fresh)
+                if self.config.cluster is not None:
+                    refuse_chains(fresh, self.config.cluster)
                 error = await self.backend.reload(fresh) if self.backend is not None else "not started"
             except Exception as e:
                 error = str(e)
