@@ -6,17 +6,23 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rsigma.correlation.engine import CorrelationConfig
+from rsigma.engine import Engine
 from rsigma.errors import SigmaError
 from rsigma.evaluator import Evaluator
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
-from rsigma.pipelines import apply_pipelines, load_pipeline
+from rsigma.pipelines import apply_pipelines, parse_pipeline_text, read_pipeline
 from rsigma.routing import load_routers
-from rsigma.rules import RuleSet, SigmaRule, load_rules
+from rsigma.rule_cache import RuleCache, cache_key
+from rsigma.rules import RuleSet, SigmaRule
+from rsigma.rules.loader import parse_sources, read_sources
+
+log = logging.getLogger("rsigma.daemon")
 
 
 def duplicate_ids(ruleset: RuleSet) -> list[str]:
@@ -75,35 +81,51 @@ def load_evaluator(
     *,
     strict: bool = False,
     match_detail: str = "off",
+    rule_cache: Path | None = None,
 ) -> Evaluator:
     """Load and compile rules and correlations; broken files inside a directory are skipped with a
     warning, or with `strict` refused like a file named on the command line, which must load.
 
     `report` takes each warning without a prefix (a logger's `warning`, whose records carry the
-    level); without it they go to stderr as `warning: ...`, followed by what was loaded."""
+    level); without it they go to stderr as `warning: ...`, followed by what was loaded. With
+    `rule_cache` (a directory), the parsed rule set is taken from there when nothing it depends on
+    changed, and stored there otherwise (`rsigma.rule_cache`); what is reported is the same."""
+    started = time.perf_counter()
+    warn = report or _warn_on_stderr
     loaded = []
+    pipeline_texts = []  # (path, text) of each pipeline: the cache key hashes them
     for name in pipelines or ():
         try:
-            loaded.append(load_pipeline(name))
+            pipeline_texts.append(read_pipeline(name))
+            loaded.append(parse_pipeline_text(*pipeline_texts[-1]))
         except SigmaError as e:
             raise PipelineLoadFailed(f"loading pipeline: {e}") from None
     try:
         router = load_routers(routing_maps or None) if routing_maps is not None else None
     except SigmaError as e:
         raise PipelineLoadFailed(f"loading routing maps: {e}") from None
-    ruleset = RuleSet()
-    for path in paths:
-        ruleset.extend(load_rules(path))
-    if loaded:
-        ruleset = apply_pipelines(ruleset, loaded)
-    evaluator = Evaluator(ruleset, config, router=router, match_detail=match_detail)
+    sources = read_sources(*paths)
+    cache = RuleCache(rule_cache, warn) if rule_cache is not None else None
+    key = cache_key(sources, pipeline_texts) if cache is not None else ""
+    image = cache.load(key) if cache is not None else None
+    if cache is not None and image is not None:
+        engine = Engine.from_image(image, router=router, match_detail=match_detail)
+        cached = f"rule cache hit {cache.entry(key)}"
+    else:
+        ruleset = parse_sources(sources)
+        if loaded:
+            ruleset = apply_pipelines(ruleset, loaded)
+        engine = Engine(ruleset, router=router, match_detail=match_detail)
+        stored = cache.store(key, engine.image()) if cache is not None else None
+        cached = f"rule cache miss, stored {stored}" if stored is not None else ""
+    ruleset = engine.ruleset
+    evaluator = Evaluator(ruleset, config, engine=engine)
     errors: list[SigmaError] = ruleset.errors + evaluator.errors
     direct = {p.resolve() for p in paths if p.is_file() or not p.exists()}
     fatal = [e for e in errors if strict or (e.path is not None and Path(e.path).resolve() in direct)]
     if fatal:
         raise RuleLoadFailed(*map(str, fatal))
     evaluator.skipped = errors
-    warn = report or _warn_on_stderr
     for e in errors:
         warn(f"skipped {e}")
     for w in evaluator.engine.warnings:
@@ -117,12 +139,17 @@ def load_evaluator(
     # The compiled rules live as long as the process: keep the cyclic GC from rescanning their
     # millions of objects on every full collection (a third of per-event time in the daemon).
     gc.freeze()
+    seconds = time.perf_counter() - started
     if report is None:
         skipped = f", {len(errors)} skipped" if errors else ""
+        how = f"; {cached}" if cached else ""
         print(
-            f"loaded {rules} rules and {correlations} correlations from {ruleset.files} files{skipped}",
+            f"loaded {rules} rules and {correlations} correlations from {ruleset.files} files{skipped}"
+            f" in {seconds:.2f} s{how}",
             file=sys.stderr,
         )
+    elif cached:
+        log.info(cached, extra={"load_seconds": round(seconds, 3)})
     return evaluator
 
 
@@ -137,18 +164,19 @@ class EvaluatorSpec:
     routing_maps: tuple[str, ...] | None = None
     strict: bool = False  # --strict-rules: any rule file that fails to load fails the whole load
     match_detail: str = "off"  # --match-detail: off, summary or full
+    rule_cache: Path | None = None  # --rule-cache: where parsed rule sets are kept (None: nowhere)
 
     def __call__(self) -> Evaluator:
         routing = list(self.routing_maps) if self.routing_maps is not None else None
-        warn = logging.getLogger("rsigma.daemon").warning
         return load_evaluator(
             list(self.rules),
             self.correlation,
             list(self.pipelines),
             routing,
-            report=warn,
+            report=log.warning,
             strict=self.strict,
             match_detail=self.match_detail,
+            rule_cache=self.rule_cache,
         )
 
 

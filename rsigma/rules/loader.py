@@ -67,27 +67,62 @@ def _hidden(file: Path, directory: Path) -> bool:
     return any(part.startswith(".") for part in file.relative_to(directory).parts)
 
 
+@dataclass(frozen=True, slots=True)
+class RuleSource:
+    """One rule file as read (its bytes), or a path that could not be read and why: what `load_rules`
+    parses, and what the rule cache's key is made of, so the key and the rules come from one read."""
+
+    path: Path
+    data: bytes | None
+    problem: str | None = None  # why there are no bytes
+    counted: bool = True  # a file (it counts in `RuleSet.files`), not a missing path
+
+
+def read_sources(*paths: str | Path) -> list[RuleSource]:
+    """Every rule file below `paths` (`rule_files`), read, in load order."""
+    sources = []
+    for p in map(Path, paths):
+        if not p.exists():
+            sources.append(RuleSource(p, None, "no such file or directory", counted=False))
+            continue
+        for file in rule_files(p):
+            try:
+                sources.append(RuleSource(file, file.read_bytes()))
+            except OSError as e:
+                sources.append(RuleSource(file, None, f"cannot read file: {e}"))
+    return sources
+
+
 def load_rules(*paths: str | Path) -> RuleSet:
     """Load rule files and directories; failures are collected in `RuleSet.errors`, not raised."""
+    return parse_sources(read_sources(*paths))
+
+
+def parse_sources(sources: list[RuleSource]) -> RuleSet:
+    """The rules of files read by `read_sources`; failures are collected, not raised."""
     ruleset = RuleSet()
     with gc_paused():
-        for p in paths:
-            _load_path(Path(p), ruleset)
+        for source in sources:
+            text = None
+            problem = source.problem
+            if source.data is not None:
+                try:
+                    text = _universal_newlines(source.data.decode("utf-8"))
+                except UnicodeDecodeError as e:
+                    problem = f"cannot read file: {e}"
+            if text is None:
+                ruleset.errors.append(SigmaSyntaxError(problem or "", location=Location(source.path)))
+                ruleset.files += source.counted
+                continue
+            ruleset.extend(parse_rules_text(text, source.path))
     return ruleset
 
 
-def _load_path(path: Path, ruleset: RuleSet) -> None:
-    if not path.exists():
-        ruleset.errors.append(SigmaSyntaxError("no such file or directory", location=Location(path)))
-        return
-    for file in rule_files(path):
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            ruleset.errors.append(SigmaSyntaxError(f"cannot read file: {e}", location=Location(file)))
-            ruleset.files += 1
-            continue
-        ruleset.extend(parse_rules_text(text, file))
+def _universal_newlines(text: str) -> str:
+    """The text as `Path.read_text` gives it: CRLF and CR line ends become LF."""
+    if "\r" in text:
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 def parse_rules_text(text: str, path: Path | None = None) -> RuleSet:

@@ -24,6 +24,10 @@ class Wildcard:
     def __repr__(self) -> str:
         return f"Wildcard({self.char!r})"
 
+    def __reduce__(self) -> str:
+        # Matchers test `part is STAR`: an unpickled wildcard (rule cache) must be the module's own.
+        return "STAR" if self is STAR else "QMARK"
+
 
 STAR: Final = Wildcard("*")
 QMARK: Final = Wildcard("?")
