@@ -16,8 +16,8 @@ from rsigma.engine import Engine
 from rsigma.errors import SigmaError
 from rsigma.evaluator import Evaluator
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
-from rsigma.pipelines import apply_pipelines, parse_pipeline_text, read_pipeline
-from rsigma.routing import load_routers
+from rsigma.pipelines import Pipeline, apply_pipelines, parse_pipeline_text, read_pipeline
+from rsigma.routing import LogsourceRouter, load_routers
 from rsigma.rule_cache import RuleCache, cache_key
 from rsigma.rules import RuleSet, SigmaRule
 from rsigma.rules.loader import parse_sources, read_sources
@@ -92,32 +92,19 @@ def load_evaluator(
     changed, and stored there otherwise (`rsigma.rule_cache`); what is reported is the same."""
     started = time.perf_counter()
     warn = report or _warn_on_stderr
-    loaded = []
-    pipeline_texts = []  # (path, text) of each pipeline: the cache key hashes them
+    loaded = []  # each pipeline as read (path, text: the cache key hashes them) and parsed
     for name in pipelines or ():
         try:
-            pipeline_texts.append(read_pipeline(name))
-            loaded.append(parse_pipeline_text(*pipeline_texts[-1]))
+            read = read_pipeline(name)
+            loaded.append((read, parse_pipeline_text(*read)))
         except SigmaError as e:
             raise PipelineLoadFailed(f"loading pipeline: {e}") from None
     try:
         router = load_routers(routing_maps or None) if routing_maps is not None else None
     except SigmaError as e:
         raise PipelineLoadFailed(f"loading routing maps: {e}") from None
-    sources = read_sources(*paths)
     cache = RuleCache(rule_cache, warn) if rule_cache is not None else None
-    key = cache_key(sources, pipeline_texts) if cache is not None else ""
-    image = cache.load(key) if cache is not None else None
-    if cache is not None and image is not None:
-        engine = Engine.from_image(image, router=router, match_detail=match_detail)
-        cached = f"rule cache hit {cache.entry(key)}"
-    else:
-        ruleset = parse_sources(sources)
-        if loaded:
-            ruleset = apply_pipelines(ruleset, loaded)
-        engine = Engine(ruleset, router=router, match_detail=match_detail)
-        stored = cache.store(key, engine.image()) if cache is not None else None
-        cached = f"rule cache miss, stored {stored}" if stored is not None else ""
+    engine, cached = load_engine(paths, loaded, router, match_detail, cache)
     ruleset = engine.ruleset
     evaluator = Evaluator(ruleset, config, engine=engine)
     errors: list[SigmaError] = ruleset.errors + evaluator.errors
@@ -151,6 +138,33 @@ def load_evaluator(
     elif cached:
         log.info(cached, extra={"load_seconds": round(seconds, 3)})
     return evaluator
+
+
+def load_engine(
+    paths: list[Path],
+    pipelines: list[tuple[tuple[Path, str], Pipeline]] | None = None,
+    router: LogsourceRouter | None = None,
+    match_detail: str = "off",
+    cache: RuleCache | None = None,
+) -> tuple[Engine, str]:
+    """The engine of the rules below `paths` after `pipelines` (each read, as (path, text), and
+    parsed), from `cache` when it holds them, else parsed and compiled (and stored in `cache`); and
+    what the cache did: `rule cache hit <entry>`, `rule cache miss, stored <entry>` or ''."""
+    pipelines = pipelines or []
+    sources = read_sources(*paths)
+    if cache is not None:
+        key = cache_key(sources, [read for read, _ in pipelines])
+        image = cache.load(key)
+        if image is not None:
+            return Engine.from_image(image, router=router, match_detail=match_detail), (
+                f"rule cache hit {cache.entry(key)}"
+            )
+    ruleset = parse_sources(sources)
+    if pipelines:
+        ruleset = apply_pipelines(ruleset, [pipeline for _, pipeline in pipelines])
+    engine = Engine(ruleset, router=router, match_detail=match_detail)
+    stored = cache.store(key, engine.image()) if cache is not None else None
+    return engine, f"rule cache miss, stored {stored}" if stored is not None else ""
 
 
 @dataclass(frozen=True, slots=True)
