@@ -13,16 +13,19 @@ from dataclasses import dataclass
 from typing import Final
 
 from rsigma.errors import SigmaConditionError
+from rsigma.pickling import pickled_by_fields
 
 MAX_CONDITION_CHARS: Final = 65536
 MAX_NESTING_DEPTH: Final = 64
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class CondRef:
     name: str
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class CondSelector:
     """`N of pattern`: quantifier is "any", "all" or a count of at least 1."""
@@ -31,16 +34,19 @@ class CondSelector:
     pattern: str  # "them" or a name pattern with `*` wildcards
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class CondNot:
     item: CondNode
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class CondAnd:
     items: tuple[CondNode, ...]
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class CondOr:
     items: tuple[CondNode, ...]

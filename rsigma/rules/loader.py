@@ -7,6 +7,7 @@ so `rule validate` can report a whole rule tree in one pass and the daemon can s
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,21 +51,32 @@ def rule_files(path: Path) -> list[Path]:
     Hidden files and directories are left out, as `glob` and pySigma leave them out: a Kubernetes
     ConfigMap volume keeps each file twice, in `..<timestamp>/` and behind a symlink beside it."""
     if path.is_dir():
-        return [p for p in _yaml_files(path) if not _hidden(p, path)]
+        return [file for parts, file in _yaml_files(path) if not _hidden(parts)]
     return [path]
 
 
 def hidden_rule_files(path: Path) -> list[Path]:
     """The *.yml / *.yaml files below a directory that `rule_files` leaves out for being hidden."""
-    return [p for p in _yaml_files(path) if _hidden(p, path)] if path.is_dir() else []
+    return [file for parts, file in _yaml_files(path) if _hidden(parts)] if path.is_dir() else []
 
 
-def _yaml_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+def _yaml_files(directory: Path) -> list[tuple[tuple[str, ...], Path]]:
+    """Each rule file below `directory` with its path's parts below it, sorted as paths sort, as
+    `directory.rglob("*")` finds them: symlinks to files are followed, symlinks to directories are not
+    descended into. `os.walk` rather than `rglob`: a third of a cached load's time on SigmaHQ."""
+    found = []
+    for root, _, names in os.walk(directory):
+        below = os.path.relpath(root, directory)
+        prefix = () if below == "." else tuple(below.split(os.sep))
+        for name in names:
+            if os.path.splitext(name)[1] in RULE_SUFFIXES and os.path.isfile(os.path.join(root, name)):
+                found.append((*prefix, name))
+    found.sort()
+    return [(parts, directory.joinpath(*parts)) for parts in found]
 
 
-def _hidden(file: Path, directory: Path) -> bool:
-    return any(part.startswith(".") for part in file.relative_to(directory).parts)
+def _hidden(parts: tuple[str, ...]) -> bool:
+    return any(part.startswith(".") for part in parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from rsigma.pickling import pickled_by_fields
+
 
 class Wildcard:
     """One of Sigma's two wildcard characters inside a string value."""
@@ -33,6 +35,7 @@ STAR: Final = Wildcard("*")
 QMARK: Final = Wildcard("?")
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Placeholder:
     """`%name%` inside a value with the `expand` modifier, resolved by a processing pipeline."""
@@ -46,6 +49,7 @@ _PLACEHOLDER = re.compile(r"%(\w+)%")
 _SPECIAL = re.compile(r"[*?]|\\[*?\\]")
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SigmaString:
     """A string value as a sequence of literal text, wildcards and placeholders.
@@ -151,6 +155,7 @@ class SigmaString:
         return "".join(out)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SigmaRegex:
     """A `re` value: the raw pattern and the flags given by the `i`, `m` and `s` modifiers."""
@@ -159,11 +164,13 @@ class SigmaRegex:
     flags: frozenset[str] = frozenset()
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SigmaCIDR:
     network: ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SigmaFieldRef:
     """A `fieldref` value: the name of the event field to compare with."""
