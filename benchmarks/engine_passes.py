@@ -5,10 +5,10 @@ load time and peak RSS are that process's. This script does the same for our eng
 `key: value` lines, so the two can be read and compared alike:
 
 - load+compile: `load_rules` and `Engine` on the rule directory (detection rules, with filters applied;
-  correlations are parsed but not evaluated, as `rsigma-bench` loads them), then `gc.freeze()` as
-  every rsigma command does after loading; with `--rule-cache DIR`, through the rule cache as the
-  commands load (`rsigma.loading.load_engine`: a hit restores the rules, a miss also stores them), and
-  `rule_cache:` says which it was;
+  correlations are parsed but not evaluated, as `rsigma-bench` loads them), with the cyclic GC off
+  and then `gc.freeze()`, as every rsigma command loads (`rsigma.loading.load_evaluator`); with
+  `--rule-cache DIR`, through the rule cache as the commands load (`rsigma.loading.load_engine`: a
+  hit restores the rules, a miss also stores them), and `rule_cache:` says which it was;
 - the NDJSON file is read into memory before timing, blank lines dropped;
 - each timed pass is `orjson.loads` plus `Engine.evaluate` per line; the first pass also records, with
   `--dump`, each line's matched rule ids (the title where a rule has none), as `rsigma-bench --dump`.
@@ -73,20 +73,21 @@ def main(argv: list[str] | None = None) -> int:
 
     load_rules, engine_cls = _import_engine()
     cached = ""
+    t0 = time.perf_counter()
+    gc.disable()
     if args.rule_cache is not None:
         from rsigma.loading import load_engine
         from rsigma.rule_cache import RuleCache
 
         cache = RuleCache(args.rule_cache, lambda problem: print(f"warning: {problem}", file=sys.stderr))
-        t0 = time.perf_counter()
         engine, cached = load_engine([args.rules], cache=cache)
         ruleset = engine.ruleset
     else:
-        t0 = time.perf_counter()
         ruleset = load_rules(args.rules)
         engine = engine_cls(ruleset)
-    load_s = time.perf_counter() - t0
     gc.freeze()
+    gc.enable()
+    load_s = time.perf_counter() - t0
 
     lines = read_lines(args.events)
     times: list[float] = []

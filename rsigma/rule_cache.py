@@ -32,6 +32,7 @@ from typing import Final
 
 import rsigma
 from rsigma.engine.engine import EngineImage
+from rsigma.gc_pause import gc_paused
 from rsigma.rules.loader import RuleSource
 
 FORMAT_VERSION: Final = 1
@@ -216,7 +217,8 @@ def _decode(data: bytes, key: str) -> tuple[EngineImage | None, str | None]:
     if hashlib.blake2b(payload, digest_size=32).digest() != checksum:
         return None, "is damaged (checksum mismatch)"
     try:
-        image = pickle.loads(payload)
+        with gc_paused():  # every object unpickled survives: collections would rescan them for nothing
+            image = pickle.loads(payload)
     except Exception as e:  # a checksummed payload this code cannot read: rebuilt like any other
         return None, f"cannot be read ({type(e).__name__}: {e})"
     if not isinstance(image, EngineImage):

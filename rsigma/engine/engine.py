@@ -129,7 +129,8 @@ def unresolved_placeholders(rule: SigmaRule) -> list[str]:
 @dataclass(slots=True)
 class EngineImage:
     """An engine without its closures, for the rule cache: the rule set it was built from, which rules
-    and filters compiled (positions in the rule set), what failed and why, and each rule's witness."""
+    and filters compiled (positions in the rule set), what failed and why, each rule's witness (for
+    the per-logsource indexes routing builds) and the candidate index."""
 
     ruleset: RuleSet
     compiled: list[int]
@@ -137,6 +138,7 @@ class EngineImage:
     errors: list[SigmaError]
     warnings: list[str]
     witnesses: list[Witness | None]
+    index: CandidateIndex
 
 
 class Engine:
@@ -176,7 +178,7 @@ class Engine:
                 for n, rule in enumerate(map(rules.__getitem__, image.compiled))
             ]
             engine._witnesses = image.witnesses
-            engine.index = CandidateIndex.build(enumerate(image.witnesses))
+            engine.index = image.index
         return engine
 
     def image(self) -> EngineImage:
@@ -188,6 +190,7 @@ class Engine:
             self.errors,
             self.warnings,
             self._witnesses,
+            self.index,
         )
 
     def _setup(self, ruleset: RuleSet, router: LogsourceRouter | None, match_detail: str) -> None:
