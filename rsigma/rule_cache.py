@@ -46,10 +46,16 @@ STALE_TMP_S: Final = 3600.0
 _HEADER = struct.Struct(f">{len(MAGIC)}sH32s32sQ")  # magic, format, key, checksum, payload length
 
 
-def default_dir() -> Path:
+def default_dir() -> Path | None:
     """`$XDG_CACHE_HOME/rsigma/rules`, else `~/.cache/rsigma/rules`: the XDG place for data that can be
-    rebuilt at any time, which backups skip and which a user may delete."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    rebuilt at any time, which backups skip and which a user may delete. None for a user without a
+    home directory (a container's numeric user): then there is no cache unless one is named."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):
+            return None
     return Path(base) / "rsigma" / "rules"
 
 

@@ -168,6 +168,8 @@ class Engine:
         engine._setup(image.ruleset, router, match_detail)
         engine.errors = list(image.errors)
         engine.warnings = list(image.warnings)
+        engine._compiled = image.compiled
+        engine._filters = image.filters
         with gc_paused():
             filters = [
                 (flt, compile_filter(flt)) for flt in map(image.ruleset.filters.__getitem__, image.filters)

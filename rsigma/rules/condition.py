@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from rsigma.errors import SigmaConditionError
@@ -66,6 +67,13 @@ def parse_condition(text: str) -> CondNode:
         raise SigmaConditionError("condition must be a non-empty string")
     if len(text) > MAX_CONDITION_CHARS:
         raise SigmaConditionError(f"condition is longer than {MAX_CONDITION_CHARS} characters")
+    return _parsed(text)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> CondNode:
+    """Conditions repeat across rules (`selection`, `selection and not filter`): each is parsed once,
+    and rules share the tree, which is immutable."""
     return _Parser(text).parse()
 
 
@@ -169,9 +177,14 @@ def selector_names(selector: CondSelector, names: Iterable[str]) -> list[str]:
     pattern = selector.pattern
     if pattern == "them":
         return [n for n in names if not n.startswith("_")]
-    rx = re.compile("".join(".*" if c == "*" else re.escape(c) for c in pattern))
+    rx = _selector_regex(pattern)
     keep_underscore = pattern.startswith("_")
     return [n for n in names if rx.fullmatch(n) and (keep_underscore or not n.startswith("_"))]
+
+
+@lru_cache(maxsize=4096)
+def _selector_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else re.escape(c) for c in pattern))
 
 
 def check_references(node: CondNode, names: list[str], text: str) -> None:
