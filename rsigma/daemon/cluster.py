@@ -131,7 +131,7 @@ class ClusterNode:
         )
         self._warn = Throttle()
         self._stepping = asyncio.Lock()  # the periodic steps and the one at shutdown take turns
-        self._seen = {"applied": 0, "duplicates": 0}
+        self._seen = {"applied": 0, "duplicates": 0, "replayed": 0}
         self.hits_max_age_s = 0.0  # how long the hits stream keeps hits (0: for ever)
 
     async def start(self) -> None:
@@ -263,6 +263,10 @@ class ClusterNode:
         if ordering.duplicates > seen["duplicates"]:
             metrics.cluster_hits_duplicates.inc(ordering.duplicates - seen["duplicates"])
             seen["duplicates"] = ordering.duplicates
+        if applier.replayed > seen["replayed"]:
+            metrics.cluster_hits_replayed.inc(applier.replayed - seen["replayed"])
+            seen["replayed"] = applier.replayed
+        metrics.cluster_partitions_replaying.set(len(ordering.replaying))
         metrics.cluster_hits_waiting.set(ordering.waiting)
         metrics.cluster_ack_floor.set(applier.ack_floor)
 

@@ -132,6 +132,8 @@ def test_a_member_joining_mid_stream_takes_its_partitions_with_their_windows(dae
     expected = plain_results(daemons, server, 400)
     wait_output(server.url, expected)
     assert third.status()["cluster"]["hits_replayed"] > 0  # its windows came from the hits stream
+    assert third.metric("rsigma_cluster_hits_replayed_total") == third.status()["cluster"]["hits_replayed"]
+    assert third.metric("rsigma_cluster_partitions_replaying") == 0
 
 
 def test_a_second_daemon_with_a_live_member_id_exits_3(daemons, server):
