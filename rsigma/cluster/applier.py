@@ -25,7 +25,7 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -257,7 +257,7 @@ class HitApplier:
         name = f"rsigma-replay-{uuid.uuid4().hex}"
         config = ConsumerConfig(
             name=name,
-            filter_subjects=[hits_subject(self.cluster, p) for p in sorted(replay.buffers)],
+            filter_subjects=self._replay_subjects(replay.buffers),
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=replay.next,
             ack_policy=AckPolicy.NONE,
@@ -290,6 +290,13 @@ class HitApplier:
                 await self.js.delete_consumer(self.stream, name)
             except (NatsError, TimeoutError) as e:  # the server removes it once idle
                 log.debug("cluster: replay consumer not removed", extra={"consumer": name, "error": repr(e)})
+
+    def _replay_subjects(self, partitions: Iterable[int]) -> list[str]:
+        """The partitions' subjects; the wildcard when they are all of them (one member alone)."""
+        subjects = sorted(set(partitions))
+        if len(subjects) == self.partitions:
+            return [hits_subjects(self.cluster)]
+        return [hits_subject(self.cluster, p) for p in subjects]
 
     def _replayed_message(self, replay: _Replay, msg: Any) -> None:
         try:

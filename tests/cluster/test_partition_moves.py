@@ -161,3 +161,12 @@ def test_a_correlation_longer_than_the_hits_stream_keeps_hits_is_refused(daemons
     assert done.returncode == 3, done.stderr
     assert "correlation 'Brute force' (33333333-3333-4333-8333-333333333333) spans 172800 s" in done.stderr
     assert "the hits stream 'rsigma-hits-c1' keeps hits 86400 s" in done.stderr
+
+
+def test_a_reload_bringing_a_correlation_longer_than_the_hits_stream_fails(daemons, server, tmp_path):
+    d = member(daemons, server)
+    rules = tmp_path / "rules.yml"
+    rules.write_text(rules.read_text().replace("timespan: 10m", "timespan: 2d"))
+    assert d.post("/api/v1/reload").status == 500
+    failure = d.find_log("reload failed; keeping the loaded rules")
+    assert failure is not None and "spans 172800 s" in failure["error"]
