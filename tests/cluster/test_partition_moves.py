@@ -5,11 +5,14 @@ plain `--workers 0` daemon on the same stream: none lost, none twice."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
 from collections import Counter
 from typing import Any
+
+import nats
 
 from tests.cluster.test_cluster_daemon import CONSUMER, daemons, event, server, stored_data
 from tests.support import DaemonProcess, Daemons, NatsServer, wait_until
@@ -51,9 +54,22 @@ def output_stream(url: str) -> Counter[str]:
     return Counter(json.dumps(json.loads(data), sort_keys=True) for data in messages)
 
 
-def wait_output(url: str, expected: Counter[str]) -> None:
-    """The output stream (duplicate window: 2 min, the whole test) ends up with each result once."""
+def duplicate_window_s(url: str, stream: str) -> float:
+    async def go() -> float:
+        nc = await nats.connect(url)
+        try:
+            return float((await nc.jetstream().stream_info(stream)).config.duplicate_window)
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def wait_output(url: str, expected: Counter[str], started: float) -> None:
+    """The output stream ends up with each result once; its duplicate window covers the whole test,
+    so a result sent again (a replay, a redelivered event) is kept once."""
     wait_until(lambda: output_stream(url) == expected, "the output stream holds the one-daemon results")
+    assert duplicate_window_s(url, f"rsigma-{OUTPUT}") > time.monotonic() - started
 
 
 def owned(members: list[DaemonProcess]) -> list[set[int]]:
@@ -83,6 +99,7 @@ def all_acked(url: str, events: int) -> None:
 
 
 def test_two_members_split_the_partitions_and_correlate_like_one_daemon(daemons, server):
+    started = time.monotonic()
     members = [member(daemons, server) for _ in range(2)]
     wait_until(lambda: split(members), "the two members split the partitions")
     stream = random_stream(7, 300)
@@ -90,13 +107,14 @@ def test_two_members_split_the_partitions_and_correlate_like_one_daemon(daemons,
     all_acked(server.url, 300)
     expected = plain_results(daemons, server, 300)
     assert min(m.metric("rsigma_events_processed_total") for m in members) > 0  # both took a share
-    wait_output(server.url, expected)
+    wait_output(server.url, expected, started)
     applied = [m.metric("rsigma_cluster_hits_applied_total") for m in members]
     assert min(applied) > 0 and sum(applied) == len(stored(server.url, "rsigma-hits-c1"))
     assert [m.metric("rsigma_cluster_members") for m in members] == [2, 2]
 
 
 def test_a_member_killed_mid_stream_and_restarted_loses_nothing_and_doubles_nothing(daemons, server):
+    started = time.monotonic()
     a, b = (member(daemons, server, "--cluster-member-id", name) for name in "ab")
     wait_until(lambda: split([a, b]), "the two members split the partitions")
     a_owned = owned([a])[0]
@@ -115,11 +133,12 @@ def test_a_member_killed_mid_stream_and_restarted_loses_nothing_and_doubles_noth
     publish(server.url, "events", stream[300:])
     all_acked(server.url, 450)
     expected = plain_results(daemons, server, 450)
-    wait_output(server.url, expected)
+    wait_output(server.url, expected, started)
     assert b.metric("rsigma_cluster_rebalances_total") >= 2
 
 
 def test_a_member_joining_mid_stream_takes_its_partitions_with_their_windows(daemons, server):
+    started = time.monotonic()
     first = [member(daemons, server) for _ in range(2)]
     wait_until(lambda: split(first), "the two members split the partitions")
     stream = random_stream(13, 400)
@@ -130,7 +149,7 @@ def test_a_member_joining_mid_stream_takes_its_partitions_with_their_windows(dae
     wait_until(lambda: split([*first, third]), "three members split the partitions")
     all_acked(server.url, 400)
     expected = plain_results(daemons, server, 400)
-    wait_output(server.url, expected)
+    wait_output(server.url, expected, started)
     assert third.status()["cluster"]["hits_replayed"] > 0  # its windows came from the hits stream
     assert third.metric("rsigma_cluster_hits_replayed_total") == third.status()["cluster"]["hits_replayed"]
     assert third.metric("rsigma_cluster_partitions_replaying") == 0
