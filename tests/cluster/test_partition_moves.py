@@ -135,6 +135,7 @@ def test_a_member_killed_mid_stream_and_restarted_loses_nothing_and_doubles_noth
     expected = plain_results(daemons, server, 450)
     wait_output(server.url, expected, started)
     assert b.metric("rsigma_cluster_rebalances_total") >= 2
+    assert b.status()["cluster"]["windows_handed_over"] > 0  # a's windows, dropped when a came back
 
 
 def test_a_member_joining_mid_stream_takes_its_partitions_with_their_windows(daemons, server):
