@@ -58,6 +58,7 @@ from rsigma.daemon.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BUFFER_SIZE,
     DEFAULT_CLUSTER_APPLY_INTERVAL_S,
+    DEFAULT_CLUSTER_HEARTBEAT_S,
     DEFAULT_CLUSTER_PARTITIONS,
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_SINK_BATCH_MAX,
@@ -289,6 +290,27 @@ def engine_daemon(
             help="Seconds between two reads of the input's ack floor, each applying the owned hits below it.",
         ),
     ] = DEFAULT_CLUSTER_APPLY_INTERVAL_S,
+    cluster_heartbeat: Annotated[
+        float,
+        typer.Option(
+            "--cluster-heartbeat",
+            envvar="RSIGMA_CLUSTER_HEARTBEAT",
+            min=0.001,
+            help="Seconds between two writes of this member's key in the cluster's KV bucket (it lives"
+            " 3 heartbeats).",
+        ),
+    ] = DEFAULT_CLUSTER_HEARTBEAT_S,
+    cluster_member_id: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster-member-id",
+            envvar="RSIGMA_CLUSTER_MEMBER_ID",
+            metavar="ID",
+            help="This daemon's id in its --cluster (default <hostname>-<pid>; a fixed id keeps its"
+            " partitions across restarts).",
+            show_default=False,
+        ),
+    ] = None,
     nats_ack_wait: Annotated[
         float, typer.Option("--nats-ack-wait", min=0.001, help="Seconds before JetStream redelivers.")
     ] = 30.0,
@@ -559,7 +581,7 @@ def engine_daemon(
     extraction = extraction_flags(ctx, jq, jsonpath, log_format)
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
     if cluster is not None:
-        cluster_flags(cluster, input_, workers, state_db)
+        cluster_flags(cluster, input_, workers, state_db, cluster_member_id)
     correlation = correlation_config(ctx.params, log_format)
     routing = routing_maps(logsource_routing, logsource_map)
     build = EvaluatorSpec(
@@ -609,6 +631,8 @@ def engine_daemon(
         cluster=cluster,
         cluster_partitions=cluster_partitions,
         cluster_apply_interval_s=cluster_apply_interval,
+        cluster_heartbeat_s=cluster_heartbeat,
+        cluster_member_id=cluster_member_id,
         nats_ack_wait_s=nats_ack_wait,
         nats_max_deliver=nats_max_deliver,
         nats_connect_timeout_s=nats_connect_timeout,

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from rsigma.cli.daemon import startup_failed
+from rsigma.cluster.records import MembershipError, check_member_id
 from rsigma.correlation.engine import CorrelationConfig
 from rsigma.correlation.evidence import mode_of
 from rsigma.correlation.timestamps import DEFAULT_TIMESTAMP_FIELDS
@@ -406,8 +407,15 @@ def api_token(variable: str | None, log_format: str) -> str | None:
     return token
 
 
-def cluster_flags(name: str, input_: str, workers: int, state_db: Path | None) -> None:
+def cluster_flags(
+    name: str, input_: str, workers: int, state_db: Path | None, member_id: str | None = None
+) -> None:
     """`--cluster` and what it cannot go with yet: exit 2 (a usage error) saying why."""
+    if member_id is not None:
+        try:
+            check_member_id(member_id)
+        except MembershipError as e:
+            raise typer.BadParameter(str(e), param_hint="'--cluster-member-id'") from e
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         raise typer.BadParameter(
             f"{name!r}: letters, digits, '-' and '_' only (it names a NATS stream and subjects)",

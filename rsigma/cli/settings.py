@@ -73,6 +73,8 @@ KEYS: dict[str, str] = {
     "cluster": "daemon.cluster.name",
     "cluster_partitions": "daemon.cluster.partitions",
     "cluster_apply_interval": "daemon.cluster.apply_interval",
+    "cluster_heartbeat": "daemon.cluster.heartbeat",
+    "cluster_member_id": "daemon.cluster.member_id",
     "nats_ack_wait": "daemon.nats.ack_wait",
     "nats_max_deliver": "daemon.nats.max_deliver",
     "nats_connect_timeout": "daemon.nats.connect_timeout",

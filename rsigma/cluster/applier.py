@@ -2,15 +2,21 @@
 input consumer's ack floor, and hand the correlation results on.
 
 One ordered consumer (no acks, nothing on the server to clean up) reads every partition's subject,
-`rsigma.hits.<cluster>.*`, from the start of the stream; messages of partitions owned elsewhere are
-skipped on arrival. Reading everything costs each member the whole stream's traffic, but it makes
-"received everything up to the stream's last sequence L" a plain comparison with the last sequence
-delivered, which the exact order rests on (`ordering.py`).
+`rsigma.hits.<cluster>.*`, live from the stream's last sequence at start; messages of partitions
+owned elsewhere are skipped on arrival. Reading everything costs each member the whole stream's
+traffic, but it makes "received everything up to the stream's last sequence L" a plain comparison
+with the last sequence delivered, which the exact order rests on (`ordering.py`).
 
 Each step (every `interval_s`): read the input consumer's ack floor F, then L, wait until the
 consumer delivered up to L, apply every waiting hit with source sequence <= F in order, and emit the
-results. Hits of source events acked before this node started (<= the floor at start) were applied
-by whoever ran then: they are skipped (moving windows with their state comes with snapshots).
+results.
+
+A partition this node gains (its first share at start included) starts without windows: its past is
+replayed from the start of the hits stream by a consumer filtered on its subjects, up to the last
+sequence the live consumer had delivered when it was gained (the live consumer brings the rest), and
+its hits wait until the replay is done; then they are applied in source order like any others, and
+the results come again with the ids they had (docs/cluster.md, "Partition moves"). A partition this
+node loses has its windows and waiting hits dropped at once: its new owner rebuilds them.
 """
 
 from __future__ import annotations
@@ -18,18 +24,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
 from nats.errors import Error as NatsError
-from nats.js.api import DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from rsigma.cluster.hits import HitMessage, decode_hit_message, hits_stream, hits_subjects
-from rsigma.cluster.ordering import HitOrdering
+from rsigma.cluster.hits import HitMessage, decode_hit_message, hits_stream, hits_subject, hits_subjects
+from rsigma.cluster.ordering import HitOrdering, PartitionBuffer
 from rsigma.cluster.ownership import Ownership
 from rsigma.correlation.engine import CorrelationEngine, CorrelationResult, Hit
+from rsigma.correlation.sharding import shard_of
 
 __all__ = ["Applied", "HitApplier", "apply_in_order", "result_id"]
 
@@ -37,6 +45,11 @@ log = logging.getLogger("rsigma.cluster")
 
 #: How long a step waits for the hits consumer to deliver up to the stream's last sequence.
 CATCH_UP_TIMEOUT_S: Final = 5.0
+#: Hit messages a replay asks for at a time, and how long it waits for them.
+REPLAY_BATCH: Final = 512
+REPLAY_FETCH_TIMEOUT_S: Final = 2.0
+#: A replay consumer left behind (the node died) is removed by the server after this long idle.
+REPLAY_INACTIVE_S: Final = 60.0
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -69,10 +82,12 @@ class HitApplier:
         engine: Callable[[], CorrelationEngine],
         emit: Callable[[list[Applied]], Awaitable[None]],
         *,
+        partitions: int,
         interval_s: float,
     ) -> None:
         self.js = js
         self.cluster = cluster
+        self.partitions = partitions
         self.stream = hits_stream(cluster)
         self.input_stream = input_stream
         self.input_consumer = input_consumer
@@ -82,25 +97,29 @@ class HitApplier:
         self.interval_s = interval_s
         self.ordering = HitOrdering(())
         self.ack_floor = 0  # the input consumer's, as last read
-        self.start_floor = 0  # the ack floor when this node started: hits at or below it were applied
-        self.skipped = 0  # hit messages at or below the start floor
         self.received = 0  # the last hits-stream sequence delivered to this node
         self.applied = 0  # hit messages applied
+        self.replayed = 0  # hit messages read again by replays of gained partitions
+        self.windows_dropped = 0  # windows of partitions lost to another node
         self.unknown = 0  # hits of correlations the running rules do not have
         self.undecodable = 0
         self._progress = asyncio.Event()
         self._sub: Any = None
+        self._replays: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Read the floor hits below which are already applied, then subscribe."""
-        self.ack_floor = self.start_floor = await self._input_floor()
-        self.ordering = HitOrdering(self.ownership.owned(), self.ack_floor)
+        """Subscribe live from the hits stream's last sequence, and replay the owned partitions up to it."""
+        self.ack_floor = await self._input_floor()
+        self.received = (await self.js.stream_info(self.stream)).state.last_seq
         self.ownership.on_change(self._rebalanced)
+        self._gain(self.ownership.owned())
         self._sub = await self.js.subscribe(
             hits_subjects(self.cluster),
             cb=self._on_message,
             ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.received + 1
+            ),
         )
 
     async def step(self) -> int:
@@ -130,6 +149,9 @@ class HitApplier:
         return len(ready)
 
     async def aclose(self) -> None:
+        for task in self._replays:
+            task.cancel()
+        await asyncio.gather(*self._replays, return_exceptions=True)
         sub, self._sub = self._sub, None
         if sub is not None:
             try:
@@ -169,13 +191,135 @@ class HitApplier:
                 extra={"subject": msg.subject, "sequence": self.received, "error": str(e)},
             )
             return
-        if message.sequence <= self.start_floor:
-            self.skipped += 1
-            return
         self.ordering.add(message)
 
     async def _rebalanced(self, gained: frozenset[int], lost: frozenset[int]) -> None:
-        self.ordering.own(gained, lost, self.ack_floor)
+        if lost:
+            self.ordering.own((), lost)
+            dropped = self.engine().discard(self._in(lost))
+            self.windows_dropped += dropped
+            log.info(
+                "cluster: partitions handed over; their windows dropped",
+                extra={"partitions": sorted(lost), "windows": dropped},
+            )
+        if gained:
+            self._gain(gained)
+
+    def _in(self, partitions: frozenset[int]) -> Callable[[str, list[Any]], bool]:
+        n = self.partitions
+        return lambda key, group: shard_of(key, group, n) in partitions
+
+    def _gain(self, partitions: frozenset[int]) -> None:
+        """New buffers for the partitions, and a replay of their past up to what the live consumer
+        has delivered (it brings the rest). Windows they may still have here are stale: dropped."""
+        fresh = self.ordering.own(partitions, ())
+        if not fresh:
+            return
+        self.windows_dropped += self.engine().discard(self._in(frozenset(fresh)))
+        task = asyncio.create_task(self._replay(fresh, self.received), name="cluster-replay")
+        self._replays.add(task)
+        task.add_done_callback(self._replays.discard)
+
+    async def _replay(self, buffers: dict[int, PartitionBuffer], upto: int) -> None:
+        """Read the partitions' hit messages 1..`upto` into their buffers, then let them release.
+
+        A NATS error retries from the next message not read, every `interval_s`."""
+        replay = _Replay(buffers, upto)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            try:
+                await self._replay_pass(replay)
+                break
+            except (NatsError, TimeoutError) as e:
+                log.warning(
+                    "cluster: replay of gained partitions interrupted; retrying",
+                    extra={"partitions": sorted(buffers), "next_hits_seq": replay.next, "error": repr(e)},
+                )
+                await asyncio.sleep(self.interval_s)
+        for buffer in buffers.values():
+            buffer.replaying = False
+        log.info(
+            "cluster: gained partitions replayed",
+            extra={
+                "partitions": sorted(buffers),
+                "hit_messages": replay.read,
+                "up_to_hits_seq": upto,
+                "seconds": round(loop.time() - started, 3),
+            },
+        )
+
+    async def _replay_pass(self, replay: _Replay) -> None:
+        """Read from `replay.next` with a consumer of the partitions' subjects, until past `upto` or
+        nothing is left; removed afterwards (or by the server once idle, if this node dies)."""
+        if replay.next > replay.upto:
+            return
+        name = f"rsigma-replay-{uuid.uuid4().hex}"
+        config = ConsumerConfig(
+            name=name,
+            filter_subjects=self._replay_subjects(replay.buffers),
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=replay.next,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=REPLAY_INACTIVE_S,
+        )
+        await self.js.add_consumer(self.stream, config=config)
+        try:
+            sub = await self.js.pull_subscribe_bind(name, stream=self.stream)
+            if (await sub.consumer_info()).num_pending == 0:
+                return
+            while True:
+                try:
+                    msgs = await sub.fetch(REPLAY_BATCH, timeout=REPLAY_FETCH_TIMEOUT_S)
+                except TimeoutError:
+                    if (await sub.consumer_info()).num_pending == 0:
+                        return
+                    continue
+                for msg in msgs:
+                    sequence = msg.metadata.sequence.stream
+                    if sequence > replay.upto:  # the live consumer brings it
+                        return
+                    replay.next = sequence + 1
+                    replay.read += 1
+                    self.replayed += 1
+                    self._replayed_message(replay, msg)
+                    if msg.metadata.num_pending == 0:
+                        return
+        finally:
+            try:
+                await self.js.delete_consumer(self.stream, name)
+            except (NatsError, TimeoutError) as e:  # the server removes it once idle
+                log.debug("cluster: replay consumer not removed", extra={"consumer": name, "error": repr(e)})
+
+    def _replay_subjects(self, partitions: Iterable[int]) -> list[str]:
+        """The partitions' subjects; the wildcard when they are all of them (one member alone)."""
+        subjects = sorted(set(partitions))
+        if len(subjects) == self.partitions:
+            return [hits_subjects(self.cluster)]
+        return [hits_subject(self.cluster, p) for p in subjects]
+
+    def _replayed_message(self, replay: _Replay, msg: Any) -> None:
+        try:
+            message = decode_hit_message(msg.data)
+        except ValueError as e:
+            log.error(
+                "cluster: hits message skipped in a replay",
+                extra={"subject": msg.subject, "sequence": msg.metadata.sequence.stream, "error": str(e)},
+            )
+            return
+        buffer = replay.buffers.get(message.partition)
+        if buffer is not None:
+            buffer.add(message)
+
+
+@dataclass(slots=True)
+class _Replay:
+    """A replay's partitions, its last hits-stream sequence, and how far it got."""
+
+    buffers: dict[int, PartitionBuffer]
+    upto: int
+    next: int = 1
+    read: int = 0
 
 
 def apply_in_order(

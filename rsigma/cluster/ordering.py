@@ -11,6 +11,11 @@ acked only after its hit messages were stored, so they are all <= L: nothing at 
 arrive. A message that does arrive later at or below the applied floor is therefore a copy (a source
 event redelivered after its duplicate window): it is dropped and counted, as is a second copy of a
 sequence still waiting.
+
+A partition this node gains is rebuilt from the start of the hits stream (`HitApplier` replays its
+subject into a buffer marked `replaying`); until that replay has delivered every message the live
+consumer had passed when the partition was gained, the buffer releases nothing, so no live hit is
+applied before an older one the replay still has to bring.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ __all__ = ["HitOrdering", "PartitionBuffer"]
 class PartitionBuffer:
     """One partition's messages waiting for the ack floor."""
 
-    __slots__ = ("applied", "duplicates", "_heap", "_waiting")
+    __slots__ = ("applied", "duplicates", "replaying", "_heap", "_waiting")
 
-    def __init__(self, applied: int = 0) -> None:
+    def __init__(self, applied: int = 0, *, replaying: bool = False) -> None:
         #: Every source sequence at or below it was released (or was before this node owned it).
         self.applied = applied
         self.duplicates = 0
+        #: The partition's past is still being read from the hits stream: nothing is released.
+        self.replaying = replaying
         self._heap: list[int] = []
         self._waiting: dict[int, HitMessage] = {}
 
@@ -76,6 +83,15 @@ class HitOrdering:
     def waiting(self) -> int:
         return sum(len(b) for b in self.buffers.values())
 
+    @property
+    def releasable(self) -> int:
+        """Messages waiting in partitions that are not replaying (only the ack floor holds them)."""
+        return sum(len(b) for b in self.buffers.values() if not b.replaying)
+
+    @property
+    def replaying(self) -> list[int]:
+        return sorted(p for p, b in self.buffers.items() if b.replaying)
+
     def add(self, message: HitMessage) -> bool:
         """Keep a message of an owned partition; False for another partition's or a duplicate."""
         buffer = self.buffers.get(message.partition)
@@ -85,18 +101,22 @@ class HitOrdering:
         return buffer.add(message)
 
     def ready(self, floor: int) -> list[HitMessage]:
-        """Every owned partition's messages up to `floor`, in (source sequence, partition) order."""
-        released = [buffer.ready(floor) for buffer in self.buffers.values()]
+        """Every owned partition's messages up to `floor`, in (source sequence, partition) order;
+        a partition still replaying releases nothing (its floor stays)."""
+        released = [buffer.ready(floor) for buffer in self.buffers.values() if not buffer.replaying]
         return list(heapq.merge(*released, key=_source_order))
 
-    def own(self, gained: Iterable[int], lost: Iterable[int], applied: int) -> None:
-        """Follow a rebalance: a gained partition starts at `applied`, a lost one's messages are dropped."""
+    def own(self, gained: Iterable[int], lost: Iterable[int]) -> dict[int, PartitionBuffer]:
+        """Follow a rebalance: a lost partition's messages are dropped; a gained one (not owned
+        already) gets an empty buffer, `replaying` from the first source sequence. Returns the new
+        buffers, for the replay to fill and then mark done."""
         for p in lost:
             buffer = self.buffers.pop(p, None)
             if buffer is not None:
                 self._dropped += buffer.duplicates
-        for p in gained:
-            self.buffers.setdefault(p, PartitionBuffer(applied))
+        fresh = {p: PartitionBuffer(replaying=True) for p in gained if p not in self.buffers}
+        self.buffers.update(fresh)
+        return fresh
 
 
 def _source_order(message: HitMessage) -> tuple[int, int]:

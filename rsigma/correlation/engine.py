@@ -437,6 +437,15 @@ class CorrelationEngine:
             entries = (entry for entry in entries if owned(entry[0], entry[1]))
         return encode_snapshot(entries)
 
+    def discard(self, which: Callable[[str, list[Any]], bool]) -> int:
+        """Drop the windows `which(key, group)` accepts (a cluster partition that moved to another
+        node, which has them now); returns how many."""
+        keys = self.keys
+        gone = [window for window in self.state if which(keys[window[0]], list(window[1]))]
+        for window in gone:
+            del self.state[window]
+        return len(gone)
+
     def carry_over(self, previous: CorrelationEngine) -> None:
         """Take over a running engine's windows and counts (a reload: the new rules go on from there)."""
         self.import_state(previous.export_state())

@@ -18,7 +18,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rsigma.cluster.applier import Applied, HitApplier
-from rsigma.cluster.hits import encode_hit_message, ensure_hits_stream, hit_messages, hits_subject, message_id
+from rsigma.cluster.hits import (
+    encode_hit_message,
+    ensure_hits_stream,
+    hit_messages,
+    hits_stream,
+    hits_subject,
+    message_id,
+)
 from rsigma.cluster.ownership import Ownership
 from rsigma.correlation.engine import CorrelationEngine
 from rsigma.daemon.ack import AckToken, Delivery, InFlight, RawEvent
@@ -49,6 +56,29 @@ def refuse_chains(evaluator: Evaluator, cluster: str) -> None:
                 f"--cluster {cluster}: correlation {corr.title!r} ({corr.key}) is fed by another"
                 " correlation; chained correlations do not run across nodes yet"
             )
+
+
+def refuse_long_windows(correlation: CorrelationEngine, cluster: str, max_age_s: float) -> None:
+    """A partition that moves has its windows rebuilt from the hits stream, which keeps hits
+    `max_age_s` (0: for ever): ConfigError (exit 3) naming a correlation whose timespan, or a
+    --suppress, outlasts them (its windows could not be rebuilt whole)."""
+    if not max_age_s:
+        return
+    where = f"the hits stream {hits_stream(cluster)!r} keeps hits {max_age_s:g} s"
+    advice = "raise the stream's max age (e.g. `nats stream edit --max-age`) or shorten it"
+    for corr in correlation.correlations:
+        if corr.timespan > max_age_s:
+            raise ConfigError(
+                f"--cluster {cluster}: correlation {corr.title!r} ({corr.key}) spans {corr.timespan:g} s,"
+                f" but {where}: a partition moving to another member could not rebuild its windows;"
+                f" {advice}"
+            )
+    suppress = correlation.config.suppress
+    if suppress is not None and suppress > max_age_s:
+        raise ConfigError(
+            f"--cluster {cluster}: --suppress {suppress:g} s is longer than {where}: a partition moving"
+            f" to another member could not rebuild its suppressions; {advice}"
+        )
 
 
 class ResultToken(AckToken):
@@ -96,24 +126,31 @@ class ClusterNode:
             ownership,
             engine,
             self._emit,
+            partitions=config.cluster_partitions,
             interval_s=config.cluster_apply_interval_s,
         )
         self._warn = Throttle()
         self._stepping = asyncio.Lock()  # the periodic steps and the one at shutdown take turns
-        self._seen = {"applied": 0, "duplicates": 0}
+        self._seen = {"applied": 0, "duplicates": 0, "replayed": 0}
+        self.hits_max_age_s = 0.0  # how long the hits stream keeps hits (0: for ever)
 
     async def start(self) -> None:
         """Create or check the hits stream, then start consuming it (ConfigError: exit 3)."""
         cfg = self.config
         window = cfg.nats_ack_wait_s * cfg.nats_max_deliver
         js = self.source.nc.jetstream()
-        await startup_request(
+        stream = await startup_request(
             self.source.nc,
             "--cluster",
             self.cluster,
             ensure_hits_stream(js, self.cluster, window),
             "cannot set up the cluster's hits stream",
         )
+        info = await startup_request(
+            self.source.nc, "--cluster", self.cluster, js.stream_info(stream), "cannot read the hits stream"
+        )
+        self.hits_max_age_s = float(info.config.max_age or 0)
+        refuse_long_windows(self.applier.engine(), self.cluster, self.hits_max_age_s)
         await startup_request(
             self.source.nc, "--cluster", self.cluster, self.applier.start(), "cannot read the hits stream"
         )
@@ -152,7 +189,8 @@ class ClusterNode:
         await self.source.consumer.flush()
         while True:
             await self.step()
-            if self.applier.ordering.waiting == 0 or loop.time() >= deadline:
+            # Hits of partitions still replaying are not waited for: their next owner replays them.
+            if self.applier.ordering.releasable == 0 or loop.time() >= deadline:
                 return
             await asyncio.sleep(min(0.05, self.applier.interval_s))
 
@@ -225,6 +263,10 @@ class ClusterNode:
         if ordering.duplicates > seen["duplicates"]:
             metrics.cluster_hits_duplicates.inc(ordering.duplicates - seen["duplicates"])
             seen["duplicates"] = ordering.duplicates
+        if applier.replayed > seen["replayed"]:
+            metrics.cluster_hits_replayed.inc(applier.replayed - seen["replayed"])
+            seen["replayed"] = applier.replayed
+        metrics.cluster_partitions_replaying.set(len(ordering.replaying))
         metrics.cluster_hits_waiting.set(ordering.waiting)
         metrics.cluster_ack_floor.set(applier.ack_floor)
 
@@ -233,13 +275,14 @@ class ClusterNode:
         return {
             "name": self.cluster,
             "partitions": self.partitions,
-            "owned_partitions": len(applier.ordering.buffers),
             "ack_floor": applier.ack_floor,
+            "partitions_replaying": applier.ordering.replaying,
+            "hits_replayed": applier.replayed,
+            "windows_handed_over": applier.windows_dropped,
             "hits_received_seq": applier.received,
             "hits_waiting": applier.ordering.waiting,
             "hits_applied": applier.applied,
             "hits_duplicates": applier.ordering.duplicates,
-            "hits_skipped_at_start": applier.skipped,
             "hits_of_other_partitions": applier.ordering.unowned,
             "hits_unreadable": applier.undecodable,
             "hits_of_unknown_correlations": applier.unknown,

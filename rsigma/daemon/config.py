@@ -27,6 +27,8 @@ DEFAULT_API_READ_TIMEOUT: Final = 10.0
 DEFAULT_CLUSTER_PARTITIONS: Final = 64
 #: Seconds between two reads of the input's ack floor, each applying the owned hits below it.
 DEFAULT_CLUSTER_APPLY_INTERVAL_S: Final = 0.2
+#: Seconds between two writes of a member's key in the cluster's KV bucket (it lives 3 of them).
+DEFAULT_CLUSTER_HEARTBEAT_S: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class DaemonConfig:
     cluster: str | None = None  # daemons of one cluster share correlation (docs/cluster.md)
     cluster_partitions: int = DEFAULT_CLUSTER_PARTITIONS
     cluster_apply_interval_s: float = DEFAULT_CLUSTER_APPLY_INTERVAL_S
+    cluster_heartbeat_s: float = DEFAULT_CLUSTER_HEARTBEAT_S
+    cluster_member_id: str | None = None  # None: <hostname>-<pid>
     nats_ack_wait_s: float = 30.0
     nats_max_deliver: int = 5
     workers: int = 0  # matcher processes; 0 evaluates in the supervisor's event loop

@@ -166,6 +166,16 @@ class Metrics:
             "Hit messages of owned partitions received and waiting for the input's ack floor.",
             registry=r,
         )
+        self.cluster_hits_replayed = Counter(
+            "rsigma_cluster_hits_replayed",
+            "Hit messages read again from the hits stream to rebuild the windows of gained partitions.",
+            registry=r,
+        )
+        self.cluster_partitions_replaying = Gauge(
+            "rsigma_cluster_partitions_replaying",
+            "Gained partitions whose windows are still being rebuilt from the hits stream.",
+            registry=r,
+        )
         self.cluster_ack_floor = Gauge(
             "rsigma_cluster_ack_floor",
             "The input consumer's ack floor the owned partitions are applied up to.",

@@ -26,11 +26,12 @@ import time
 from collections.abc import Coroutine
 from typing import Any, Final
 
-from rsigma.cluster.ownership import StaticOwnership
+from rsigma.cluster.membership import Membership
+from rsigma.cluster.records import MembershipError
 from rsigma.daemon.ack import InFlight, RawEvent
 from rsigma.daemon.api import ApiServer
 from rsigma.daemon.backend import Backend, open_backend
-from rsigma.daemon.cluster import ClusterNode, refuse_chains
+from rsigma.daemon.cluster import ClusterNode, refuse_chains, refuse_long_windows
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
 from rsigma.daemon.evaluation_loop import EvaluationLoop
@@ -44,7 +45,7 @@ from rsigma.daemon.state import RestoreMode, StateStore, restorable_snapshot
 from rsigma.daemon.systemd import Notifier
 from rsigma.daemon.watch import FileWatcher
 from rsigma.evaluator import Evaluator
-from rsigma.exit_codes import EXIT_FAILURE
+from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE
 from rsigma.loading import refuse_dropped_rules
 from rsigma.nats.connection import ConnectWait
 
@@ -88,6 +89,7 @@ class Daemon:
         self.source: Source | None = None
         self.backend: Backend | None = None
         self.cluster: ClusterNode | None = None  # --cluster: correlation shared with other daemons
+        self.membership: Membership | None = None  # --cluster: who owns which partition
         self.api = ApiServer(self)
 
     async def start(self) -> bool:
@@ -113,15 +115,27 @@ class Daemon:
         if cfg.cluster is not None:
             self._set_phase(f"joining --cluster {cfg.cluster}")
             assert isinstance(self.source, NatsSource)  # the CLI requires a nats:// input
-            # One node owning every partition until membership shares them out.
-            owned = StaticOwnership(range(cfg.cluster_partitions))
+            self.membership = membership = Membership(
+                self.source.nc.jetstream(),
+                cfg.cluster,
+                cfg.cluster_partitions,
+                member_id=cfg.cluster_member_id,
+                heartbeat_s=cfg.cluster_heartbeat_s,
+                api=self.api.address,
+            )
+            membership.on_rebalance(
+                lambda: metrics.cluster_rebalanced(
+                    len(membership.members), len(membership.owned()), membership.rebalances
+                )
+            )
+            await membership.start()
             self.cluster = ClusterNode(
                 cfg,
                 self.source,
                 self.sinks,
                 self.inflight,
                 metrics,
-                owned,
+                membership,
                 lambda: self.evaluator.correlation,  # the running rules' (a reload carries the windows over)
             )
             await self.cluster.start()
@@ -213,6 +227,8 @@ class Daemon:
         engine = self._essential(evaluation.run(), "engine")
         if self.cluster is not None:
             self._tasks.append(self._essential(self.cluster.run(), "cluster"))
+        if self.membership is not None:
+            self._tasks.append(self._essential(self._membership_lost(), "cluster membership"))
         self._tasks += [asyncio.create_task(w.run(), name=f"sink-{w.sink.name}") for w in self.sinks]
         if self.dlq.sink is not None:
             self._tasks.append(asyncio.create_task(self.dlq.run(), name="dlq"))
@@ -233,7 +249,15 @@ class Daemon:
         failed.cancel()
         ok = not self._failed.is_set()  # it may also have failed while draining
         await self._close(engine, save=ok)
-        return 0 if ok else EXIT_FAILURE
+        if ok:
+            return 0
+        return EXIT_CONFIG_ERROR if isinstance(self.failure, MembershipError) else EXIT_FAILURE
+
+    async def _membership_lost(self) -> None:
+        """Raise what ended this daemon's membership (another live daemon took its member id): the
+        daemon stops and exits 3, as it would have had that been found at startup."""
+        assert self.membership is not None and self.membership.failure is not None
+        await self.membership.failure
 
     def _essential(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """A task the daemon cannot go on without: if it stops on an error, so does the daemon."""
@@ -350,6 +374,8 @@ class Daemon:
         await self.api.stop()
         if self.cluster is not None:  # on the input's connection: closed before it
             await self.cluster.aclose()
+        if self.membership is not None:  # its key removed: the others take its partitions at once
+            await self.membership.stop()
         if self.source is not None:
             await self.source.aclose()
         if self.store is not None:
@@ -415,6 +441,8 @@ class Daemon:
                 refuse_dropped_rules(self.evaluator, fresh)
                 if self.config.cluster is not None:
                     refuse_chains(fresh, self.config.cluster)
+                if self.cluster is not None:
+                    refuse_long_windows(fresh.correlation, self.cluster.cluster, self.cluster.hits_max_age_s)
                 error = await self.backend.reload(fresh) if self.backend is not None else "not started"
             except Exception as e:
                 error = str(e)

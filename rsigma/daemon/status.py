@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from rsigma.cluster.status import cluster_status
+
 if TYPE_CHECKING:
     from rsigma.daemon.runtime import Daemon
 
@@ -28,6 +30,8 @@ def daemon_status(daemon: Daemon) -> dict[str, Any]:
         status["nats"] = nats
     if daemon.cluster is not None:
         status["cluster"] = daemon.cluster.status()
+        if daemon.membership is not None:
+            status["cluster"].update(cluster_status(daemon.membership))
     workers = backend.status() if backend is not None else []
     if workers:
         status["workers"] = workers

@@ -90,12 +90,41 @@ def test_chained_correlations_are_refused_naming_the_correlation(tmp_path):
 
 
 def test_the_flags_come_from_their_variables_and_config_keys(tmp_path):
-    write(tmp_path / "rsigma.yaml", "daemon:\n  cluster:\n    apply_interval: 0.5\n")
+    write(tmp_path / "rsigma.yaml", "daemon:\n  cluster:\n    apply_interval: 0.5\n    heartbeat: 0.25\n")
     done = run(
         tmp_path,
         *("engine", "daemon", "--dry-run", "-r", "rules"),
-        env={"RSIGMA_CLUSTER": "prod", "RSIGMA_CLUSTER_PARTITIONS": "128"},
+        env={"RSIGMA_CLUSTER": "prod", "RSIGMA_CLUSTER_PARTITIONS": "128", "RSIGMA_CLUSTER_MEMBER_ID": "n-1"},
     )
     assert done.returncode == 0, done.stderr
     cluster = yaml.safe_load(done.stdout)["daemon"]["cluster"]
-    assert cluster == {"name": "prod", "partitions": 128, "apply_interval": 0.5}
+    assert cluster == {
+        "name": "prod",
+        "partitions": 128,
+        "apply_interval": 0.5,
+        "heartbeat": 0.25,
+        "member_id": "n-1",
+    }
+    done = run(
+        tmp_path,
+        *("engine", "daemon", "--dry-run", "-r", "rules", "--cluster-heartbeat", "2"),
+        env={"RSIGMA_CLUSTER_HEARTBEAT": "3", "RSIGMA_DAEMON__CLUSTER__MEMBER_ID": "n-2"},
+    )
+    cluster = yaml.safe_load(done.stdout)["daemon"]["cluster"]
+    assert (cluster["heartbeat"], cluster["member_id"]) == (2.0, "n-2")
+
+
+@pytest.mark.parametrize(
+    ("args", "hint", "reason"),
+    [
+        (["--cluster-heartbeat", "0"], "'--cluster-heartbeat'", "greater than or equal to 0.001"),
+        (["--cluster-heartbeat", "soon"], "'--cluster-heartbeat'", "should be a valid number"),
+        (["--cluster-member-id", "a..b"], "'--cluster-member-id'", "inner dots only"),
+    ],
+)
+def test_a_bad_heartbeat_or_member_id_is_a_usage_error(tmp_path, args, hint, reason):
+    rules = write(tmp_path / "rules.yml", RULES)
+    done = run(tmp_path, "engine", "daemon", "-r", rules, "--input", NATS, "--cluster", "c1", *args)
+    assert done.returncode == 2, done.stderr
+    assert hint in said(done.stderr)
+    assert reason in said(done.stderr)

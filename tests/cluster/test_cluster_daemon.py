@@ -168,36 +168,9 @@ def test_one_cluster_daemon_correlates_like_one_plain_daemon(daemons, server):
     assert {r["correlation_type"] for r in correlations(plain)} == {"event_count", "temporal"}
     wait_until(lambda: results(cluster) == expected, "the cluster daemon's results equal the plain daemon's")
     status = cluster.status()["cluster"]
-    assert status["owned_partitions"] == 64 and status["hits_waiting"] == 0
+    assert status["owned_partitions"] == list(range(64)) and status["hits_waiting"] == 0
+    assert status["members"][0]["id"] == status["member"] and status["partitions_replaying"] == []
     assert cluster.metric("rsigma_cluster_hits_published_total") == len(stored(server.url, "rsigma-hits-c1"))
-
-
-def test_two_members_splitting_the_stream_correlate_like_one_daemon(daemons, server):
-    """Two members of one consumer group, each owning every partition (membership is not wired yet):
-    each applies every hit in source order up to the shared ack floor, so both compute exactly the
-    one-daemon results, whatever went to which member, and the output stream keeps each once."""
-    rng = random.Random(7)
-    users = ["alice", "bob", "carol"]
-    stream = [event(rng.choice([4625, 4625, 4624]), rng.choice(users), i * 0.3, "whoami") for i in range(200)]
-    plain = daemons.start("--input", f"{server.url}/events", "--consumer-group", "plain")
-    output = ("--output", f"{server.url}/results")
-    members = [cluster_daemon(daemons, server, *output) for _ in range(2)]
-    publish(server.url, "events", stream)
-    wait_until(lambda: ack_floor(server.url, "rsigma-events", CONSUMER) == 200, "acked by the members")
-    wait_until(lambda: ack_floor(server.url, "rsigma-events", "plain") == 200, "acked by the plain daemon")
-    shares = [m.metric("rsigma_events_processed_total") for m in members]
-    assert min(shares) > 0, shares  # both took a share (JetStream hands messages to both in turn)
-    expected = results(plain)
-    assert sum(n for line, n in expected.items() if "correlation_type" in line) > 10
-
-    def output_stream() -> Counter[str]:
-        return Counter(
-            json.dumps(json.loads(data), sort_keys=True) for data in stored_data(server.url, "rsigma-results")
-        )
-
-    wait_until(lambda: output_stream() == expected, "the output stream holds the one-daemon results once")
-    applied = [m.metric("rsigma_cluster_hits_applied_total") for m in members]
-    assert applied[0] == applied[1] == len(stored(server.url, "rsigma-hits-c1"))
 
 
 def test_a_source_event_is_acked_only_once_its_hits_are_stored_and_is_redelivered_otherwise(daemons, server):
@@ -215,8 +188,14 @@ def test_a_source_event_is_acked_only_once_its_hits_are_stored_and_is_redelivere
     wait_until(
         lambda: ack_floor(server.url, "rsigma-events", CONSUMER) == 6, "bob's events acked", timeout=30
     )
-    wait_until(lambda: correlations(second), "bob fired")
-    assert [(c["group_key"], c["aggregated_value"]) for c in correlations(second)] == [([["User", "bob"]], 3)]
+    wait_until(lambda: len(correlations(second)) == 2, "bob fired")
+    # Alice's window was rebuilt from the hits stream (the second daemon gained every partition, some
+    # once the killed one's key expired), so her result comes again, with the id it had (a NATS output
+    # keeps it once); bob's is new.
+    assert sorted((c["group_key"], c["aggregated_value"]) for c in correlations(second)) == [
+        ([["User", "alice"]], 3),
+        ([["User", "bob"]], 3),
+    ]
     assert second.metric("rsigma_nats_redelivered_messages_total") == 3
 
 

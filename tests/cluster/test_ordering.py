@@ -87,13 +87,18 @@ def test_messages_above_the_floor_wait():
     assert [(m.sequence, m.partition) for m in ordering.ready(9)] == [(9, 0)]
 
 
-def test_unowned_partitions_are_skipped_and_a_gained_one_starts_at_the_floor():
+def test_unowned_partitions_are_skipped_and_a_gained_one_waits_for_its_replay():
     ordering = HitOrdering([0], applied=10)
     assert not ordering.add(message(11, 1))
     assert ordering.unowned == 1
     assert not ordering.add(message(10, 0))  # at the floor the node started from: applied before
-    ordering.own(gained=[1], lost=[0], applied=12)
-    assert ordering.add(message(13, 1))
-    assert not ordering.add(message(12, 1))
-    assert not ordering.add(message(14, 0))  # lost
-    assert [m.sequence for m in ordering.ready(20)] == [13]
+    fresh = ordering.own(gained=[1, 0], lost=[0])
+    assert sorted(fresh) == [0, 1] and ordering.replaying == [0, 1]  # 0 lost then gained: replayed anew
+    assert ordering.add(message(13, 1))  # live, before the replay brought the older ones
+    assert not ordering.add(message(14, 2))  # never owned
+    assert ordering.ready(20) == [] and ordering.releasable == 0 and ordering.waiting == 1
+    assert fresh[1].add(message(5, 1))  # the replay, from the first source sequence
+    assert not fresh[1].add(message(13, 1))  # a copy
+    fresh[1].replaying = fresh[0].replaying = False
+    assert [m.sequence for m in ordering.ready(20)] == [5, 13]
+    assert ordering.own(gained=[1], lost=[]) == {}  # owned already: kept as it is
