@@ -26,6 +26,7 @@ from rsigma.cluster.hits import (
     hits_subject,
     message_id,
 )
+from rsigma.cluster.membership import Membership
 from rsigma.cluster.ownership import Ownership
 from rsigma.correlation.engine import CorrelationEngine
 from rsigma.daemon.ack import AckToken, Delivery, InFlight, RawEvent
@@ -79,6 +80,36 @@ def refuse_long_windows(correlation: CorrelationEngine, cluster: str, max_age_s:
             f"--cluster {cluster}: --suppress {suppress:g} s is longer than {where}: a partition moving"
             f" to another member could not rebuild its suppressions; {advice}"
         )
+
+
+async def join_cluster(
+    config: DaemonConfig,
+    source: NatsSource,
+    sinks: list[SinkWorker],
+    inflight: InFlight,
+    metrics: Metrics,
+    api_address: str | None,
+    engine: Callable[[], CorrelationEngine],
+) -> tuple[Membership, ClusterNode]:
+    """Join `--cluster`'s membership, then start applying the partitions this member owns."""
+    assert config.cluster is not None
+    membership = Membership(
+        source.nc.jetstream(),
+        config.cluster,
+        config.cluster_partitions,
+        member_id=config.cluster_member_id,
+        heartbeat_s=config.cluster_heartbeat_s,
+        api=api_address,
+    )
+    membership.on_rebalance(
+        lambda: metrics.cluster_rebalanced(
+            len(membership.members), len(membership.owned()), membership.rebalances
+        )
+    )
+    await membership.start()
+    node = ClusterNode(config, source, sinks, inflight, metrics, membership, engine)
+    await node.start()
+    return membership, node
 
 
 class ResultToken(AckToken):

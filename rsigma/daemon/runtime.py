@@ -31,7 +31,7 @@ from rsigma.cluster.records import MembershipError
 from rsigma.daemon.ack import InFlight, RawEvent
 from rsigma.daemon.api import ApiServer
 from rsigma.daemon.backend import Backend, open_backend
-from rsigma.daemon.cluster import ClusterNode, refuse_chains, refuse_long_windows
+from rsigma.daemon.cluster import ClusterNode, join_cluster, refuse_chains, refuse_long_windows
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
 from rsigma.daemon.evaluation_loop import EvaluationLoop
@@ -115,30 +115,15 @@ class Daemon:
         if cfg.cluster is not None:
             self._set_phase(f"joining --cluster {cfg.cluster}")
             assert isinstance(self.source, NatsSource)  # the CLI requires a nats:// input
-            self.membership = membership = Membership(
-                self.source.nc.jetstream(),
-                cfg.cluster,
-                cfg.cluster_partitions,
-                member_id=cfg.cluster_member_id,
-                heartbeat_s=cfg.cluster_heartbeat_s,
-                api=self.api.address,
-            )
-            membership.on_rebalance(
-                lambda: metrics.cluster_rebalanced(
-                    len(membership.members), len(membership.owned()), membership.rebalances
-                )
-            )
-            await membership.start()
-            self.cluster = ClusterNode(
+            self.membership, self.cluster = await join_cluster(
                 cfg,
                 self.source,
                 self.sinks,
                 self.inflight,
                 metrics,
-                membership,
+                self.api.address,
                 lambda: self.evaluator.correlation,  # the running rules' (a reload carries the windows over)
             )
-            await self.cluster.start()
         self.metrics.rules_loaded(self.evaluator)
         self.phase = RUNNING
         return True
