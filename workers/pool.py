@@ -46,9 +46,11 @@ from rsigma.correlation.sharding import (
     merge_snapshots,
     split_snapshot,
 )
-from rsigma.evaluator import Evaluator
+from rsigma.evaluator import Evaluator, RuleSummary
+from rsigma.loading import refuse_dropped_rules
 from rsigma.payloads import BatchResult, Outcome, PayloadOptions
 from workers import host, protocol
+from workers.loader import load_summary
 from workers.matcher import MatcherSpec, run
 from workers.protocol import (
     Applied,
@@ -295,7 +297,7 @@ class MatcherPool:
         self,
         build_evaluator: Callable[[], Evaluator],
         workers: int,
-        evaluator: Evaluator,
+        rules: RuleSummary,
         *,
         options: PayloadOptions,
         log_format: str = "json",
@@ -305,10 +307,8 @@ class MatcherPool:
         self.build_evaluator = build_evaluator
         self.n = workers
         self.window = workers * WINDOW
-        self.correlation = evaluator.correlation  # the supervisor's: correlation levels and keys for routing
-        self.fingerprint = (
-            evaluator.fingerprint()
-        )  # of the supervisor's rules: every matcher must have the same
+        self.rules = rules  # the running rules: correlation levels and keys for routing, the fingerprint
+        self.pending: RuleSummary | None = None  # loaded by `load`, swapped in by `reload`
         self.options = options
         self.log_format = log_format
         self.log_level = log_level
@@ -522,10 +522,8 @@ class MatcherPool:
         """The batch's hits, round by round, at their owners; each result joins the outcome of the
         payload it belongs to (see `sharding.py`; `origins` maps the slots of extracted events to
         their payloads)."""
-        correlation = self.correlation
-        rounds = CorrelationRounds(
-            decode_hits(encoded) if encoded else [], correlation.levels, correlation.keys, self.n
-        )
+        rules = self.rules
+        rounds = CorrelationRounds(decode_hits(encoded) if encoded else [], rules.levels, rules.keys, self.n)
         for shares in rounds:
             applied = await asyncio.gather(
                 *(
@@ -563,7 +561,16 @@ class MatcherPool:
         self.snapshot_at = time.time()
         return self.last_snapshot
 
-    async def reload(self, evaluator: Evaluator) -> str | None:
+    async def load(self, running: RuleSummary) -> RuleSummary:
+        """The new rules' summary, loaded in a throwaway process (see `workers/loader.py`): the
+        supervisor never holds compiled rules, its matchers compile their own at `reload`."""
+        self.pending = None
+        fresh = await asyncio.to_thread(load_summary, self.build_evaluator, self.log_format, self.log_level)
+        refuse_dropped_rules(running, fresh)  # type: ignore[arg-type]  # it reads `skipped` alone
+        self.pending = fresh
+        return fresh
+
+    async def reload(self) -> str | None:
         """Recompile in every matcher between batches; the first error (None when all succeeded).
 
         Hits name correlations by index, so no batch may be out while the rules change: new batches
@@ -573,7 +580,9 @@ class MatcherPool:
         Otherwise every matcher drops what it built and the old rules stay, everywhere.
         """
         assert self._loop is not None
-        fingerprint = evaluator.fingerprint()
+        fresh, self.pending = self.pending, None
+        assert fresh is not None, "reload without a load"
+        fingerprint = fresh.fingerprint
         gate = self._gate = self._loop.create_future()
         try:
             if self._stage_tail is not None:
@@ -592,7 +601,7 @@ class MatcherPool:
             await asyncio.gather(
                 *(self._request(w, rid := next(self._ids), Swap(rid), Swapped) for w in self.workers)
             )
-            self.correlation, self.fingerprint = evaluator.correlation, fingerprint
+            self.rules = fresh
             return None
         finally:
             self._gate = None
@@ -654,7 +663,7 @@ class MatcherPool:
             match frame:
                 case Ready():
                     assert worker.ready is not None
-                    if frame.fingerprint != self.fingerprint:
+                    if frame.fingerprint != self.rules.fingerprint:
                         log.error(
                             "matcher compiled other rules than the running ones (the rule files changed"
                             " since they were loaded); stopping it",

@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from rsigma.engine.regex import backtracking_timeouts
-from rsigma.evaluator import Evaluator
+from rsigma.evaluator import RuleSummary
 from rsigma.payloads import RuleKey
 
 
@@ -151,9 +151,9 @@ class Metrics:
         self.correlations = 0
         self._by_rule: dict[RuleKey, Any] = {}
 
-    def rules_loaded(self, evaluator: Evaluator) -> None:
-        self.detection_rules.set(len(evaluator.engine.rules))
-        self.correlation_rules.set(len(evaluator.correlation.correlations))
+    def rules_loaded(self, rules: RuleSummary) -> None:
+        self.detection_rules.set(len(rules.rules))
+        self.correlation_rules.set(rules.correlations)
 
     def batch_evaluated(self, evaluated: int, busy_s: float) -> None:
         """One observation per batch: its time per event (cheaper than one per event)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.processes import smaps_kb
 
 # Each test here chooses its --workers itself: the pool is the subject (no [workers0]/[workers2] runs).
 pytestmark = pytest.mark.single_backend
@@ -262,6 +265,36 @@ def test_hot_reload_reaches_the_matchers(daemon, ev, rules_dir, netcat_rule, wai
     assert all(w["events"] > 0 for w in workers), workers
     d.close_stdin()
     assert d.wait_exit() == 0, d.stderr()
+
+
+def big_rule_set(directory: Path, rules: int = 400, needles: int = 40) -> Path:
+    """Rules whose compiled form takes tens of MB (long `contains` lists of random words)."""
+    directory.mkdir()
+    rng = random.Random(15)
+    for i in range(rules):
+        words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=24)) for _ in range(needles)]
+        listed = "".join(f"\n            - {w}" for w in words)
+        (directory / f"r{i}.yml").write_text(
+            f"title: Big {i}\nlogsource: {{category: process_creation, product: windows}}\n"
+            f"detection:\n    selection:\n        CommandLine|contains:{listed}\n    condition: selection\n"
+        )
+    return directory
+
+
+def test_the_supervisor_does_not_hold_the_compiled_rules(daemon, tmp_path):
+    """A matcher compiles and evaluates the rules; the supervisor keeps what it shows of them, so a
+    large rule set costs memory once per matcher, not once more in the supervisor (issue 15)."""
+    d = daemon("-r", big_rule_set(tmp_path / "big"), "--input", "http", "--workers", "1")
+    supervisor = smaps_kb(d.pid)["Uss"]
+    (matcher,) = [smaps_kb(pid)["Uss"] for pid in d.matcher_pids()]
+    assert supervisor < matcher, (supervisor, matcher)  # in kB; it held the rules too: ~1.5x the matcher
+    listed = d.get("/api/v1/rules").json()
+    assert listed["detection_rules"] == 400
+    assert {"title": "Big 7", "id": None, "level": None} in listed["rules"]
+    d.post_events({"CommandLine": "notepad.exe"})
+    d.wait_processed(1)
+    assert d.post("/api/v1/reload", timeout=60).json() == {"status": "reloaded", "detection_rules": 400}
+    assert smaps_kb(d.pid)["Uss"] < matcher, "a reload loads the rules outside the supervisor too"
 
 
 def test_serve_help_mentions_workers():
