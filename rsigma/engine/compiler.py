@@ -7,6 +7,7 @@ selections and fields made them match.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,11 @@ class CompiledSelection:
 
 @dataclass(slots=True)
 class CompiledRule:
-    """A rule ready to evaluate; `index` is its position in load order (the output order)."""
+    """A rule ready to evaluate; `index` is its position in load order (the output order).
+
+    Its `rule` is the parsed rule without `raw`, the YAML document it came from: nothing evaluates or
+    reports from it, and on SigmaHQ it was a tenth of a compiled rule set's memory (11 MB of 95), in
+    the daemon and in each matcher."""
 
     index: int
     rule: SigmaRule
@@ -200,4 +205,5 @@ def compile_rule(index: int, rule: SigmaRule, filters: list[Predicate] | None = 
     filters = filters or []
     if filters:
         matches = all_of([matches, *filters])
-    return CompiledRule(index, rule, selections, rule.conditions, matches, filters)
+    kept = dataclasses.replace(rule, raw={}) if rule.raw else rule
+    return CompiledRule(index, kept, selections, rule.conditions, matches, filters)

@@ -138,7 +138,6 @@ class Engine:
     ) -> None:
         if not isinstance(ruleset, RuleSet):
             ruleset = RuleSet(rules=list(ruleset))
-        self.ruleset = ruleset
         self.router = router
         self.match_detail = check_level(match_detail)
         self.unplaced = 0  # events the router could not place (evaluated against every rule)
