@@ -66,6 +66,10 @@ class BatchResult(NamedTuple):
     outcomes: list[Outcome]
     evaluated: int  # events decoded and evaluated (the others were dead-lettered)
     busy_s: float  # evaluation time of the batch
+    #: With `collect_hits`: each payload's level-1 hits, not applied (their position: the event's place
+    #: among its payload's events), and the correlation keys their indexes refer to.
+    hits: list[list[Hit]] | None = None
+    keys: Sequence[str] = ()
 
 
 def too_large(payload: bytes, max_event_bytes: int) -> str:
@@ -281,11 +285,36 @@ def _evaluate_events(
         return TOO_DEEP_TO_WRITE, [], len(events)
 
 
-def evaluate_batch(evaluator: Evaluator, payloads: Sequence[bytes], options: PayloadOptions) -> BatchResult:
-    """Every payload's outcome, in order, evaluated and correlated in this process."""
+def evaluate_batch(
+    evaluator: Evaluator, payloads: Sequence[bytes], options: PayloadOptions, *, collect_hits: bool = False
+) -> BatchResult:
+    """Every payload's outcome, in order, evaluated and correlated in this process; with
+    `collect_hits`, correlated elsewhere: each payload's hits are returned instead (`--cluster`)."""
     started = time.perf_counter()
-    answers, evaluated = evaluate_payloads(evaluator, payloads, options)
+    hits: list[Hit] | None = [] if collect_hits else None
+    origins: list[int] = []
+    answers, evaluated = evaluate_payloads(evaluator, payloads, options, hits=hits, origins=origins)
     outcomes: list[Outcome] = [None] * len(payloads)
     for position, outcome in answers:
         outcomes[position] = outcome
-    return BatchResult(outcomes, evaluated, time.perf_counter() - started)
+    if hits is None:
+        return BatchResult(outcomes, evaluated, time.perf_counter() - started)
+    per_payload = _hits_per_payload(hits, origins if options.extraction is not None else None, len(payloads))
+    keys = evaluator.correlation.keys
+    return BatchResult(outcomes, evaluated, time.perf_counter() - started, per_payload, keys)
+
+
+def _hits_per_payload(hits: list[Hit], origins: list[int] | None, n: int) -> list[list[Hit]]:
+    """Hits tagged with a payload position (or, with an extraction, an event slot whose payload
+    `origins` gives) regrouped per payload, each tagged with its event's place among the payload's."""
+    out: list[list[Hit]] = [[] for _ in range(n)]
+    first_slot: dict[int, int] = {}
+    for hit in hits:
+        tag = hit[4]
+        if origins is None:
+            payload, event = tag, 0
+        else:
+            payload = origins[tag]
+            event = tag - first_slot.setdefault(payload, tag)
+        out[payload].append((hit[0], hit[1], hit[2], hit[3], event, hit[5], hit[6], hit[7]))
+    return out

@@ -34,6 +34,7 @@ from rsigma.cli.options import (
     SyslogTzOption,
     TimestampFieldOption,
     api_token,
+    cluster_flags,
     correlation_config,
     extraction_flags,
     input_format_flags,
@@ -53,6 +54,8 @@ from rsigma.daemon.config import (
     DEFAULT_API_READ_TIMEOUT,
     DEFAULT_BATCH_SIZE,
     DEFAULT_BUFFER_SIZE,
+    DEFAULT_CLUSTER_APPLY_INTERVAL_S,
+    DEFAULT_CLUSTER_PARTITIONS,
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_SINK_BATCH_MAX,
     DaemonConfig,
@@ -246,6 +249,34 @@ def engine_daemon(
             show_default=False,
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            envvar="RSIGMA_CLUSTER",
+            metavar="NAME",
+            help="Share correlation with the daemons of this cluster reading the same nats:// input"
+            " (implies --consumer-group NAME; see docs/cluster.md).",
+            show_default=False,
+        ),
+    ] = None,
+    cluster_partitions: Annotated[
+        int,
+        typer.Option(
+            "--cluster-partitions",
+            envvar="RSIGMA_CLUSTER_PARTITIONS",
+            min=1,
+            help="Partitions of the correlation windows in a --cluster (fixed when the cluster is created).",
+        ),
+    ] = DEFAULT_CLUSTER_PARTITIONS,
+    cluster_apply_interval: Annotated[
+        float,
+        typer.Option(
+            "--cluster-apply-interval",
+            min=0.001,
+            help="Seconds between two reads of the input's ack floor, each applying the owned hits below it.",
+        ),
+    ] = DEFAULT_CLUSTER_APPLY_INTERVAL_S,
     nats_ack_wait: Annotated[
         float, typer.Option("--nats-ack-wait", min=0.001, help="Seconds before JetStream redelivers.")
     ] = 30.0,
@@ -513,6 +544,8 @@ def engine_daemon(
     fmt = input_format_flags(input_format_name, syslog_tz, syslog_strip_bom, log_format)
     extraction = extraction_flags(ctx, jq, jsonpath, log_format)
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
+    if cluster is not None:
+        cluster_flags(cluster, input_, workers, state_db)
     correlation = correlation_config(ctx.params, log_format)
     routing = routing_maps(logsource_routing, logsource_map)
     build = EvaluatorSpec(
@@ -557,7 +590,10 @@ def engine_daemon(
         api_token=api_token(api_token_env, log_format),
         reload_poll_s=reload_poll,
         correlation=correlation,
-        consumer_group=consumer_group,
+        consumer_group=consumer_group or cluster,
+        cluster=cluster,
+        cluster_partitions=cluster_partitions,
+        cluster_apply_interval_s=cluster_apply_interval,
         nats_ack_wait_s=nats_ack_wait,
         nats_max_deliver=nats_max_deliver,
         nats_connect_timeout_s=nats_connect_timeout,

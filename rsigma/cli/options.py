@@ -5,6 +5,7 @@ settings: each check runs as its option's callback where it can, so a value from
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -372,3 +373,28 @@ def api_token(variable: str | None, log_format: str) -> str | None:
         problem = f"--api-token-env {variable}: the variable is unset or empty"
         raise typer.Exit(startup_failed(log_format, EXIT_CONFIG_ERROR, problem))
     return token
+
+
+def cluster_flags(name: str, input_: str, workers: int, state_db: Path | None) -> None:
+    """`--cluster` and what it cannot go with yet: exit 2 (a usage error) saying why."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise typer.BadParameter(
+            f"{name!r}: letters, digits, '-' and '_' only (it names a NATS stream and subjects)",
+            param_hint="'--cluster'",
+        )
+    if not input_.startswith("nats://"):
+        raise typer.BadParameter(
+            f"needs a nats:// --input (the daemons of a cluster share one JetStream stream), not {input_!r}",
+            param_hint="'--cluster'",
+        )
+    if workers > 0:
+        raise typer.BadParameter(
+            f"runs with --workers 0 for now, not {workers}: the matcher pool's cluster mode comes next",
+            param_hint="'--cluster'",
+        )
+    if state_db is not None:
+        raise typer.BadParameter(
+            "cannot be used with --state-db yet: a cluster's windows are saved per partition with the"
+            " hits-stream sequence they reflect (not built yet)",
+            param_hint="'--cluster'",
+        )

@@ -53,6 +53,11 @@ class AckToken:
         return None
 
     @property
+    def source_sequence(self) -> int | None:
+        """The event's sequence in its source stream (JetStream), the order a cluster applies hits in."""
+        return None
+
+    @property
     def delivery_count(self) -> int | None:
         """How often the source has handed this event out, where it counts."""
         return None

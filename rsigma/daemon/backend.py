@@ -86,11 +86,19 @@ class InlineBackend:
     keeps_snapshots = False
     available = 1  # the daemon's own loop
 
-    def __init__(self, evaluator: Evaluator, build: Callable[[], Evaluator], options: PayloadOptions) -> None:
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        build: Callable[[], Evaluator],
+        options: PayloadOptions,
+        *,
+        collect_hits: bool = False,
+    ) -> None:
         self.evaluator = evaluator
         self.build = build
         self.pending: Evaluator | None = None  # built by `load`, run from `reload` on
         self.options = options
+        self.collect_hits = collect_hits  # --cluster: hits are returned, applied by their owners
         self.on_failure: Callable[[BaseException], None] | None = None
 
     async def start(self, snapshot: bytes | None) -> None:
@@ -101,7 +109,9 @@ class InlineBackend:
     def submit(self, payloads: list[bytes]) -> asyncio.Future[BatchResult]:
         """Evaluates at once: the future is already done."""
         done = asyncio.get_running_loop().create_future()
-        done.set_result(evaluate_batch(self.evaluator, payloads, self.options))
+        done.set_result(
+            evaluate_batch(self.evaluator, payloads, self.options, collect_hits=self.collect_hits)
+        )
         return done
 
     async def export_state(self) -> bytes:
@@ -156,7 +166,9 @@ def open_backend(
     )
     if config.workers == 0:
         assert evaluator is not None, "--workers 0 evaluates in the daemon's process"
-        return InlineBackend(evaluator, config.build_evaluator, options)
+        return InlineBackend(
+            evaluator, config.build_evaluator, options, collect_hits=config.cluster is not None
+        )
     if config.input.startswith("nats://") and config.matcher_timeout_s >= config.nats_ack_wait_s:
         log.warning(
             "--matcher-timeout is not below --nats-ack-wait: the events a hung matcher holds will be"

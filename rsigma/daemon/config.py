@@ -24,6 +24,9 @@ DEFAULT_MAX_EVENT_BYTES: Final = 1 << 20
 DEFAULT_API_ADDR: Final = "127.0.0.1:9090"
 DEFAULT_API_MAX_BODY_BYTES: Final = 64 << 20
 DEFAULT_API_READ_TIMEOUT: Final = 10.0
+DEFAULT_CLUSTER_PARTITIONS: Final = 64
+#: Seconds between two reads of the input's ack floor, each applying the owned hits below it.
+DEFAULT_CLUSTER_APPLY_INTERVAL_S: Final = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,9 @@ class DaemonConfig:
     reload_poll_s: float = 2.0
     correlation: CorrelationConfig = CorrelationConfig()
     consumer_group: str | None = None  # NATS: a durable consumer shared by several daemons
+    cluster: str | None = None  # daemons of one cluster share correlation (docs/cluster.md)
+    cluster_partitions: int = DEFAULT_CLUSTER_PARTITIONS
+    cluster_apply_interval_s: float = DEFAULT_CLUSTER_APPLY_INTERVAL_S
     nats_ack_wait_s: float = 30.0
     nats_max_deliver: int = 5
     workers: int = 0  # matcher processes; 0 evaluates in the supervisor's event loop

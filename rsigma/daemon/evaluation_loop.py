@@ -2,6 +2,9 @@
 order, to every sink's queue (results), the dead-letter queue (the reason it cannot be used), or
 straight to its acknowledgement (nothing to send).
 
+With `--cluster`, a batch's correlation hits are first stored in the cluster's hits stream
+(`store_hits`, see `cluster.py`): only then do its events go on, so none is acked before its hits are.
+
 Batches are submitted while earlier ones are still out, up to the backend's window (a pool keeps
 every matcher busy that way); outcomes are taken strictly in submission order, so every sink sees
 the results in input order.
@@ -10,6 +13,7 @@ the results in input order.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rsigma.daemon.ack import Delivery, RawEvent
@@ -23,6 +27,9 @@ from rsigma.daemon.sinks.worker import SinkWorker
 from rsigma.daemon.sources.lines import OVERSIZE_KEEP_BYTES, clipped
 from rsigma.payloads import BatchResult
 
+#: Stores a batch's correlation hits before its events may complete (`--cluster`, see `cluster.py`).
+StoreHits = Callable[[list[RawEvent], BatchResult], Awaitable[None]]
+
 
 class EvaluationLoop:
     def __init__(
@@ -33,8 +40,10 @@ class EvaluationLoop:
         dlq: DeadLetterQueue,
         metrics: Metrics,
         config: DaemonConfig,
+        store_hits: StoreHits | None = None,
     ) -> None:
         self.input = input
+        self.store_hits = store_hits
         self.backend = backend
         self.sinks = sinks
         self.dlq = dlq
@@ -75,6 +84,8 @@ class EvaluationLoop:
         while (item := await submitted.get()) is not None:
             events, evaluation = item
             result: BatchResult = await evaluation
+            if self.store_hits is not None:
+                await self.store_hits(events, result)
             metrics.batch_evaluated(result.evaluated, result.busy_s)
             metrics.state_entries.set(self.backend.windows)
             self.evictions.update(self.backend.correlation_evictions)

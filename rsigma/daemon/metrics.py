@@ -143,6 +143,48 @@ class Metrics:
         self.nats_naks = Counter(
             "rsigma_nats_naks", "Messages handed back for redelivery after a sink gave up.", registry=r
         )
+        self.cluster_hits_published = Counter(
+            "rsigma_cluster_hits_published",
+            "Hit messages (one source event's hits for one partition) stored in the cluster's hits stream.",
+            registry=r,
+        )
+        self.cluster_hits_publish_failures = Counter(
+            "rsigma_cluster_hits_publish_failures",
+            "Attempts to store a batch's hit messages that failed (retried; the source events wait).",
+            registry=r,
+        )
+        self.cluster_hits_applied = Counter(
+            "rsigma_cluster_hits_applied", "Hit messages of owned partitions applied in order.", registry=r
+        )
+        self.cluster_hits_duplicates = Counter(
+            "rsigma_cluster_hits_duplicates",
+            "Hit messages dropped as copies (a source event seen again, or at or below the applied floor).",
+            registry=r,
+        )
+        self.cluster_hits_waiting = Gauge(
+            "rsigma_cluster_hits_waiting",
+            "Hit messages of owned partitions received and waiting for the input's ack floor.",
+            registry=r,
+        )
+        self.cluster_ack_floor = Gauge(
+            "rsigma_cluster_ack_floor",
+            "The input consumer's ack floor the owned partitions are applied up to.",
+            registry=r,
+        )
+        self.cluster_members = Gauge(
+            "rsigma_cluster_members",
+            "Live members of the cluster, as this daemon sees them (--cluster).",
+            registry=r,
+        )
+        self.cluster_owned_partitions = Gauge(
+            "rsigma_cluster_owned_partitions", "Partitions this daemon owns (--cluster).", registry=r
+        )
+        self.cluster_rebalances = Counter(
+            "rsigma_cluster_rebalances",
+            "Owner recomputations after the cluster's live members changed (--cluster).",
+            registry=r,
+        )
+        self._rebalances_seen = 0
         self.regex_timeouts = _RegexTimeouts()  # its `read` becomes the evaluation backend's
         r.register(self.regex_timeouts)
         # The totals `/api/v1/status` shows, and the by-rule label children, bound once per rule.
@@ -154,6 +196,13 @@ class Metrics:
     def rules_loaded(self, rules: RuleSummary) -> None:
         self.detection_rules.set(len(rules.rules))
         self.correlation_rules.set(rules.correlations)
+
+    def cluster_rebalanced(self, members: int, owned: int, rebalances: int) -> None:
+        """After each owner computation (`Membership.on_rebalance`): `rebalances` is the running total."""
+        self.cluster_members.set(members)
+        self.cluster_owned_partitions.set(owned)
+        self.cluster_rebalances.inc(rebalances - self._rebalances_seen)
+        self._rebalances_seen = rebalances
 
     def batch_evaluated(self, evaluated: int, busy_s: float) -> None:
         """One observation per batch: its time per event (cheaper than one per event)."""

@@ -26,9 +26,11 @@ import time
 from collections.abc import Coroutine
 from typing import Any, Final
 
+from rsigma.cluster.ownership import StaticOwnership
 from rsigma.daemon.ack import InFlight, RawEvent
 from rsigma.daemon.api import ApiServer
-from rsigma.daemon.backend import Backend, open_backend
+from rsigma.daemon.backend import Backend, InlineBackend, open_backend
+from rsigma.daemon.cluster import ClusterNode, refuse_chains
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
 from rsigma.daemon.evaluation_loop import EvaluationLoop
@@ -37,7 +39,7 @@ from rsigma.daemon.memory import return_large_blocks
 from rsigma.daemon.metrics import Metrics
 from rsigma.daemon.sinks import Sink, open_sink
 from rsigma.daemon.sinks.worker import SinkWorker
-from rsigma.daemon.sources import Source, open_source
+from rsigma.daemon.sources import NatsSource, Source, open_source
 from rsigma.daemon.state import RestoreMode, StateStore, restorable_snapshot
 from rsigma.daemon.systemd import Notifier
 from rsigma.daemon.watch import FileWatcher
@@ -93,6 +95,7 @@ class Daemon:
         )
         self.source: Source | None = None
         self.backend: Backend | None = None
+        self.cluster: ClusterNode | None = None  # --cluster: correlation shared with other daemons
         self.api = ApiServer(self)
 
     async def start(self) -> bool:
@@ -101,6 +104,9 @@ class Daemon:
         The API comes first, so that `/healthz` answers and `/readyz` says why the daemon is not ready
         while it waits for a NATS server. A stop asked for during that wait ends it: False."""
         cfg, metrics = self.config, self.metrics
+        if cfg.cluster is not None:
+            assert self._evaluator is not None  # the CLI requires --workers 0
+            refuse_chains(self._evaluator, cfg.cluster)
         if cfg.state_db is not None:
             self.store = StateStore(cfg.state_db, move_damaged=cfg.restore_mode is RestoreMode.CLEAR)
         await self.api.start(cfg.api_addr)
@@ -114,6 +120,24 @@ class Daemon:
         backend.on_failure = self._fail
         metrics.regex_timeouts.read = lambda: backend.regex_timeouts
         await backend.start(snapshot)
+        if cfg.cluster is not None:
+            self._set_phase(f"joining --cluster {cfg.cluster}")
+            assert isinstance(self.source, NatsSource)  # the CLI requires a nats:// input
+            assert isinstance(backend, InlineBackend)  # and --workers 0
+            # One node owning every partition until membership shares them out.
+            owned = StaticOwnership(range(cfg.cluster_partitions))
+            self.cluster = ClusterNode(
+                cfg,
+                self.source,
+                self.sinks,
+                self.inflight,
+                metrics,
+                owned,
+                lambda: (
+                    backend.evaluator.correlation
+                ),  # the running rules' (a reload carries the windows over)
+            )
+            await self.cluster.start()
         self.metrics.rules_loaded(self.rules)
         self.phase = RUNNING
         return True
@@ -195,8 +219,13 @@ class Daemon:
             },
         )
         self.notifier.ready()
-        evaluation = EvaluationLoop(self.input, self.backend, self.sinks, self.dlq, self.metrics, self.config)
+        store_hits = self.cluster.store if self.cluster is not None else None
+        evaluation = EvaluationLoop(
+            self.input, self.backend, self.sinks, self.dlq, self.metrics, self.config, store_hits
+        )
         engine = self._essential(evaluation.run(), "engine")
+        if self.cluster is not None:
+            self._tasks.append(self._essential(self.cluster.run(), "cluster"))
         self._tasks += [asyncio.create_task(w.run(), name=f"sink-{w.sink.name}") for w in self.sinks]
         if self.dlq.sink is not None:
             self._tasks.append(asyncio.create_task(self.dlq.run(), name="dlq"))
@@ -298,6 +327,10 @@ class Daemon:
         await engine
         for worker in self.sinks:
             await worker.queue.join()
+        if self.cluster is not None:  # correlation results of the events just acked, then to the sinks
+            await self.cluster.finish(self.config.drain_timeout / 2)
+            for worker in self.sinks:
+                await worker.queue.join()
         if self.dlq.sink is not None:
             await self.dlq.queue.join()
 
@@ -328,6 +361,8 @@ class Daemon:
         for sink in self.all_sinks:
             await sink.aclose()
         await self.api.stop()
+        if self.cluster is not None:  # on the input's connection: closed before it
+            await self.cluster.aclose()
         if self.source is not None:
             await self.source.aclose()
         if self.store is not None:
@@ -393,6 +428,9 @@ class Daemon:
                     error = "not started"
                 else:
                     fresh = await self.backend.load(self.rules)
+                    if self.config.cluster is not None:
+                        assert isinstance(self.backend, InlineBackend) and self.backend.pending is not None
+                        refuse_chains(self.backend.pending, self.config.cluster)
                     error = await self.backend.reload()
             except Exception as e:
                 error = str(e)

@@ -26,6 +26,8 @@ def daemon_status(daemon: Daemon) -> dict[str, Any]:
     nats = _nats_status(daemon)
     if nats is not None:
         status["nats"] = nats
+    if daemon.cluster is not None:
+        status["cluster"] = daemon.cluster.status()
     workers = backend.status() if backend is not None else []
     if workers:
         status["workers"] = workers

@@ -19,6 +19,7 @@ from rsigma.errors import SigmaError
 from rsigma.fields import MISSING
 from rsigma.rules.condition import CondAnd, CondNode, CondNot, CondOr, CondRef, CondSelector, selector_names
 from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaFilter, SigmaRule
+from rsigma.rules.values import SigmaFieldRef
 
 
 @dataclass(slots=True)
@@ -207,3 +208,16 @@ def compile_rule(index: int, rule: SigmaRule, filters: list[Predicate] | None = 
         matches = all_of([matches, *filters])
     kept = dataclasses.replace(rule, raw={}) if rule.raw else rule
     return CompiledRule(index, kept, selections, rule.conditions, matches, filters)
+
+
+def detection_fields(detections: dict[str, DetectionGroup]) -> set[str] | None:
+    """The event fields a rule's detections read (fieldref targets included); None if they read the
+    whole event (keywords), so that no set of field values decides the rule."""
+    out: set[str] = set()
+    for group in detections.values():
+        for item in group.leaves():
+            if item.field is None:
+                return None
+            out.add(item.field)
+            out.update(v.field for v in item.values if isinstance(v, SigmaFieldRef))
+    return out

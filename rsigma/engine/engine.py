@@ -10,13 +10,14 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from rsigma.engine.compiler import CompiledRule, compile_filter, compile_rule
+from rsigma.engine.compiler import CompiledRule, compile_filter, compile_rule, detection_fields
 from rsigma.engine.event import EventView
 from rsigma.engine.index import CandidateIndex, rule_witness
 from rsigma.engine.match_detail import check_level
 from rsigma.engine.matchers import Predicate
 from rsigma.engine.regex import BUDGET, BacktrackingBudgetExceeded
 from rsigma.errors import SigmaError
+from rsigma.fields import MISSING
 from rsigma.gc_pause import gc_paused
 from rsigma.routing.router import LogsourceRouter, Placement, compatible
 from rsigma.rules.loader import RuleSet, parse_rules_text
@@ -125,6 +126,47 @@ def unresolved_placeholders(rule: SigmaRule) -> list[str]:
     return out
 
 
+#: Fields a rule may read to have its results memoised, and the memo's size.
+MAX_DECIDING_FIELDS = 3
+MAX_RESULTS = 16384
+#: Longest text value that goes into a memo key (long values such as command lines rarely repeat).
+MAX_KEY_TEXT = 256
+
+
+def _decided_by(rule: SigmaRule, filters: list[SigmaFilter]) -> tuple[str, ...] | None:
+    """The few fields whose values alone decide the rule with its filters, or None.
+
+    Rules such as "Image ends with one of 40 names, and not one of 30 folders" read one or two fields
+    whose values repeat from event to event, so their result is memoised by those values; rules with
+    no witness (negation-only) run on every event and gain the most."""
+    fields = detection_fields(rule.detections)
+    for flt in filters:
+        more = detection_fields(flt.detections)
+        if fields is None or more is None:
+            return None
+        fields |= more
+    if fields is None or not fields or len(fields) > MAX_DECIDING_FIELDS:
+        return None
+    return tuple(sorted(fields))
+
+
+def _result_key(index: int, fields: tuple[str, ...] | None, view: EventView) -> tuple[Any, ...] | None:
+    """(rule, the fields' values) when every value is a short text, an int, null or absent."""
+    if fields is None:
+        return None
+    key: list[Any] = [index]
+    for name in fields:
+        value = view.get(name)
+        kind = type(value)
+        if kind is str:
+            if len(value) > MAX_KEY_TEXT:
+                return None
+        elif kind is not int and value is not None and value is not MISSING:
+            return None  # bool (True == 1), float, lists and objects: not memoised
+        key.append(value)
+    return tuple(key)
+
+
 class Engine:
     """Compiled rules and their candidate index. Rules that fail to compile are kept in `errors`."""
 
@@ -155,12 +197,18 @@ class Engine:
             except SigmaError as e:
                 self._fail(e, strict)
         self.rules: list[CompiledRule] = []
+        #: Per compiled rule, the fields whose values alone decide it (see `_decided_by`).
+        self._deciding: list[tuple[str, ...] | None] = []
         for rule in ruleset.rules:
-            preds = [pred for flt, pred in filters if filter_applies(flt, rule)]
+            applied = [(flt, pred) for flt, pred in filters if filter_applies(flt, rule)]
             try:
-                self.rules.append(compile_rule(len(self.rules), rule, preds))
+                self.rules.append(compile_rule(len(self.rules), rule, [pred for _, pred in applied]))
             except SigmaError as e:
                 self._fail(e, strict)
+                continue
+            self._deciding.append(_decided_by(rule, [flt for flt, _ in applied]))
+        #: Rule results by (rule, values of its deciding fields): bounded, starts over when full.
+        self._results: dict[tuple[Any, ...], bool] = {}
         self._witnesses = [rule_witness(r.rule) for r in self.rules]
         self.index = CandidateIndex.build(enumerate(self._witnesses))
 
@@ -212,10 +260,22 @@ class Engine:
             else:
                 index = self._index_for(placement)
         out: list[Detection] = []
+        deciding = self._deciding
+        results = self._results
         for i in sorted(index.candidates(view)):
             compiled = rules[i]
             try:
-                if compiled.matches(view):
+                key = _result_key(i, deciding[i], view)
+                if key is None:
+                    matched = compiled.matches(view)
+                else:
+                    matched = results.get(key)
+                    if matched is None:
+                        matched = compiled.matches(view)
+                        if len(results) >= MAX_RESULTS:
+                            results.clear()
+                        results[key] = matched
+                if matched:
                     names, fields = compiled.explain(view, self.match_detail)
                     out.append(Detection(i, compiled.rule, names, fields, event))
             except BacktrackingBudgetExceeded as e:

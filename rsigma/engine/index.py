@@ -5,10 +5,14 @@ Each rule is reduced at load time to a *witness*: a small OR of conjunctions of 
 substring of a field, or a substring of any value of the event (keywords). `or` unions the sides'
 conjunctions, `and` multiplies them (keeping the most selective atoms), `not` has no witness.
 
-Per event, one dict lookup per field value and one multi-needle pass (`needles.py`) per indexed
-field find the atoms that hold, whatever the number of rules; each conjunction is registered under its rarest
-atom and checked against the found atoms only when that atom is found. Rules with no witness
-(only negations, `exists`, numeric ranges) are evaluated on every event.
+When a conjunction of conjunctions would be too large to multiply out, the smaller side is kept and
+the other becomes a "g" atom: one of its conjunctions' rarest atoms must hold.
+
+Per event, one dict lookup and one multi-needle pass (`needles.py`) per indexed field find every
+atom that holds, whatever the number of rules; the result for a field value is memoised, since
+values such as Image or User repeat from event to event. Each conjunction is registered under its
+rarest atom (its anchor) and checked against the atoms found only when that atom is found. Rules
+with no witness (only negations, `exists`, numeric ranges) are evaluated on every event.
 
 A witness is a necessary condition only: candidates are then evaluated exactly, so a loose witness
 costs speed, never correctness.
@@ -16,12 +20,13 @@ costs speed, never correctness.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Final
+from typing import Any, Final
 
 from rsigma.engine.event import KEYWORD_SEPARATOR, EventView
 from rsigma.engine.folding import fold
@@ -34,7 +39,8 @@ from rsigma.rules.values import SigmaRegex, SigmaString
 
 # ("x", field, value): the field has this exact (lower-cased) value;
 # ("s", field, needle): the lower-cased field contains the needle;
-# ("k", "", needle): some lower-cased value of the event contains the needle.
+# ("k", "", needle): some lower-cased value of the event contains the needle;
+# ("g", "", members): at least one of the atoms in `members` (a JSON list of atoms) holds.
 Atom = tuple[str, str, str]
 Conjunction = frozenset[Atom]
 Witness = list[Conjunction]  # OR of conjunctions
@@ -50,6 +56,8 @@ EXACT_P: Final = 0.02
 def atom_probability(atom: Atom) -> float:
     """A rough prior: exact values are rare; short substrings are common."""
     kind, _, needle = atom
+    if kind == "g":
+        return min(1.0, sum(atom_probability(tuple(m)) for m in json.loads(needle)))
     if kind == "x":
         # Short exact values are usually enumerations (levels, flags, well-known ids): common.
         return max(EXACT_P, min(0.5, 1.5 / max(len(needle), 1) ** 1.2))
@@ -65,10 +73,19 @@ def witness_cost(w: Witness) -> float:
     return sum(_conj_p(c) for c in w)
 
 
+def _selectivity(atom: Atom) -> tuple[float, Atom]:
+    return atom_probability(atom), atom
+
+
 def _trim(conj: Conjunction) -> Conjunction:
+    """The most selective atoms, always with a plain one (the index anchors a conjunction on it)."""
     if len(conj) <= MAX_ATOMS:
         return conj
-    return frozenset(sorted(conj, key=lambda a: (atom_probability(a), a))[:MAX_ATOMS])
+    ranked = sorted(conj, key=_selectivity)
+    kept = ranked[:MAX_ATOMS]
+    if all(a[0] == "g" for a in kept):
+        kept[-1] = next(a for a in ranked if a[0] != "g")
+    return frozenset(kept)
 
 
 def _any(children: list[Witness | None]) -> Witness | None:
@@ -86,10 +103,19 @@ def _all(children: list[Witness | None]) -> Witness | None:
         options.sort(key=witness_cost)
     result = options[0]
     for other in options[1:]:
-        if len(result) * len(other) > MAX_CONJUNCTIONS:
-            continue
-        result = list(dict.fromkeys(_trim(a | b) for a in result for b in other))
+        if len(result) * len(other) <= MAX_CONJUNCTIONS:
+            result = list(dict.fromkeys(_trim(a | b) for a in result for b in other))
+        else:
+            # Too many products: require instead that one of `other`'s conjunctions may hold.
+            guard = _group(other)
+            result = list(dict.fromkeys(_trim(c | {guard}) for c in result))
     return result
+
+
+def _group(witness: Witness) -> Atom:
+    """A "g" atom that holds whenever some conjunction of `witness` holds: any of their rarest atoms."""
+    members = {min((a for a in conj if a[0] != "g"), key=_selectivity) for conj in witness}
+    return ("g", "", json.dumps(sorted(members)))
 
 
 def _string_atom(field_name: str | None, value: SigmaString) -> Atom | None:
@@ -164,28 +190,150 @@ def rule_witness(rule: SigmaRule) -> Witness | None:
     return _any([condition_witness(c, sels) for c in rule.conditions])
 
 
-@dataclass(slots=True)
+#: Texts longer than this are not memoised (long values such as command lines rarely repeat).
+MEMO_MAX_TEXT: Final = 256
+#: Memoised texts per indexed field, and for keywords (all values of an event); a memo starts over when full.
+MEMO_MAX_ENTRIES: Final = 1024
+KEYWORD_MEMO_MAX_ENTRIES: Final = 4096
+
+#: A conjunction beyond its anchor: (rule, the other plain atoms, groups of which one atom each).
+Guarded = tuple[int, frozenset[int], tuple[frozenset[int], ...]]
+#: An anchor's conjunctions: the rules it alone decides, and the guarded ones.
+Trigger = tuple[tuple[int, ...], tuple[Guarded, ...]]
+#: What a text holds: its atoms, the rules they decide alone, the conjunctions they anchor.
+Entry = tuple[frozenset[int], frozenset[int], tuple[Guarded, ...]]
+
+
+def _resolve(guarded: Guarded, atoms: frozenset[int], own: frozenset[int]) -> Guarded | int | None:
+    """What is left of a conjunction once one field's atoms are known (`atoms`: those that hold, `own`:
+    all the field's atoms): None if one of them fails, the rule if nothing is left, else the rest."""
+    rule, plain, groups = guarded
+    local = plain & own
+    if local and not local <= atoms:
+        return None
+    rest = plain - local if local else plain
+    kept: list[frozenset[int]] = []
+    for group in groups:
+        if not group.isdisjoint(atoms):
+            continue
+        if group <= own:
+            return None
+        kept.append(group)
+    if not rest and not kept:
+        return rule
+    return rule, rest, tuple(kept)
+
+
+def _entry(atoms: frozenset[int], triggers: dict[int, Trigger], own: frozenset[int] | None) -> Entry:
+    """The rules and conjunctions `atoms` trigger; with `own`, resolved as far as the field decides."""
+    rules: set[int] = set()
+    guarded: list[Guarded] = []
+    for atom in atoms:
+        trigger = triggers.get(atom)
+        if trigger is None:
+            continue
+        rules.update(trigger[0])
+        if own is None:
+            guarded.extend(trigger[1])
+            continue
+        for conj in trigger[1]:
+            left = _resolve(conj, atoms, own)
+            if type(left) is int:
+                rules.add(left)
+            elif left is not None:
+                guarded.append(left)
+    return atoms, frozenset(rules), tuple(guarded)
+
+
 class FieldIndex:
-    field: str
-    exact: dict[str, int] = field(default_factory=dict)  # value -> anchor atom id
-    numeric: bool = False
-    find: Finder | None = None  # substring anchors found in a text
+    """The atoms of one field: exact values (a dict) and substrings (a finder), with a memo.
+
+    Event fields such as Image, User or Company repeat from event to event, so what a value holds
+    (its atoms, and the rules and conjunctions they trigger) is memoised per field, keyed by the value
+    as it comes in the event (before folding). A field's texts decide all of its own atoms, so a
+    conjunction is resolved as far as they go before it is memoised: most conjunctions name one field
+    (Image contains X and ends with Y) and leave nothing to check per event. The keyword index
+    (`own` None) cannot: its atoms may hold in any value of the event.
+    """
+
+    __slots__ = ("field", "exact", "numeric", "find", "triggers", "own", "max_entries", "memo")
+
+    def __init__(
+        self,
+        field: str,
+        exact: dict[str, int],
+        find: Finder | None,
+        triggers: dict[int, Trigger],
+        own: frozenset[int] | None,
+        max_entries: int = MEMO_MAX_ENTRIES,
+    ) -> None:
+        self.field = field
+        self.exact = exact
+        self.numeric = any(parse_number(k) is not None for k in exact)
+        self.find = find
+        self.triggers = triggers
+        self.own = own
+        self.max_entries = max_entries
+        self.memo: dict[str | int, Entry] = {}
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self.field, self.exact, self.find, self.triggers, self.own, self.max_entries
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.__init__(*state)  # type: ignore[misc]
+
+    def entry(self, texts: tuple[str, ...], numbers: bool) -> Entry:
+        """What the field's folded texts hold (`numbers`: also compare them as numbers)."""
+        exact = self.exact
+        find = self.find
+        found: set[int] = set()
+        for t in texts:
+            if exact:
+                hit = exact.get(t)
+                if hit is not None:
+                    found.add(hit)
+                if numbers:
+                    # "04624" is both a text (for string values) and the number 4624.
+                    number = canonical_key(t)
+                    if number is not None:
+                        hit = exact.get(number)
+                        if hit is not None:
+                            found.add(hit)
+            if find is not None:
+                found.update(find(t))
+        return _entry(frozenset(found), self.triggers, self.own)
+
+    def value_entry(self, value: str | int) -> Entry:
+        """`entry` of a plain string or int value, memoised (callers look in `memo` first)."""
+        if type(value) is str:
+            found = self.entry((fold(value),), self.numeric)
+        else:
+            found = self.entry((str(value),), False)  # an int's text is its canonical form
+        if type(value) is int or len(value) <= MEMO_MAX_TEXT:
+            memo = self.memo
+            if len(memo) >= self.max_entries:
+                memo.clear()
+            memo[value] = found
+        return found
 
 
 @dataclass(slots=True)
 class CandidateIndex:
-    """Anchor atoms found through hash lookups and automatons; the other atoms checked on demand.
+    """Every atom found through hash lookups and finders; conjunctions checked by their anchor.
 
     `by_key` maps a top-level event key (or dotted prefix) to the field indexes probed when an event
-    has it. Only anchors (the rarest atom of each conjunction) are in the lookups, so common
-    substrings such as `.exe` cost nothing unless a conjunction anchored elsewhere asks for them.
+    has it. Each conjunction is registered under its rarest plain atom (its anchor), so an event
+    visits only the conjunctions of the atoms it holds, and checks their other atoms against the atoms
+    found (a subset test, and one intersection per "g" atom). The index pickles (finders as their
+    needles, memos empty), so a rule cache can keep it.
     """
 
     by_key: dict[str, list[FieldIndex]]
-    keywords: Finder | None
-    triggers: dict[int, list[tuple[int, tuple[int, ...]]]]  # anchor -> (rule, other atoms)
+    keywords: FieldIndex | None
     atoms: list[Atom]
     always: frozenset[int]
+    #: Values met once by the keyword search: memoised when met again (most never are: times, ids).
+    seen_leaves: dict[str, None] = field(default_factory=dict)
 
     @classmethod
     def build(cls, witnesses: Iterable[tuple[int, Witness | None]]) -> CandidateIndex:
@@ -197,124 +345,123 @@ class CandidateIndex:
                 for a in conj:
                     popularity[a] += 1
 
-        def rarity(a: Atom) -> tuple[float, Atom]:
-            return atom_probability(a) * (1.0 + popularity[a] / 8.0), a
+        def rarity(a: Atom) -> tuple[bool, float, Atom]:
+            return a[0] == "g", atom_probability(a) * (1.0 + popularity[a] / 8.0), a
 
         atom_ids: dict[Atom, int] = {}
-        anchors: set[Atom] = set()
-        triggers: dict[int, list[tuple[int, tuple[int, ...]]]] = defaultdict(list)
+
+        def atom_id(a: Atom) -> int:
+            return atom_ids.setdefault(a, len(atom_ids))
+
+        def group_ids(a: Atom) -> frozenset[int]:
+            return frozenset(atom_id(tuple(m)) for m in json.loads(a[2]))
+
+        direct: dict[int, list[int]] = defaultdict(list)
+        guarded: dict[int, list[Guarded]] = defaultdict(list)
         always: set[int] = set()
         for rule_index, witness in witnesses:
             if witness is None:
                 always.add(rule_index)
                 continue
             for conj in witness:
-                ordered = sorted(conj, key=rarity) if len(conj) > 1 else list(conj)
-                ids = [atom_ids.setdefault(a, len(atom_ids)) for a in ordered]
-                anchors.add(ordered[0])
-                triggers[ids[0]].append((rule_index, tuple(ids[1:])))
+                anchor, *rest = sorted(conj, key=rarity)
+                plain = frozenset(atom_id(a) for a in rest if a[0] != "g")
+                groups = tuple(group_ids(a) for a in rest if a[0] == "g")
+                if plain or groups:
+                    guarded[atom_id(anchor)].append((rule_index, plain, groups))
+                else:
+                    direct[atom_id(anchor)].append(rule_index)
+        triggers: dict[int, Trigger] = {
+            anchor: (tuple(dict.fromkeys(direct.get(anchor, ()))), tuple(guarded.get(anchor, ())))
+            for anchor in direct.keys() | guarded.keys()
+        }
         exact: dict[str, dict[str, int]] = defaultdict(dict)
         subs: dict[str, dict[str, int]] = defaultdict(dict)
         keywords: dict[str, int] = {}
-        for atom in anchors:
+        for atom, ident in atom_ids.items():
             kind, field_name, needle = atom
             if kind == "x":
-                exact[field_name][needle] = atom_ids[atom]
+                exact[field_name][needle] = ident
             elif kind == "s":
-                subs[field_name][needle] = atom_ids[atom]
+                subs[field_name][needle] = ident
             else:
-                keywords[needle] = atom_ids[atom]
+                keywords[needle] = ident
         by_key: dict[str, list[FieldIndex]] = defaultdict(list)
         for name in exact.keys() | subs.keys():
-            fi = FieldIndex(name, exact.get(name, {}))
-            fi.numeric = any(parse_number(k) is not None for k in fi.exact)
-            if name in subs:
-                fi.find = needle_finder(subs[name])
+            find = needle_finder(subs[name]) if name in subs else None
+            own = frozenset(exact.get(name, {}).values()) | frozenset(subs.get(name, {}).values())
+            fi = FieldIndex(name, exact.get(name, {}), find, triggers, own)
             segments = name.split(".")
             for k in range(1, len(segments) + 1):
                 by_key[".".join(segments[:k])].append(fi)
-        atoms = sorted(atom_ids, key=atom_ids.__getitem__)
+        keyword_index = None
+        if keywords:
+            finder = needle_finder(keywords, prefer_set=True)
+            keyword_index = FieldIndex("", {}, finder, triggers, None, KEYWORD_MEMO_MAX_ENTRIES)
         return cls(
             by_key=dict(by_key),
-            keywords=needle_finder(keywords, prefer_set=True) if keywords else None,
-            triggers=dict(triggers),
-            atoms=atoms,
+            keywords=keyword_index,
+            atoms=sorted(atom_ids, key=atom_ids.__getitem__),
             always=frozenset(always),
         )
 
-    def anchors_found(self, view: EventView) -> set[int]:
-        """Ids of the anchor atoms that hold on the event."""
+    def candidates(self, view: EventView) -> set[int]:
+        """Rules whose witness holds on the event, plus the rules that are always evaluated."""
+        out = set(self.always)
         found: set[int] = set()
-        add = found.add
+        pending: list[tuple[Guarded, ...]] = []
         by_key = self.by_key
-        lowered = view.lowered
         for key, value in view.data.items():
             indexes = by_key.get(key)
             if indexes is None:
                 continue
             for fi in indexes:
-                exact = fi.exact
-                find = fi.find
-                numbers = fi.numeric
-                if fi.field == key and type(value) is str:
-                    texts = lowered[key] = (fold(value),)
-                elif fi.field == key and type(value) is int:
-                    texts = lowered[key] = (str(value),)
-                    numbers = False  # an int's text is its canonical form
+                if fi.field == key and (type(value) is str or type(value) is int):
+                    entry = fi.memo.get(value)
+                    if entry is None:
+                        entry = fi.value_entry(value)
                 else:
-                    texts = lowered.get(fi.field)
+                    texts = view.lowered.get(fi.field)
                     if texts is None:
                         texts = view.lower(fi.field)
-                for t in texts:
-                    if exact:
-                        hit = exact.get(t)
-                        if hit is not None:
-                            add(hit)
-                        if numbers:
-                            # "04624" is both a text (for string values) and the number 4624.
-                            number = canonical_key(t)
-                            if number is not None:
-                                hit = exact.get(number)
-                                if hit is not None:
-                                    add(hit)
-                    if find is not None:
-                        found.update(find(t))
-        if self.keywords is not None:
-            found.update(self.keywords(view.keyword_text()))
-        return found
-
-    def _holds(self, atom_id: int, view: EventView) -> bool:
-        """Check a non-anchor atom directly on the event (only asked when its anchor was found)."""
-        kind, field_name, needle = self.atoms[atom_id]
-        if kind == "k":
-            return needle in view.keyword_text()
-        texts = view.lowered.get(field_name)
-        if texts is None:
-            texts = view.lower(field_name)
-        if kind == "x":
-            return needle in texts or any(canonical_key(t) == needle for t in texts)
-        for t in texts:
-            if needle in t:
-                return True
-        return False
-
-    def candidates(self, view: EventView) -> set[int]:
-        """Rules whose witness holds on the event, plus the rules that are always evaluated."""
-        out = set(self.always)
-        triggers = self.triggers
-        checked: dict[int, bool] = {}
-        holds = self._holds
-        for anchor in self.anchors_found(view):
-            for rule, rest in triggers[anchor]:
-                if not rest:
-                    out.add(rule)
-                    continue
-                for atom in rest:
-                    ok = checked.get(atom)
-                    if ok is None:
-                        ok = checked[atom] = holds(atom, view)
-                    if not ok:
-                        break
+                    entry = fi.entry(texts, fi.numeric)
+                atoms, rules, guarded = entry
+                if atoms:
+                    found.update(atoms)
+                    if rules:
+                        out.update(rules)
+                    if guarded:
+                        pending.append(guarded)
+        keywords = self.keywords
+        if keywords is not None:
+            # A keyword needle never spans two values: values seen before use their memo, the others
+            # are searched in one pass over their joined text (a pass per value costs more).
+            memo = keywords.memo
+            seen = self.seen_leaves
+            missed: list[str] = []
+            entries: list[Entry] = []
+            for leaf in view.raw_leaves():
+                entry = memo.get(leaf)
+                if entry is not None:
+                    entries.append(entry)
+                elif leaf in seen:
+                    entries.append(keywords.value_entry(leaf))
                 else:
+                    if len(seen) >= KEYWORD_MEMO_MAX_ENTRIES:
+                        seen.clear()
+                    seen[leaf] = None
+                    missed.append(leaf)
+            if missed:
+                entries.append(keywords.entry((fold(KEYWORD_SEPARATOR.join(missed)),), False))
+            for atoms, rules, guarded in entries:
+                if atoms:
+                    found.update(atoms)
+                    if rules:
+                        out.update(rules)
+                    if guarded:
+                        pending.append(guarded)
+        for guarded in pending:
+            for rule, plain, groups in guarded:
+                if plain <= found and (not groups or all(not g.isdisjoint(found) for g in groups)):
                     out.add(rule)
         return out

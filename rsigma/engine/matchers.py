@@ -152,7 +152,7 @@ def _glob_regex(parts: list[Any]) -> TextTest:
 
     rx = "".join(".*" if p is STAR else "." if p is QMARK else re.escape(p) for p in parts)
     search = compile_fullmatch(rx)
-    return lambda t: search(t) is not None
+    return search
 
 
 def _scalars(value: Any) -> Sequence[Any]:
@@ -392,7 +392,7 @@ def _regex(name: str | None, value: SigmaRegex, cased: bool) -> Predicate:
 
         def pred(view: EventView) -> bool:
             for t in source(view):
-                if search(t) is not None:
+                if search(t):
                     return True
             return False
 
@@ -403,7 +403,7 @@ def _regex(name: str | None, value: SigmaRegex, cased: bool) -> Predicate:
     def prefiltered(view: EventView) -> bool:
         # The regex runs only on texts that contain its required literal.
         for lowered, t in zip(prefilter(view), source(view), strict=True):
-            if needle in lowered and search(t) is not None:
+            if needle in lowered and search(t):
                 return True
         return False
 

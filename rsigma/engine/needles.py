@@ -11,6 +11,8 @@ SigmaHQ with the benchmark's Sysmon stream):
 
 Both are linear in the text. An RE2 Set that cannot build its DFA would report no match at all, so
 every set is probed once after compiling and replaced by the automaton if the probe fails.
+
+A finder pickles as its needles (an RE2 Set cannot be pickled) and builds its matcher on first use.
 """
 
 from __future__ import annotations
@@ -29,19 +31,48 @@ RE2_SET_MIN_NEEDLES: Final = 2000
 #: DFA memory budget of one RE2 Set: the cache fills lazily up to it, then starts over (bounded RSS).
 RE2_SET_MAX_MEM: Final = 32 << 20
 
-Finder = Callable[[str], Iterable[int]]
+
+class Finder:
+    """Calling it with a text returns the payloads of the needles found in it (duplicates possible).
+
+    The matcher is built on the first call, so a rule set pays only for the finders its events use
+    (routed indexes, fields that never occur), and unpickling one (from a rule cache) is cheap.
+    """
+
+    __slots__ = ("needles", "prefer_set", "_find")
+
+    def __init__(self, needles: dict[str, int], *, prefer_set: bool = False) -> None:
+        self.needles = needles
+        self.prefer_set = prefer_set
+        self._find: Callable[[str], Iterable[int]] | None = None
+
+    def __call__(self, text: str) -> Iterable[int]:
+        find = self._find
+        if find is None:
+            find = self._find = self._build()
+        return find(text)
+
+    def _build(self) -> Callable[[str], Iterable[int]]:
+        if self.prefer_set or len(self.needles) >= RE2_SET_MIN_NEEDLES:
+            find = _re2_set(self.needles)
+            if find is not None:
+                return find
+        return _automaton(self.needles)
+
+    def __getstate__(self) -> tuple[dict[str, int], bool]:
+        return self.needles, self.prefer_set
+
+    def __setstate__(self, state: tuple[dict[str, int], bool]) -> None:
+        self.needles, self.prefer_set = state
+        self._find = None
 
 
 def needle_finder(needles: dict[str, int], *, prefer_set: bool = False) -> Finder:
-    """A function returning the payloads of the needles found in a text (duplicates possible)."""
-    if prefer_set or len(needles) >= RE2_SET_MIN_NEEDLES:
-        finder = _re2_set(needles)
-        if finder is not None:
-            return finder
-    return _automaton(needles)
+    """A finder over `needles` (text -> payload)."""
+    return Finder(needles, prefer_set=prefer_set)
 
 
-def _automaton(needles: dict[str, int]) -> Finder:
+def _automaton(needles: dict[str, int]) -> Callable[[str], Iterable[int]]:
     automaton = ahocorasick.Automaton()
     for needle, payload in needles.items():
         automaton.add_word(needle, payload)
@@ -53,7 +84,7 @@ def _automaton(needles: dict[str, int]) -> Finder:
     return find
 
 
-def _re2_set(needles: dict[str, int]) -> Finder | None:
+def _re2_set(needles: dict[str, int]) -> Callable[[str], Iterable[int]] | None:
     options = re2.Options()
     options.literal = True
     options.log_errors = False

@@ -52,7 +52,7 @@ def regex_items_agree_with_re2(rule: SigmaRule, event: dict[str, Any]) -> bool:
                 continue
             texts = view.texts(item.field) if item.field else view.raw_leaves()
             answers = [
-                any(compile_search(v.pattern, v.flags)(t) is not None for t in texts)
+                any(compile_search(v.pattern, v.flags)(t) for t in texts)
                 for v in item.values
                 if isinstance(v, SigmaRegex)
             ]

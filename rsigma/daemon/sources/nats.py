@@ -68,6 +68,10 @@ class JetStreamToken(AckToken):
         return f"{self._source.stream}:{self._sequence}"
 
     @property
+    def source_sequence(self) -> int:
+        return self._sequence
+
+    @property
     def delivery_count(self) -> int:
         return self._delivered
 

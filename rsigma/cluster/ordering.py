@@ -1,0 +1,103 @@
+"""Exact order: hit messages held until the input's ack floor passes them, then released in source order.
+
+Pure and synchronous. Each owned partition keeps the messages that arrived and are not yet applied.
+`ready(floor)` releases those with source sequence <= floor, in (source sequence, hit index) order
+(a message's hits keep their order), and raises the partition's *applied floor* to `floor`.
+
+Why this is exact (docs/cluster.md, "Exact order"): the caller passes as `floor` the input consumer's
+ack floor F, read *before* the hits stream's last sequence L, and calls `ready` only once it has
+received every hits message up to L. Every source message <= F was acked, and a source message is
+acked only after its hit messages were stored, so they are all <= L: nothing at or below F can still
+arrive. A message that does arrive later at or below the applied floor is therefore a copy (a source
+event redelivered after its duplicate window): it is dropped and counted, as is a second copy of a
+sequence still waiting.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+
+from rsigma.cluster.hits import HitMessage
+
+__all__ = ["HitOrdering", "PartitionBuffer"]
+
+
+class PartitionBuffer:
+    """One partition's messages waiting for the ack floor."""
+
+    __slots__ = ("applied", "duplicates", "_heap", "_waiting")
+
+    def __init__(self, applied: int = 0) -> None:
+        #: Every source sequence at or below it was released (or was before this node owned it).
+        self.applied = applied
+        self.duplicates = 0
+        self._heap: list[int] = []
+        self._waiting: dict[int, HitMessage] = {}
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def add(self, message: HitMessage) -> bool:
+        """Keep a message until its floor; False (counted) for a duplicate."""
+        sequence = message.sequence
+        if sequence <= self.applied or sequence in self._waiting:
+            self.duplicates += 1
+            return False
+        self._waiting[sequence] = message
+        heapq.heappush(self._heap, sequence)
+        return True
+
+    def ready(self, floor: int) -> list[HitMessage]:
+        """The waiting messages with source sequence <= floor, in sequence order; the applied floor
+        becomes `floor` (it never goes down)."""
+        out: list[HitMessage] = []
+        heap = self._heap
+        while heap and heap[0] <= floor:
+            out.append(self._waiting.pop(heapq.heappop(heap)))
+        if floor > self.applied:
+            self.applied = floor
+        return out
+
+
+class HitOrdering:
+    """The buffers of the partitions this node owns; messages of other partitions are not kept."""
+
+    def __init__(self, partitions: Iterable[int], applied: int = 0) -> None:
+        self.buffers: dict[int, PartitionBuffer] = {p: PartitionBuffer(applied) for p in partitions}
+        self.unowned = 0  # messages of partitions owned elsewhere, skipped
+        self._dropped = 0  # duplicates counted by buffers since given up
+
+    @property
+    def duplicates(self) -> int:
+        return self._dropped + sum(b.duplicates for b in self.buffers.values())
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(b) for b in self.buffers.values())
+
+    def add(self, message: HitMessage) -> bool:
+        """Keep a message of an owned partition; False for another partition's or a duplicate."""
+        buffer = self.buffers.get(message.partition)
+        if buffer is None:
+            self.unowned += 1
+            return False
+        return buffer.add(message)
+
+    def ready(self, floor: int) -> list[HitMessage]:
+        """Every owned partition's messages up to `floor`, in (source sequence, partition) order."""
+        released = [buffer.ready(floor) for buffer in self.buffers.values()]
+        return list(heapq.merge(*released, key=_source_order))
+
+    def own(self, gained: Iterable[int], lost: Iterable[int], applied: int) -> None:
+        """Follow a rebalance: a gained partition starts at `applied`, a lost one's messages are dropped."""
+        for p in lost:
+            buffer = self.buffers.pop(p, None)
+            if buffer is not None:
+                self._dropped += buffer.duplicates
+        for p in gained:
+            self.buffers.setdefault(p, PartitionBuffer(applied))
+
+
+def _source_order(message: HitMessage) -> tuple[int, int]:
+    return message.sequence, message.partition

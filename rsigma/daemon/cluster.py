@@ -1,0 +1,250 @@
+"""The daemon's side of `--cluster`: a batch's correlation hits are stored in the hits stream before
+any of its events may be acked, and the owned partitions' hits come back, in exact order, as results
+for the sinks (see `rsigma/cluster/` and docs/cluster.md).
+
+Evaluation is unchanged but for correlation: the backend collects each event's level-1 hits instead
+of applying them (`evaluate_batch(collect_hits=True)`). `store` publishes them, one message per
+(event, partition), and returns only once JetStream stored them all, retrying while it cannot
+(the events are held in progress meanwhile, so they are neither acked nor redelivered while this
+daemon lives; if it dies they are redelivered). Only then does the evaluation loop hand the batch's
+detections to the sinks, whose completion acks each event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rsigma.cluster.applier import Applied, HitApplier
+from rsigma.cluster.hits import encode_hit_message, ensure_hits_stream, hit_messages, hits_subject, message_id
+from rsigma.cluster.ownership import Ownership
+from rsigma.correlation.engine import CorrelationEngine
+from rsigma.daemon.ack import AckToken, Delivery, InFlight, RawEvent
+from rsigma.daemon.config import DaemonConfig
+from rsigma.daemon.metrics import Metrics
+from rsigma.daemon.retrying import Throttle, backoff_s
+from rsigma.daemon.sinks.worker import SinkWorker
+from rsigma.daemon.sources.nats import NatsSource
+from rsigma.errors import ConfigError
+from rsigma.evaluator import Evaluator
+from rsigma.nats.connection import startup_request
+from rsigma.nats.core import AsyncPublisher
+from rsigma.payloads import BatchResult, result_lines
+
+log = logging.getLogger("rsigma.daemon")
+
+#: Seconds a hits publish may wait for its publish-acks before it counts as failed (and is retried).
+HITS_PUBLISH_TIMEOUT_S = 5.0
+
+
+def refuse_chains(evaluator: Evaluator, cluster: str) -> None:
+    """Chained correlations need a floor per level across nodes (not built yet): ConfigError (exit 3)
+    naming the first correlation fed by another."""
+    correlation = evaluator.correlation
+    for corr, level in zip(correlation.correlations, correlation.levels, strict=True):
+        if level > 1:
+            raise ConfigError(
+                f"--cluster {cluster}: correlation {corr.title!r} ({corr.key}) is fed by another"
+                " correlation; chained correlations do not run across nodes yet"
+            )
+
+
+class ResultToken(AckToken):
+    """A correlation result applied from the hits stream: no source to ack; its id names the firing,
+    so a NATS output keeps each result once (`Nats-Msg-Id: <id>:0`)."""
+
+    __slots__ = ("_id",)
+
+    def __init__(self, tracker: InFlight, msg_id: str) -> None:
+        super().__init__(tracker)
+        self._id = msg_id
+
+    @property
+    def source_id(self) -> str:
+        return self._id
+
+
+class ClusterNode:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        source: NatsSource,
+        sinks: list[SinkWorker],
+        inflight: InFlight,
+        metrics: Metrics,
+        ownership: Ownership,
+        engine: Callable[[], CorrelationEngine],
+    ) -> None:
+        assert config.cluster is not None
+        self.config = config
+        self.cluster = config.cluster
+        self.partitions = config.cluster_partitions
+        self.source = source
+        self.sinks = sinks
+        self.inflight = inflight
+        self.metrics = metrics
+        js = source.nc.jetstream()
+        self.publisher = AsyncPublisher(source.nc, timeout_s=HITS_PUBLISH_TIMEOUT_S)
+        source.watch.on_reconnect(self.publisher.reconnected)
+        self.applier = HitApplier(
+            js,
+            self.cluster,
+            source.stream,
+            source.consumer.consumer,
+            ownership,
+            engine,
+            self._emit,
+            interval_s=config.cluster_apply_interval_s,
+        )
+        self._warn = Throttle()
+        self._stepping = asyncio.Lock()  # the periodic steps and the one at shutdown take turns
+        self._seen = {"applied": 0, "duplicates": 0}
+
+    async def start(self) -> None:
+        """Create or check the hits stream, then start consuming it (ConfigError: exit 3)."""
+        cfg = self.config
+        window = cfg.nats_ack_wait_s * cfg.nats_max_deliver
+        js = self.source.nc.jetstream()
+        await startup_request(
+            self.source.nc,
+            "--cluster",
+            self.cluster,
+            ensure_hits_stream(js, self.cluster, window),
+            "cannot set up the cluster's hits stream",
+        )
+        await startup_request(
+            self.source.nc, "--cluster", self.cluster, self.applier.start(), "cannot read the hits stream"
+        )
+        log.info(
+            "cluster joined",
+            extra={
+                "cluster": self.cluster,
+                "partitions": self.partitions,
+                "ack_floor": self.applier.ack_floor,
+            },
+        )
+
+    async def run(self) -> None:
+        """Apply owned hits every --cluster-apply-interval until cancelled."""
+        applier = self.applier
+        while True:
+            await asyncio.sleep(applier.interval_s)
+            await self.step()
+
+    async def step(self) -> int:
+        try:
+            async with self._stepping:
+                applied = await self.applier.step()
+        except Exception as e:  # a NATS error or timeout: the next step tries again
+            if self._warn.ready():
+                log.warning("cluster: applying hits delayed", extra={"error": str(e) or type(e).__name__})
+            return 0
+        self._update_metrics()
+        return applied
+
+    async def finish(self, timeout_s: float) -> None:
+        """At shutdown, once the last events were delivered: apply what their acks let through (they
+        may take a moment to reach the server), for the sinks to drain too."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        await self.source.consumer.flush()
+        while True:
+            await self.step()
+            if self.applier.ordering.waiting == 0 or loop.time() >= deadline:
+                return
+            await asyncio.sleep(min(0.05, self.applier.interval_s))
+
+    async def store(self, events: Sequence[RawEvent], result: BatchResult) -> None:
+        """Store the batch's hits in the hits stream (publish-acked), retrying until it can."""
+        if not result.hits:
+            return
+        items: dict[str, list[tuple[bytes, str | None]]] = {}
+        held: list[AckToken] = []
+        stream = self.source.stream
+        for raw, hits in zip(events, result.hits, strict=True):
+            if not hits:
+                continue
+            sequence = raw.token.source_sequence
+            assert sequence is not None  # --cluster reads a NATS input
+            held.append(raw.token)
+            for message in hit_messages(stream, sequence, hits, result.keys, self.partitions):
+                subject = hits_subject(self.cluster, message.partition)
+                item = (encode_hit_message(message), message_id(stream, sequence, message.partition))
+                items.setdefault(subject, []).append(item)
+        if not items:
+            return
+        count = sum(len(v) for v in items.values())
+        attempt = 0
+        while True:
+            outcomes = await asyncio.gather(
+                *(self.publisher.publish_many(subject, batch) for subject, batch in items.items()),
+                return_exceptions=True,
+            )
+            errors = [e for e in outcomes if isinstance(e, BaseException)]
+            if not errors:
+                self.metrics.cluster_hits_published.inc(count)
+                return
+            for e in errors:
+                if not isinstance(e, OSError):
+                    raise e
+            attempt += 1
+            self.metrics.cluster_hits_publish_failures.inc()
+            if self._warn.ready():
+                log.error(
+                    "cluster: cannot store hits; their events wait (not acked) and it is retried",
+                    extra={"error": str(errors[0]), "attempt": attempt, "events": len(held)},
+                )
+            for token in held:
+                token.hold()
+            await asyncio.sleep(
+                backoff_s(attempt, self.config.sink_backoff_base_s, self.config.sink_backoff_max_s)
+            )
+
+    async def _emit(self, applied: list[Applied]) -> None:
+        """Results to every sink, each with its firing's id."""
+        include = self.config.include_event
+        for item in applied:
+            try:
+                lines, keys = result_lines([item.result], include)
+            except RecursionError:
+                log.error("cluster: correlation result nested too deeply to write", extra={"id": item.msg_id})
+                continue
+            self.metrics.count_results(keys)
+            delivery = Delivery(lines, ResultToken(self.inflight, item.msg_id), len(self.sinks))
+            for worker in self.sinks:
+                await worker.queue.put(delivery)
+
+    def _update_metrics(self) -> None:
+        applier, metrics, seen = self.applier, self.metrics, self._seen
+        ordering = applier.ordering
+        if applier.applied > seen["applied"]:
+            metrics.cluster_hits_applied.inc(applier.applied - seen["applied"])
+            seen["applied"] = applier.applied
+        if ordering.duplicates > seen["duplicates"]:
+            metrics.cluster_hits_duplicates.inc(ordering.duplicates - seen["duplicates"])
+            seen["duplicates"] = ordering.duplicates
+        metrics.cluster_hits_waiting.set(ordering.waiting)
+        metrics.cluster_ack_floor.set(applier.ack_floor)
+
+    def status(self) -> dict[str, Any]:
+        applier = self.applier
+        return {
+            "name": self.cluster,
+            "partitions": self.partitions,
+            "owned_partitions": len(applier.ordering.buffers),
+            "ack_floor": applier.ack_floor,
+            "hits_received_seq": applier.received,
+            "hits_waiting": applier.ordering.waiting,
+            "hits_applied": applier.applied,
+            "hits_duplicates": applier.ordering.duplicates,
+            "hits_skipped_at_start": applier.skipped,
+            "hits_of_other_partitions": applier.ordering.unowned,
+            "hits_unreadable": applier.undecodable,
+            "hits_of_unknown_correlations": applier.unknown,
+        }
+
+    async def aclose(self) -> None:
+        await self.publisher.close()
+        await self.applier.aclose()

@@ -1,0 +1,101 @@
+"""The `--cluster` flags through the real CLI: their variables and config keys, and what they cannot
+go with yet (exit 2, a usage error saying why; chained correlations exit 3 naming the correlation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.cli import rsigma, write
+
+RULES = """
+title: Failed logon
+name: failed_logon
+logsource: {product: test}
+detection:
+    selection:
+        EventID: 4625
+    condition: selection
+---
+title: Brute force
+id: 33333333-3333-4333-8333-333333333333
+correlation:
+    type: event_count
+    rules: [failed_logon]
+    group-by: [User]
+    timespan: 10m
+    condition: {gte: 3}
+"""
+
+CHAINED = """
+---
+title: Repeated brute force
+correlation:
+    type: event_count
+    rules: [33333333-3333-4333-8333-333333333333]
+    group-by: [User]
+    timespan: 1h
+    condition: {gte: 2}
+"""
+
+NATS = "nats://127.0.0.1:1/events"  # never connected to: every case stops before
+
+
+def run(home: Path, *args: str | Path, env: dict[str, str] | None = None):
+    return rsigma(*args, cwd=home, env={"HOME": str(home), **(env or {})})
+
+
+def said(stderr: str) -> str:
+    """The usage error's text, unwrapped from its box."""
+    return " ".join(stderr.replace("│", " ").split())
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--input", "stdin"], "needs a nats:// --input"),
+        (["--input", NATS, "--workers", "2"], "runs with --workers 0 for now, not 2"),
+        (["--input", NATS, "--state-db", "s.db"], "cannot be used with --state-db yet"),
+        (["--input", NATS, "--cluster", "a.b"], "letters, digits, '-' and '_' only"),
+    ],
+)
+def test_what_cluster_cannot_go_with_yet_is_a_usage_error(tmp_path, args, reason):
+    rules = write(tmp_path / "rules.yml", RULES)
+    done = run(tmp_path, "engine", "daemon", "-r", rules, "--cluster", "c1", *args)
+    assert done.returncode == 2, done.stderr
+    assert "'--cluster'" in said(done.stderr) and reason in said(done.stderr)
+
+
+def test_serve_takes_cluster_with_workers_0_only(tmp_path):
+    rules = write(tmp_path / "rules.yml", RULES)
+    args = ("serve", "-r", rules, "--input", NATS, "--cluster", "c1", "--nats-connect-timeout", "0")
+    pool = run(tmp_path, *args, "--workers", "1")
+    assert pool.returncode == 2 and "the matcher pool's cluster mode comes next" in said(pool.stderr)
+    inline = run(tmp_path, *args, "--workers", "0", "--log-format", "text")
+    assert inline.returncode == 3, inline.stderr  # accepted: it went on to connect, to no server
+    assert "127.0.0.1:1" in inline.stderr
+
+
+def test_chained_correlations_are_refused_naming_the_correlation(tmp_path):
+    rules = write(tmp_path / "rules.yml", RULES + CHAINED)
+    done = run(
+        tmp_path,
+        *("engine", "daemon", "-r", rules, "--input", NATS, "--cluster", "c1", "--log-format", "text"),
+    )
+    assert done.returncode == 3, done.stderr
+    assert "correlation 'Repeated brute force'" in done.stderr
+    assert "chained correlations do not run across nodes yet" in done.stderr
+
+
+def test_the_flags_come_from_their_variables_and_config_keys(tmp_path):
+    write(tmp_path / "rsigma.yaml", "daemon:\n  cluster:\n    apply_interval: 0.5\n")
+    done = run(
+        tmp_path,
+        *("engine", "daemon", "--dry-run", "-r", "rules"),
+        env={"RSIGMA_CLUSTER": "prod", "RSIGMA_CLUSTER_PARTITIONS": "128"},
+    )
+    assert done.returncode == 0, done.stderr
+    cluster = yaml.safe_load(done.stdout)["daemon"]["cluster"]
+    assert cluster == {"name": "prod", "partitions": 128, "apply_interval": 0.5}

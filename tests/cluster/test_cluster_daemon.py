@@ -1,0 +1,301 @@
+"""`--cluster` through the real CLI, against a real nats-server: one cluster daemon (owning every
+partition) correlates like one plain `--workers 0` daemon; a source event is acked only once its hits
+are stored; a source event redelivered, or a hit message stored twice, counts once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from rsigma.cluster.hits import decode_hit_message, hits_subject
+from tests.support import DaemonProcess, Daemons, NatsServer, wait_until
+from tests.support.nats_client import ack_floor, consumer_pending, publish, stored
+
+RULES = """
+title: Whoami
+id: 11111111-1111-4111-8111-111111111111
+level: high
+logsource: {product: test}
+detection:
+    selection:
+        CommandLine|contains: whoami
+    condition: selection
+---
+title: Failed logon
+id: 22222222-2222-4222-8222-222222222222
+name: failed_logon
+level: low
+logsource: {product: test}
+detection:
+    selection:
+        EventID: 4625
+    condition: selection
+---
+title: Logon
+id: 55555555-5555-4555-8555-555555555555
+name: logon
+level: low
+logsource: {product: test}
+detection:
+    selection:
+        EventID: 4624
+    condition: selection
+---
+title: Brute force
+id: 33333333-3333-4333-8333-333333333333
+level: critical
+correlation:
+    type: event_count
+    rules: [failed_logon]
+    group-by: [User]
+    timespan: 10m
+    condition: {gte: 3}
+---
+title: Failed then logon
+id: 66666666-6666-4666-8666-666666666666
+level: high
+correlation:
+    type: temporal
+    rules: [failed_logon, logon]
+    group-by: [User]
+    timespan: 5m
+"""
+
+CHAIN = """
+title: Repeated brute force
+id: 77777777-7777-4777-8777-777777777777
+level: critical
+correlation:
+    type: event_count
+    rules: [33333333-3333-4333-8333-333333333333]
+    group-by: [User]
+    timespan: 1h
+    condition: {gte: 2}
+"""
+
+CONSUMER = "c1"  # --cluster c1 implies the consumer group c1
+
+
+def event(event_id: int, user: str, minute: float, command: str = "notepad") -> bytes:
+    seconds = int(minute * 60)
+    stamp = f"2024-01-01T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}Z"
+    return json.dumps(
+        {"EventID": event_id, "User": user, "CommandLine": command, "@timestamp": stamp}
+    ).encode()
+
+
+def failed(user: str, minute: float, command: str = "notepad") -> bytes:
+    return event(4625, user, minute, command)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    with NatsServer(tmp_path / "nats") as s:
+        yield s
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Daemons]:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(RULES)
+    with Daemons(tmp_path, base_args=["-r", rules]) as started:
+        yield started
+
+
+def cluster_daemon(daemons: Daemons, server: NatsServer, *args: Any) -> DaemonProcess:
+    return daemons.start("--input", f"{server.url}/events", "--cluster", "c1", *args)
+
+
+def results(d: DaemonProcess) -> Counter[str]:
+    return Counter(json.dumps(r, sort_keys=True) for r in d.results())
+
+
+def correlations(d: DaemonProcess) -> list[dict[str, Any]]:
+    return [r for r in d.results() if "correlation_type" in r]
+
+
+def set_stream(url: str, stream: str, **changes: Any) -> None:
+    """Change a stream's configuration in place (e.g. make it refuse new messages)."""
+
+    async def go() -> None:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            config = (await js.stream_info(stream)).config
+            for name, value in changes.items():
+                setattr(config, name, value)
+            await js.update_stream(config)
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+
+
+def refuse_new_messages(url: str, stream: str, subject: str) -> None:
+    """A stream full for good: as many messages as it holds at most (one at least), new ones refused."""
+    held = len(stored(url, stream))
+    if not held:
+        publish(url, subject, [b"{}"])
+    set_stream(url, stream, max_msgs=max(held, 1), discard="new")
+
+
+def test_one_cluster_daemon_correlates_like_one_plain_daemon(daemons, server):
+    rng = random.Random(16)
+    users = ["alice", "bob", "carol", "dave"]
+    stream = []
+    for i in range(300):
+        kind = rng.choice([4625, 4625, 4624, 0])
+        command = "whoami" if rng.random() < 0.2 else "notepad"
+        stream.append(event(kind, rng.choice(users), i * rng.choice([0.1, 0.5, 1.0]), command))
+    plain = daemons.start("--input", f"{server.url}/events", "--consumer-group", "plain")
+    cluster = cluster_daemon(daemons, server)
+    publish(server.url, "events", stream)
+    for d in (plain, cluster):
+        wait_until(
+            lambda d=d: ack_floor(server.url, "rsigma-events", "plain" if d is plain else CONSUMER) == 300,
+            "acked",
+        )
+    expected = results(plain)
+    assert sum(n for line, n in expected.items() if "correlation_type" in line) > 10  # both types fire
+    assert {r["correlation_type"] for r in correlations(plain)} == {"event_count", "temporal"}
+    wait_until(lambda: results(cluster) == expected, "the cluster daemon's results equal the plain daemon's")
+    status = cluster.status()["cluster"]
+    assert status["owned_partitions"] == 64 and status["hits_waiting"] == 0
+    assert cluster.metric("rsigma_cluster_hits_published_total") == len(stored(server.url, "rsigma-hits-c1"))
+
+
+def test_two_members_splitting_the_stream_correlate_like_one_daemon(daemons, server):
+    """Two members of one consumer group, each owning every partition (membership is not wired yet):
+    each applies every hit in source order up to the shared ack floor, so both compute exactly the
+    one-daemon results, whatever went to which member, and the output stream keeps each once."""
+    rng = random.Random(7)
+    users = ["alice", "bob", "carol"]
+    stream = [event(rng.choice([4625, 4625, 4624]), rng.choice(users), i * 0.3, "whoami") for i in range(200)]
+    plain = daemons.start("--input", f"{server.url}/events", "--consumer-group", "plain")
+    output = ("--output", f"{server.url}/results")
+    members = [cluster_daemon(daemons, server, *output) for _ in range(2)]
+    publish(server.url, "events", stream)
+    wait_until(lambda: ack_floor(server.url, "rsigma-events", CONSUMER) == 200, "acked by the members")
+    wait_until(lambda: ack_floor(server.url, "rsigma-events", "plain") == 200, "acked by the plain daemon")
+    shares = [m.metric("rsigma_events_processed_total") for m in members]
+    assert min(shares) > 0, shares  # both took a share (JetStream hands messages to both in turn)
+    expected = results(plain)
+    assert sum(n for line, n in expected.items() if "correlation_type" in line) > 10
+
+    def output_stream() -> Counter[str]:
+        return Counter(
+            json.dumps(json.loads(data), sort_keys=True) for data in stored_data(server.url, "rsigma-results")
+        )
+
+    wait_until(lambda: output_stream() == expected, "the output stream holds the one-daemon results once")
+    applied = [m.metric("rsigma_cluster_hits_applied_total") for m in members]
+    assert applied[0] == applied[1] == len(stored(server.url, "rsigma-hits-c1"))
+
+
+def test_a_source_event_is_acked_only_once_its_hits_are_stored_and_is_redelivered_otherwise(daemons, server):
+    first = cluster_daemon(daemons, server, "--nats-ack-wait", "2")
+    publish(server.url, "events", [failed("alice", m) for m in range(3)])
+    wait_until(lambda: [c["group_key"] for c in correlations(first)] == [[["User", "alice"]]], "alice fired")
+    refuse_new_messages(server.url, "rsigma-hits-c1", "rsigma.hits.c1.0")
+    publish(server.url, "events", [failed("bob", m) for m in range(3)])
+    wait_until(lambda: first.metric("rsigma_cluster_hits_publish_failures_total", 0) >= 2, "the hits refused")
+    assert ack_floor(server.url, "rsigma-events", CONSUMER) == 3
+    assert consumer_pending(server.url, "rsigma-events", CONSUMER) == (0, 3)  # delivered, not acked
+    first.kill()
+    set_stream(server.url, "rsigma-hits-c1", max_msgs=-1, discard="old")
+    second = cluster_daemon(daemons, server, "--nats-ack-wait", "2")
+    wait_until(
+        lambda: ack_floor(server.url, "rsigma-events", CONSUMER) == 6, "bob's events acked", timeout=30
+    )
+    wait_until(lambda: correlations(second), "bob fired")
+    assert [(c["group_key"], c["aggregated_value"]) for c in correlations(second)] == [([["User", "bob"]], 3)]
+    assert second.metric("rsigma_nats_redelivered_messages_total") == 3
+
+
+def test_a_source_event_redelivered_after_its_hits_were_stored_counts_once(daemons, server, tmp_path):
+    """The events' detections cannot be delivered (the output stream refuses them), so they are not
+    acked, but their hits are stored; killed, the daemon's successor gets them again."""
+    output = f"{server.url}/results"
+    first = cluster_daemon(daemons, server, "--output", output, "--nats-ack-wait", "2")
+    refuse_new_messages(server.url, "rsigma-results", "results")
+    publish(server.url, "events", [failed("alice", m, "whoami") for m in range(3)])
+    hits = wait_until(lambda: hits_of_three_events(server.url), "the hits stored")
+    assert ack_floor(server.url, "rsigma-events", CONSUMER) == 0
+    first.kill()
+    set_stream(server.url, "rsigma-results", max_msgs=-1, discard="old")
+    cluster_daemon(daemons, server, "--output", output, "--nats-ack-wait", "2")
+    wait_until(lambda: ack_floor(server.url, "rsigma-events", CONSUMER) == 3, "acked", timeout=30)
+    assert stored(server.url, "rsigma-hits-c1") == hits  # the copies were duplicates (Nats-Msg-Id)
+    fired = wait_until(
+        lambda: [json.loads(d) for d in stored_data(server.url, "rsigma-results") if b"Brute force" in d],
+        "brute force fired",
+    )
+    assert [(f["group_key"], f["aggregated_value"]) for f in fired] == [([["User", "alice"]], 3)]
+
+
+def hits_of_three_events(url: str) -> list[tuple[bytes, dict[str, str]]]:
+    """The hit messages, once the hits stream holds those of source sequences 1 to 3."""
+    hits = stored(url, "rsigma-hits-c1")
+    return hits if {h["Nats-Msg-Id"].split(":")[1] for _, h in hits} == {"1", "2", "3"} else []
+
+
+def test_results_of_events_acked_before_a_shutdown_are_applied_and_sent_before_it_ends(daemons, server):
+    d = cluster_daemon(daemons, server, "--cluster-apply-interval", "600")  # no round before the stop
+    publish(server.url, "events", [failed("alice", m) for m in range(3)])
+    wait_until(lambda: ack_floor(server.url, "rsigma-events", CONSUMER) == 3, "acked")
+    assert correlations(d) == []
+    assert d.terminate() == 0
+    assert [(c["group_key"], c["aggregated_value"]) for c in correlations(d)] == [([["User", "alice"]], 3)]
+
+
+def test_a_reload_bringing_a_chained_correlation_is_refused(daemons, server, tmp_path):
+    d = cluster_daemon(daemons, server)
+    (tmp_path / "rules.yml").write_text(RULES + "---" + CHAIN)
+    assert d.post("/api/v1/reload").status == 500
+    failure = d.find_log("reload failed; keeping the loaded rules")
+    assert failure is not None and "'Repeated brute force'" in failure["error"]
+    publish(server.url, "events", [failed("alice", m) for m in range(3)])
+    wait_until(
+        lambda: [c["rule_title"] for c in correlations(d)] == ["Brute force"], "the old rules correlate"
+    )
+
+
+def stored_data(url: str, stream: str) -> list[bytes]:
+    return [data for data, _ in stored(url, stream)]
+
+
+def all_applied(d: DaemonProcess, url: str, events: int) -> bool:
+    hits = len(stored(url, "rsigma-hits-c1"))
+    return (
+        ack_floor(url, "rsigma-events", CONSUMER) == events
+        and d.metric("rsigma_cluster_hits_applied_total", 0) == hits
+    )
+
+
+def test_a_hit_message_stored_twice_is_applied_once(daemons, server):
+    """Past the duplicate window a redelivered event's hits are stored again: the owner drops the copy."""
+    d = cluster_daemon(daemons, server)
+    publish(server.url, "events", [failed("alice", 0), failed("alice", 1)])
+    wait_until(lambda: all_applied(d, server.url, 2), "both events applied")
+    brute_force = [
+        data
+        for data, headers in stored(server.url, "rsigma-hits-c1")
+        if headers["Nats-Msg-Id"].startswith("rsigma-events:2:")
+        and decode_hit_message(data).hits[0].correlation == "33333333-3333-4333-8333-333333333333"
+    ]
+    copy = brute_force[0]
+    publish(server.url, hits_subject("c1", decode_hit_message(copy).partition), [copy])  # no Nats-Msg-Id
+    wait_until(lambda: d.metric("rsigma_cluster_hits_duplicates_total", 0) == 1, "the copy dropped")
+    publish(server.url, "events", [failed("alice", 2, "whoami")])  # a third failure: now it fires
+    wait_until(lambda: correlations(d), "brute force fired")
+    assert [
+        (c["group_key"], c["aggregated_value"]) for c in correlations(d) if c["rule_title"] == "Brute force"
+    ] == [([["User", "alice"]], 3)]

@@ -1,0 +1,129 @@
+"""The candidate index: it may only skip rules that cannot match, whatever the order of events.
+
+The index memoises what each field value holds, guards conjunctions too large to multiply out with
+"g" atoms, and pickles for the rule cache. Each of these is checked against the engine's answer.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+from rsigma.engine import Engine
+from rsigma.engine.event import EventView
+from rsigma.engine.index import MEMO_MAX_ENTRIES
+
+TOOLS = [f"\\tool{i}.exe" for i in range(10)]
+FLAGS = [f" -flag{i} " for i in range(10)]
+
+# 10 x 10 conjunctions is more than the index multiplies out: the second selection becomes a guard.
+WIDE_AND = f"""
+title: wide and
+logsource: {{product: test}}
+detection:
+  tools:
+    Image|endswith: {TOOLS!r}
+  flags:
+    CommandLine|contains: {FLAGS!r}
+  condition: tools and flags
+"""
+
+
+def _event(image: str, cmd: str) -> dict[str, str]:
+    return {"Image": image, "CommandLine": cmd}
+
+
+def test_a_guarded_conjunction_matches_exactly_when_both_sides_hold() -> None:
+    engine = Engine.from_yaml(WIDE_AND)
+    assert len(engine.evaluate(_event("C:\\x\\tool3.exe", "run -flag7 now"))) == 1
+    assert engine.evaluate(_event("C:\\x\\tool3.exe", "run -other now")) == []
+    assert engine.evaluate(_event("C:\\x\\other.exe", "run -flag7 now")) == []
+
+
+def test_the_guard_keeps_a_rule_from_being_evaluated_when_its_other_side_is_absent() -> None:
+    engine = Engine.from_yaml(WIDE_AND)
+    assert engine.index.candidates(EventView(_event("C:\\x\\tool3.exe", "run -other now"))) == set()
+    assert engine.index.candidates(EventView(_event("C:\\x\\tool3.exe", "run -flag7 now"))) == {0}
+
+
+def test_memoised_values_give_the_same_answers_as_fresh_ones() -> None:
+    """A value seen before (memo hit) and the same value in a fresh engine agree, across many events."""
+    rng = random.Random(5)
+    images = [f"C:\\x\\tool{i}.exe" for i in range(12)]
+    cmds = [f"run{f} x" for f in [*FLAGS, " -none "]]
+    events = [_event(rng.choice(images), rng.choice(cmds)) for _ in range(300)]
+    warm = Engine.from_yaml(WIDE_AND)
+    for event in events:
+        fresh = Engine.from_yaml(WIDE_AND)
+        assert [d.rule_title for d in warm.evaluate(event)] == [d.rule_title for d in fresh.evaluate(event)]
+
+
+def test_the_memo_is_bounded() -> None:
+    engine = Engine.from_yaml(WIDE_AND)
+    for i in range(3 * MEMO_MAX_ENTRIES):
+        engine.evaluate(_event(f"C:\\x{i}\\tool1.exe", "a -flag1 b"))
+    memos = [fi.memo for fis in engine.index.by_key.values() for fi in fis]
+    assert memos and all(len(m) <= MEMO_MAX_ENTRIES for m in memos)
+
+
+def test_an_unpickled_index_finds_the_same_candidates() -> None:
+    engine = Engine.from_yaml(WIDE_AND)
+    engine.evaluate(_event("C:\\x\\tool3.exe", "run -flag7 now"))  # fills memos and builds finders
+    copy = pickle.loads(pickle.dumps(engine.index))
+    assert all(not fi.memo for fis in copy.by_key.values() for fi in fis)
+    for image in ("C:\\x\\tool3.exe", "C:\\x\\other.exe"):
+        for cmd in ("run -flag7 now", "run -other now"):
+            view = _event(image, cmd)
+            assert copy.candidates(EventView(view)) == engine.index.candidates(EventView(view))
+
+
+KEYWORDS = """
+title: keyword pair
+logsource: {product: test}
+detection:
+  keywords:
+    '|all':
+      - 'mimikatz'
+      - 'sekurlsa'
+  condition: keywords
+"""
+
+
+def test_keywords_match_the_same_way_on_first_second_and_later_sightings_of_a_value() -> None:
+    """A value met once is searched with the event's other new values, then memoised when met again."""
+    engine = Engine.from_yaml(KEYWORDS)
+    for _ in range(4):
+        assert len(engine.evaluate({"a": "run mimikatz", "b": "sekurlsa::logonpasswords"})) == 1
+        assert engine.evaluate({"a": "run mimikatz", "b": "nothing"}) == []
+    for i in range(4):  # new values every time: found in the joined text of the new values
+        assert len(engine.evaluate({"a": f"mimikatz {i}", "b": f"{i} sekurlsa"})) == 1
+
+
+def test_a_keyword_never_spans_two_values() -> None:
+    engine = Engine.from_yaml(KEYWORDS.replace("'sekurlsa'", "'katzsek'"))
+    for _ in range(3):
+        assert engine.evaluate({"a": "mimi", "b": "katz", "c": "sek"}) == []
+        assert engine.evaluate({"a": "mimikatz", "b": "x katzsek"}) != []
+
+
+SAME_FIELD = """
+title: same field
+logsource: {product: test}
+detection:
+  selection:
+    Image|contains: '\\\\temp\\\\'
+    Image|endswith: '\\\\evil.exe'
+    User|contains: 'admin'
+  condition: selection
+"""
+
+
+def test_a_conjunction_on_one_field_is_decided_by_that_field_alone() -> None:
+    engine = Engine.from_yaml(SAME_FIELD)
+    image_hit = "C:\\Temp\\evil.exe"
+    for _ in range(3):  # memoised after the first event
+        assert len(engine.evaluate({"Image": image_hit, "User": "CORP\\admin"})) == 1
+        assert engine.evaluate({"Image": image_hit, "User": "CORP\\bob"}) == []
+        assert engine.evaluate({"Image": "C:\\Temp\\good.exe", "User": "CORP\\admin"}) == []
+        assert engine.evaluate({"Image": "C:\\x\\evil.exe", "User": "CORP\\admin"}) == []
+    assert engine.index.candidates(EventView({"Image": "C:\\x\\evil.exe", "User": "CORP\\admin"})) == set()
