@@ -5,13 +5,16 @@ load time and peak RSS are that process's. This script does the same for our eng
 `key: value` lines, so the two can be read and compared alike:
 
 - load+compile: `load_rules` and `Engine` on the rule directory (detection rules, with filters applied;
-  correlations are parsed but not evaluated, as `rsigma-bench` loads them), then `gc.freeze()` as
-  every rsigma command does after loading;
+  correlations are parsed but not evaluated, as `rsigma-bench` loads them), with the cyclic GC off
+  and then `gc.freeze()`, as every rsigma command loads (`rsigma.loading.load_evaluator`); with
+  `--rule-cache DIR`, through the rule cache as the commands load (`rsigma.loading.load_engine`: a
+  hit restores the rules, a miss also stores them), and `rule_cache:` says which it was;
 - the NDJSON file is read into memory before timing, blank lines dropped;
 - each timed pass is `orjson.loads` plus `Engine.evaluate` per line; the first pass also records, with
   `--dump`, each line's matched rule ids (the title where a rule has none), as `rsigma-bench --dump`.
 
     python benchmarks/engine_passes.py --rules DIR --events FILE.ndjson [--repeat N] [--dump OUT.json]
+                                       [--rule-cache DIR]
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=Path, required=True, help="NDJSON file, one event per line")
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="timed passes (default: 1)")
     parser.add_argument("--dump", type=Path, help="write each line's matched rule ids (first pass) here")
+    parser.add_argument("--rule-cache", type=Path, metavar="DIR", help="load through this rule cache")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -68,11 +72,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rules {args.rules}: no such file or directory")
 
     load_rules, engine_cls = _import_engine()
+    cached = ""
     t0 = time.perf_counter()
-    ruleset = load_rules(args.rules)
-    engine = engine_cls(ruleset)
-    load_s = time.perf_counter() - t0
+    gc.disable()
+    if args.rule_cache is not None:
+        from rsigma.loading import load_engine
+        from rsigma.rule_cache import RuleCache
+
+        cache = RuleCache(args.rule_cache, lambda problem: print(f"warning: {problem}", file=sys.stderr))
+        engine, cached = load_engine([args.rules], cache=cache)
+        ruleset = engine.ruleset
+    else:
+        ruleset = load_rules(args.rules)
+        engine = engine_cls(ruleset)
     gc.freeze()
+    gc.enable()
+    load_s = time.perf_counter() - t0
 
     lines = read_lines(args.events)
     times: list[float] = []
@@ -90,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"parsed_rules: {len(ruleset.rules)} correlations: {len(ruleset.correlations)} "
           f"filters: {len(ruleset.filters)} load_errors: {errors}")  # fmt: skip
     print(f"load_compile_seconds: {load_s:.4f}")
+    if args.rule_cache is not None:
+        print(
+            f"rule_cache: {'hit' if cached.startswith('rule cache hit') else 'miss' if cached else 'unused'}"
+        )
     print(f"events: {len(lines)}")
     print(f"eval_seconds: {times[0]:.4f}")
     if args.repeat > 1:

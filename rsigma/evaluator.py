@@ -47,8 +47,12 @@ class Evaluator:
         strict: bool = False,
         router: LogsourceRouter | None = None,
         match_detail: str = "off",
+        engine: Engine | None = None,
     ) -> None:
-        self.engine = Engine(ruleset, strict=strict, router=router, match_detail=match_detail)
+        """`engine`: the rules of `ruleset` already compiled (from the rule cache, say)."""
+        if engine is None:
+            engine = Engine(ruleset, strict=strict, router=router, match_detail=match_detail)
+        self.engine = engine
         self.correlation = CorrelationEngine(
             ruleset.correlations, [r.rule for r in self.engine.rules], config, strict=strict
         )

@@ -43,9 +43,13 @@ def detect(rule: str | dict[str, Any] | list[Any], event: dict[str, Any]) -> lis
 @pytest.fixture(autouse=True, scope="session")
 def _empty_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The daemon reads ~/.config/rsigma/config.yaml when there is one: every command the tests start
-    gets an empty HOME, so a developer's own config file cannot change what they test."""
+    gets an empty HOME, so a developer's own config file cannot change what they test, and its rule
+    cache (~/.cache/rsigma/rules) is the tests' own."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+        patch.delenv("XDG_CACHE_HOME", raising=False)
+        patch.delenv("RSIGMA_RULE_CACHE", raising=False)
+        patch.delenv("RSIGMA_NO_RULE_CACHE", raising=False)
         yield
 
 

@@ -25,9 +25,11 @@ from rsigma.cli.options import (
     MaxGroupEntriesOption,
     MaxStateOption,
     NoDetectionsOption,
+    NoRuleCacheOption,
     PipelineOption,
     RoutingMapOption,
     RoutingOption,
+    RuleCacheOption,
     RulesOption,
     SuppressOption,
     SyslogStripBomOption,
@@ -43,6 +45,7 @@ from rsigma.cli.options import (
     one_of,
     replay_flags,
     routing_maps,
+    rule_cache_dir,
 )
 from rsigma.cli.settings import config_layers, layers_of, print_dry_run
 from rsigma.cli.validate import as_json, as_text, validate
@@ -146,6 +149,8 @@ def engine_eval(
     fail_on_detection: Annotated[
         bool, typer.Option("--fail-on-detection", help="Exit 1 when any detection or correlation fired.")
     ] = False,
+    rule_cache: RuleCacheOption = None,
+    no_rule_cache: NoRuleCacheOption = False,
 ) -> None:
     """Evaluate events and print one JSON line per detection or correlation result; a summary line
     on stderr at the end."""
@@ -160,7 +165,14 @@ def engine_eval(
     config = correlation_config(ctx.params)
     try:
         routing = routing_maps(logsource_routing, logsource_map)
-        evaluator = load_evaluator(rules, config, pipeline, routing, match_detail=match_detail)
+        evaluator = load_evaluator(
+            rules,
+            config,
+            pipeline,
+            routing,
+            match_detail=match_detail,
+            rule_cache=rule_cache_dir(rule_cache, no_rule_cache),
+        )
     except RuleLoadFailed as e:
         for problem in e.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -483,6 +495,8 @@ def engine_daemon(
             " skipping it with a warning.",
         ),
     ] = False,
+    rule_cache: RuleCacheOption = None,
+    no_rule_cache: NoRuleCacheOption = False,
     log_format: Annotated[
         str, typer.Option("--log-format", callback=one_of("json", "text"), help="json or text.")
     ] = "json",
@@ -555,6 +569,7 @@ def engine_daemon(
         tuple(routing) if routing is not None else None,
         strict=strict_rules,
         match_detail=match_detail,
+        rule_cache=rule_cache_dir(rule_cache, no_rule_cache),
     )
     pipeline_files = tuple(Path(p) for p in pipeline or () if Path(p).exists())
     config = DaemonConfig(

@@ -26,6 +26,7 @@ from rsigma.formats.extract import Extraction, InvalidExpression, extractor
 from rsigma.logs import log_level as parse_log_level
 from rsigma.pipelines import builtin_pipelines
 from rsigma.routing.router import builtin_routers
+from rsigma.rule_cache import default_dir
 from rsigma.rules.correlation import parse_timespan
 
 RulesOption = Annotated[
@@ -205,6 +206,36 @@ NoDetectionsOption = Annotated[
         " `generate: true`; here they are always hidden (the Sigma default), so it changes nothing.",
     ),
 ]
+
+
+RuleCacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--rule-cache",
+        envvar="RSIGMA_RULE_CACHE",
+        metavar="DIR",
+        file_okay=False,
+        help="Directory keeping parsed rule sets, so a restart, a reload or a matcher starts faster"
+        " (default: $XDG_CACHE_HOME/rsigma/rules, else ~/.cache/rsigma/rules). It must be yours and"
+        " writable by no one else, or it is not used.",
+        show_default=False,
+    ),
+]
+NoRuleCacheOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-rule-cache",
+        envvar="RSIGMA_NO_RULE_CACHE",
+        help="Parse and compile the rules afresh, without reading or writing the rule cache.",
+    ),
+]
+
+
+def rule_cache_dir(directory: Path | None, disabled: bool) -> Path | None:
+    """The rule cache to use: none with --no-rule-cache, else --rule-cache or the default."""
+    if disabled:
+        return None
+    return directory or default_dir()
 
 
 def match_detail_flag(level: str) -> str:

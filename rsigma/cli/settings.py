@@ -34,6 +34,8 @@ KEYS: dict[str, str] = {
     "matcher_timeout": "daemon.engine.matcher_timeout",
     "reload_poll": "daemon.engine.reload_poll",
     "match_detail": "daemon.engine.match_detail",
+    "rule_cache": "daemon.engine.rule_cache",
+    "no_rule_cache": "daemon.engine.no_rule_cache",
     "input_": "daemon.input.source",
     "input_format_name": "daemon.input.format",
     "syslog_tz": "daemon.input.syslog_tz",

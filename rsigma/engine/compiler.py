@@ -7,7 +7,6 @@ selections and fields made them match.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,20 +40,48 @@ class CompiledSelection:
         return self.group.matches
 
 
-@dataclass(slots=True)
 class CompiledRule:
     """A rule ready to evaluate; `index` is its position in load order (the output order).
 
-    Its `rule` is the parsed rule without `raw`, the YAML document it came from: nothing evaluates or
-    reports from it, and on SigmaHQ it was a tenth of a compiled rule set's memory (11 MB of 95), in
-    the daemon and in each matcher."""
+    A rule restored from the rule cache (`lazy`) compiles its selections on first use: most rules are
+    never a candidate of most events, and a matcher process pays only for the rules its events reach.
+    """
 
-    index: int
-    rule: SigmaRule
-    selections: dict[str, CompiledSelection]
-    conditions: tuple[CondNode, ...]
-    matches: Predicate
-    filters: list[Predicate]
+    __slots__ = ("index", "rule", "filters", "selections", "matches")
+
+    def __init__(
+        self,
+        index: int,
+        rule: SigmaRule,
+        selections: dict[str, CompiledSelection],
+        matches: Predicate,
+        filters: list[Predicate],
+    ) -> None:
+        self.index = index
+        self.rule = rule
+        self.selections = selections
+        self.matches = matches
+        self.filters = filters
+
+    @classmethod
+    def lazy(cls, index: int, rule: SigmaRule, filters: list[Predicate]) -> CompiledRule:
+        """A rule known to compile, compiled when `matches` or `selections` is first read."""
+        compiled = cls.__new__(cls)
+        compiled.index = index
+        compiled.rule = rule
+        compiled.filters = filters
+        return compiled
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for an unset slot: a lazy rule's `matches` or `selections`.
+        if name not in ("matches", "selections"):
+            raise AttributeError(name)
+        self.selections, self.matches = _compile_selections(self.rule, self.filters)
+        return getattr(self, name)
+
+    @property
+    def conditions(self) -> tuple[CondNode, ...]:
+        return self.rule.conditions
 
     def explain(self, view: EventView, detail: str = "off") -> tuple[list[str], list[Any]]:
         """Selections that made the first true condition true, and the fields they matched: (field,
@@ -197,17 +224,23 @@ def compile_filter(flt: SigmaFilter) -> Predicate:
 
 def compile_rule(index: int, rule: SigmaRule, filters: list[Predicate] | None = None) -> CompiledRule:
     """Compile a parsed rule; errors (bad regex, unresolved placeholder) carry the rule's location."""
+    filters = filters or []
+    selections, matches = _compile_selections(rule, filters)
+    return CompiledRule(index, rule, selections, matches, filters)
+
+
+def _compile_selections(
+    rule: SigmaRule, filters: list[Predicate]
+) -> tuple[dict[str, CompiledSelection], Predicate]:
     try:
         selections = {name: CompiledSelection(name, compile_group(g)) for name, g in rule.detections.items()}
         preds = {name: s.matches for name, s in selections.items()}
         matches = any_of([compile_condition(c, preds) for c in rule.conditions])
     except SigmaError as e:
         raise e.located(rule.location, rule.title) from None
-    filters = filters or []
     if filters:
         matches = all_of([matches, *filters])
-    kept = dataclasses.replace(rule, raw={}) if rule.raw else rule
-    return CompiledRule(index, kept, selections, rule.conditions, matches, filters)
+    return selections, matches
 
 
 def detection_fields(detections: dict[str, DetectionGroup]) -> set[str] | None:

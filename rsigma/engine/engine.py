@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from rsigma.engine.compiler import CompiledRule, compile_filter, compile_rule, detection_fields
 from rsigma.engine.event import EventView
-from rsigma.engine.index import CandidateIndex, rule_witness
+from rsigma.engine.index import CandidateIndex, Witness, rule_witness
 from rsigma.engine.match_detail import check_level
 from rsigma.engine.matchers import Predicate
 from rsigma.engine.regex import BUDGET, BacktrackingBudgetExceeded
@@ -167,6 +168,21 @@ def _result_key(index: int, fields: tuple[str, ...] | None, view: EventView) -> 
     return tuple(key)
 
 
+@dataclass(slots=True)
+class EngineImage:
+    """An engine without its closures, for the rule cache: the rule set it was built from, which rules
+    and filters compiled (positions in the rule set), what failed and why, each rule's witness (for
+    the per-logsource indexes routing builds) and the candidate index."""
+
+    ruleset: RuleSet
+    compiled: list[int]
+    filters: list[int]
+    errors: list[SigmaError]
+    warnings: list[str]
+    witnesses: list[Witness | None]
+    index: CandidateIndex
+
+
 class Engine:
     """Compiled rules and their candidate index. Rules that fail to compile are kept in `errors`."""
 
@@ -180,35 +196,81 @@ class Engine:
     ) -> None:
         if not isinstance(ruleset, RuleSet):
             ruleset = RuleSet(rules=list(ruleset))
+        self._setup(ruleset, router, match_detail)
+        with gc_paused():
+            self._build(ruleset, strict)
+
+    @classmethod
+    def from_image(
+        cls, image: EngineImage, *, router: LogsourceRouter | None = None, match_detail: str = "off"
+    ) -> Engine:
+        """The engine `image` was taken of, with the same rules, errors and warnings; its rules compile
+        on first use (they compiled when the image was taken)."""
+        engine = cls.__new__(cls)
+        engine._setup(image.ruleset, router, match_detail)
+        engine.errors = list(image.errors)
+        engine.warnings = list(image.warnings)
+        engine._compiled = image.compiled
+        engine._filters = image.filters
+        with gc_paused():
+            filters = [
+                (flt, compile_filter(flt)) for flt in map(image.ruleset.filters.__getitem__, image.filters)
+            ]
+            rules = image.ruleset.rules
+            engine.rules = []
+            for n, rule in enumerate(map(rules.__getitem__, image.compiled)):
+                applied = [(flt, pred) for flt, pred in filters if filter_applies(flt, rule)]
+                engine.rules.append(CompiledRule.lazy(n, rule, [pred for _, pred in applied]))
+                engine._deciding.append(_decided_by(rule, [flt for flt, _ in applied]))
+            engine._witnesses = image.witnesses
+            engine.index = image.index
+        return engine
+
+    def image(self) -> EngineImage:
+        """What `from_image` needs to rebuild this engine without parsing or compiling again."""
+        return EngineImage(
+            self.ruleset,
+            self._compiled,
+            self._filters,
+            self.errors,
+            self.warnings,
+            self._witnesses,
+            self.index,
+        )
+
+    def _setup(self, ruleset: RuleSet, router: LogsourceRouter | None, match_detail: str) -> None:
+        self.ruleset = ruleset
         self.router = router
         self.match_detail = check_level(match_detail)
         self.unplaced = 0  # events the router could not place (evaluated against every rule)
         self._routed: dict[Placement, CandidateIndex] = {}
-        with gc_paused():
-            self._build(ruleset, strict)
+        #: Per compiled rule, the fields whose values alone decide it (see `_decided_by`).
+        self._deciding: list[tuple[str, ...] | None] = []
+        #: Rule results by (rule, values of its deciding fields): bounded, starts over when full.
+        self._results: dict[tuple[Any, ...], bool] = {}
 
     def _build(self, ruleset: RuleSet, strict: bool) -> None:
         self.errors: list[SigmaError] = []
         self.warnings: list[str] = [w for rule in ruleset.rules for w in unresolved_placeholders(rule)]
         filters: list[tuple[SigmaFilter, Predicate]] = []
-        for flt in ruleset.filters:
+        self._filters: list[int] = []
+        for n, flt in enumerate(ruleset.filters):
             try:
                 filters.append((flt, compile_filter(flt)))
+                self._filters.append(n)
             except SigmaError as e:
                 self._fail(e, strict)
         self.rules: list[CompiledRule] = []
-        #: Per compiled rule, the fields whose values alone decide it (see `_decided_by`).
-        self._deciding: list[tuple[str, ...] | None] = []
-        for rule in ruleset.rules:
+        self._compiled: list[int] = []
+        for n, rule in enumerate(ruleset.rules):
             applied = [(flt, pred) for flt, pred in filters if filter_applies(flt, rule)]
             try:
                 self.rules.append(compile_rule(len(self.rules), rule, [pred for _, pred in applied]))
+                self._compiled.append(n)
             except SigmaError as e:
                 self._fail(e, strict)
                 continue
             self._deciding.append(_decided_by(rule, [flt for flt, _ in applied]))
-        #: Rule results by (rule, values of its deciding fields): bounded, starts over when full.
-        self._results: dict[tuple[Any, ...], bool] = {}
         self._witnesses = [rule_witness(r.rule) for r in self.rules]
         self.index = CandidateIndex.build(enumerate(self._witnesses))
 

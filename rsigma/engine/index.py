@@ -24,8 +24,9 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
+from itertools import islice
 from typing import Any, Final
 
 from rsigma.engine.event import KEYWORD_SEPARATOR, EventView
@@ -192,9 +193,9 @@ def rule_witness(rule: SigmaRule) -> Witness | None:
 
 #: Texts longer than this are not memoised (long values such as command lines rarely repeat).
 MEMO_MAX_TEXT: Final = 256
-#: Memoised texts per indexed field, and for keywords (all values of an event); a memo starts over when full.
-MEMO_MAX_ENTRIES: Final = 1024
-KEYWORD_MEMO_MAX_ENTRIES: Final = 4096
+#: Memoised texts per indexed field; a full memo drops its older half (clearing it all made the values
+#: in use miss together).
+MEMO_MAX_ENTRIES: Final = 4096
 
 #: A conjunction beyond its anchor: (rule, the other plain atoms, groups of which one atom each).
 Guarded = tuple[int, frozenset[int], tuple[frozenset[int], ...]]
@@ -224,8 +225,18 @@ def _resolve(guarded: Guarded, atoms: frozenset[int], own: frozenset[int]) -> Gu
     return rule, rest, tuple(kept)
 
 
+_NOTHING: Final[Entry] = (frozenset(), frozenset(), ())
+
+
+def _forget_older_half(memo: dict[Any, Any]) -> None:
+    for key in list(islice(memo, len(memo) // 2)):
+        del memo[key]
+
+
 def _entry(atoms: frozenset[int], triggers: dict[int, Trigger], own: frozenset[int] | None) -> Entry:
     """The rules and conjunctions `atoms` trigger; with `own`, resolved as far as the field decides."""
+    if not atoms:
+        return _NOTHING  # most values: one shared entry
     rules: set[int] = set()
     guarded: list[Guarded] = []
     for atom in atoms:
@@ -256,7 +267,7 @@ class FieldIndex:
     (`own` None) cannot: its atoms may hold in any value of the event.
     """
 
-    __slots__ = ("field", "exact", "numeric", "find", "triggers", "own", "max_entries", "memo")
+    __slots__ = ("field", "exact", "numeric", "find", "triggers", "own", "memo")
 
     def __init__(
         self,
@@ -265,7 +276,6 @@ class FieldIndex:
         find: Finder | None,
         triggers: dict[int, Trigger],
         own: frozenset[int] | None,
-        max_entries: int = MEMO_MAX_ENTRIES,
     ) -> None:
         self.field = field
         self.exact = exact
@@ -273,11 +283,10 @@ class FieldIndex:
         self.find = find
         self.triggers = triggers
         self.own = own
-        self.max_entries = max_entries
         self.memo: dict[str | int, Entry] = {}
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return self.field, self.exact, self.find, self.triggers, self.own, self.max_entries
+        return self.field, self.exact, self.find, self.triggers, self.own
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.__init__(*state)  # type: ignore[misc]
@@ -311,8 +320,8 @@ class FieldIndex:
             found = self.entry((str(value),), False)  # an int's text is its canonical form
         if type(value) is int or len(value) <= MEMO_MAX_TEXT:
             memo = self.memo
-            if len(memo) >= self.max_entries:
-                memo.clear()
+            if len(memo) >= MEMO_MAX_ENTRIES:
+                _forget_older_half(memo)
             memo[value] = found
         return found
 
@@ -332,8 +341,6 @@ class CandidateIndex:
     keywords: FieldIndex | None
     atoms: list[Atom]
     always: frozenset[int]
-    #: Values met once by the keyword search: memoised when met again (most never are: times, ids).
-    seen_leaves: dict[str, None] = field(default_factory=dict)
 
     @classmethod
     def build(cls, witnesses: Iterable[tuple[int, Witness | None]]) -> CandidateIndex:
@@ -396,8 +403,7 @@ class CandidateIndex:
                 by_key[".".join(segments[:k])].append(fi)
         keyword_index = None
         if keywords:
-            finder = needle_finder(keywords, prefer_set=True)
-            keyword_index = FieldIndex("", {}, finder, triggers, None, KEYWORD_MEMO_MAX_ENTRIES)
+            keyword_index = FieldIndex("", {}, needle_finder(keywords, prefer_set=True), triggers, None)
         return cls(
             by_key=dict(by_key),
             keywords=keyword_index,
@@ -432,34 +438,12 @@ class CandidateIndex:
                         out.update(rules)
                     if guarded:
                         pending.append(guarded)
-        keywords = self.keywords
-        if keywords is not None:
-            # A keyword needle never spans two values: values seen before use their memo, the others
-            # are searched in one pass over their joined text (a pass per value costs more).
-            memo = keywords.memo
-            seen = self.seen_leaves
-            missed: list[str] = []
-            entries: list[Entry] = []
-            for leaf in view.raw_leaves():
-                entry = memo.get(leaf)
-                if entry is not None:
-                    entries.append(entry)
-                elif leaf in seen:
-                    entries.append(keywords.value_entry(leaf))
-                else:
-                    if len(seen) >= KEYWORD_MEMO_MAX_ENTRIES:
-                        seen.clear()
-                    seen[leaf] = None
-                    missed.append(leaf)
-            if missed:
-                entries.append(keywords.entry((fold(KEYWORD_SEPARATOR.join(missed)),), False))
-            for atoms, rules, guarded in entries:
-                if atoms:
-                    found.update(atoms)
-                    if rules:
-                        out.update(rules)
-                    if guarded:
-                        pending.append(guarded)
+        if self.keywords is not None:
+            atoms, rules, guarded = self.keywords.entry((view.keyword_text(),), False)
+            found.update(atoms)
+            out.update(rules)
+            if guarded:
+                pending.append(guarded)
         for guarded in pending:
             for rule, plain, groups in guarded:
                 if plain <= found and (not groups or all(not g.isdisjoint(found) for g in groups)):

@@ -188,6 +188,11 @@ def builtin_pipelines() -> list[str]:
 
 def load_pipeline(name_or_path: str | Path) -> Pipeline:
     """A builtin pipeline by name, or a pipeline YAML file; errors name the file and the item."""
+    return parse_pipeline_text(*read_pipeline(name_or_path))
+
+
+def read_pipeline(name_or_path: str | Path) -> tuple[Path, str]:
+    """The file a pipeline name or path stands for, and its text (the rule cache's key hashes it)."""
     path = Path(name_or_path)
     if not path.exists():
         builtin = BUILTIN_DIR / f"{name_or_path}.yml"
@@ -198,11 +203,19 @@ def load_pipeline(name_or_path: str | Path) -> Pipeline:
                 location=Location(path),
             )
         path = builtin
+    try:
+        return path, path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SigmaSyntaxError(f"cannot read pipeline: {e}", location=Location(path)) from e
+    except UnicodeDecodeError as e:
+        raise SigmaSyntaxError(f"invalid YAML: {e}", location=Location(path)) from e
+
+
+def parse_pipeline_text(path: Path, text: str) -> Pipeline:
+    """The pipeline in `text`, read from `path` (which errors name)."""
     location = Location(path)
     try:
-        docs = [doc for _, doc in iter_documents(path.read_text(encoding="utf-8"))]
-    except OSError as e:
-        raise SigmaSyntaxError(f"cannot read pipeline: {e}", location=location) from e
+        docs = [doc for _, doc in iter_documents(text)]
     except Exception as e:  # yaml.YAMLError: report it as a located syntax error
         raise SigmaSyntaxError(f"invalid YAML: {e}", location=location) from e
     if len(docs) != 1:

@@ -10,19 +10,23 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from rsigma.errors import SigmaConditionError
+from rsigma.pickling import pickled_by_fields
 
 MAX_CONDITION_CHARS: Final = 65536
 MAX_NESTING_DEPTH: Final = 64
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class CondRef:
     name: str
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class CondSelector:
     """`N of pattern`: quantifier is "any", "all" or a count of at least 1."""
@@ -31,16 +35,19 @@ class CondSelector:
     pattern: str  # "them" or a name pattern with `*` wildcards
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class CondNot:
     item: CondNode
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class CondAnd:
     items: tuple[CondNode, ...]
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class CondOr:
     items: tuple[CondNode, ...]
@@ -60,6 +67,13 @@ def parse_condition(text: str) -> CondNode:
         raise SigmaConditionError("condition must be a non-empty string")
     if len(text) > MAX_CONDITION_CHARS:
         raise SigmaConditionError(f"condition is longer than {MAX_CONDITION_CHARS} characters")
+    return _parsed(text)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> CondNode:
+    """Conditions repeat across rules (`selection`, `selection and not filter`): each is parsed once,
+    and rules share the tree, which is immutable."""
     return _Parser(text).parse()
 
 
@@ -163,9 +177,14 @@ def selector_names(selector: CondSelector, names: Iterable[str]) -> list[str]:
     pattern = selector.pattern
     if pattern == "them":
         return [n for n in names if not n.startswith("_")]
-    rx = re.compile("".join(".*" if c == "*" else re.escape(c) for c in pattern))
+    rx = _selector_regex(pattern)
     keep_underscore = pattern.startswith("_")
     return [n for n in names if rx.fullmatch(n) and (keep_underscore or not n.startswith("_"))]
+
+
+@lru_cache(maxsize=4096)
+def _selector_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else re.escape(c) for c in pattern))
 
 
 def check_references(node: CondNode, names: list[str], text: str) -> None:

@@ -7,6 +7,7 @@ so `rule validate` can report a whole rule tree in one pass and the daemon can s
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,44 +51,90 @@ def rule_files(path: Path) -> list[Path]:
     Hidden files and directories are left out, as `glob` and pySigma leave them out: a Kubernetes
     ConfigMap volume keeps each file twice, in `..<timestamp>/` and behind a symlink beside it."""
     if path.is_dir():
-        return [p for p in _yaml_files(path) if not _hidden(p, path)]
+        return [file for parts, file in _yaml_files(path) if not _hidden(parts)]
     return [path]
 
 
 def hidden_rule_files(path: Path) -> list[Path]:
     """The *.yml / *.yaml files below a directory that `rule_files` leaves out for being hidden."""
-    return [p for p in _yaml_files(path) if _hidden(p, path)] if path.is_dir() else []
+    return [file for parts, file in _yaml_files(path) if _hidden(parts)] if path.is_dir() else []
 
 
-def _yaml_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+def _yaml_files(directory: Path) -> list[tuple[tuple[str, ...], Path]]:
+    """Each rule file below `directory` with its path's parts below it, sorted as paths sort, as
+    `directory.rglob("*")` finds them: symlinks to files are followed, symlinks to directories are not
+    descended into. `os.walk` rather than `rglob`: a third of a cached load's time on SigmaHQ."""
+    found = []
+    for root, _, names in os.walk(directory):
+        below = os.path.relpath(root, directory)
+        prefix = () if below == "." else tuple(below.split(os.sep))
+        for name in names:
+            if os.path.splitext(name)[1] in RULE_SUFFIXES and os.path.isfile(os.path.join(root, name)):
+                found.append((*prefix, name))
+    found.sort()
+    return [(parts, directory.joinpath(*parts)) for parts in found]
 
 
-def _hidden(file: Path, directory: Path) -> bool:
-    return any(part.startswith(".") for part in file.relative_to(directory).parts)
+def _hidden(parts: tuple[str, ...]) -> bool:
+    return any(part.startswith(".") for part in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSource:
+    """One rule file as read (its bytes), or a path that could not be read and why: what `load_rules`
+    parses, and what the rule cache's key is made of, so the key and the rules come from one read."""
+
+    path: Path
+    data: bytes | None
+    problem: str | None = None  # why there are no bytes
+    counted: bool = True  # a file (it counts in `RuleSet.files`), not a missing path
+
+
+def read_sources(*paths: str | Path) -> list[RuleSource]:
+    """Every rule file below `paths` (`rule_files`), read, in load order."""
+    sources = []
+    for p in map(Path, paths):
+        if not p.exists():
+            sources.append(RuleSource(p, None, "no such file or directory", counted=False))
+            continue
+        for file in rule_files(p):
+            try:
+                sources.append(RuleSource(file, file.read_bytes()))
+            except OSError as e:
+                sources.append(RuleSource(file, None, f"cannot read file: {e}"))
+    return sources
 
 
 def load_rules(*paths: str | Path) -> RuleSet:
     """Load rule files and directories; failures are collected in `RuleSet.errors`, not raised."""
+    return parse_sources(read_sources(*paths))
+
+
+def parse_sources(sources: list[RuleSource]) -> RuleSet:
+    """The rules of files read by `read_sources`; failures are collected, not raised."""
     ruleset = RuleSet()
     with gc_paused():
-        for p in paths:
-            _load_path(Path(p), ruleset)
+        for source in sources:
+            text = None
+            problem = source.problem
+            if source.data is not None:
+                try:
+                    text = _universal_newlines(source.data.decode("utf-8"))
+                except UnicodeDecodeError as e:
+                    problem = f"cannot read file: {e}"
+            if text is None:
+                ruleset.errors.append(SigmaSyntaxError(problem or "", location=Location(source.path)))
+                ruleset.files += source.counted
+                continue
+            ruleset.extend(parse_rules_text(text, source.path))
     return ruleset
 
 
-def _load_path(path: Path, ruleset: RuleSet) -> None:
-    if not path.exists():
-        ruleset.errors.append(SigmaSyntaxError("no such file or directory", location=Location(path)))
-        return
-    for file in rule_files(path):
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            ruleset.errors.append(SigmaSyntaxError(f"cannot read file: {e}", location=Location(file)))
-            ruleset.files += 1
-            continue
-        ruleset.extend(parse_rules_text(text, file))
+def _universal_newlines(text: str) -> str:
+    """The text as `Path.read_text` gives it: CRLF and CR line ends become LF."""
+    if "\r" in text:
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 def parse_rules_text(text: str, path: Path | None = None) -> RuleSet:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rsigma.errors import Location
+from rsigma.pickling import pickled_by_fields
 from rsigma.rules.condition import CondNode
 from rsigma.rules.values import Value
 
@@ -18,6 +19,7 @@ from rsigma.rules.values import Value
 OPERATORS = frozenset({"eq", "re", "cidr", "gt", "gte", "lt", "lte", "exists", "fieldref"})
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class DetectionItem:
     """One `field|modifiers: values` entry, or a keyword list when `field` is None.
@@ -42,6 +44,7 @@ class DetectionItem:
         return self.field is None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class DetectionGroup:
     """A map (AND of its entries) or a list of maps (OR) under a search identifier."""
@@ -58,6 +61,7 @@ class DetectionGroup:
                 yield item
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class LogSource:
     category: str | None = None
@@ -67,6 +71,7 @@ class LogSource:
     custom: dict[str, Any] = field(default_factory=dict)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SigmaRule:
     """A detection rule. `custom` holds every top-level attribute the specification does not define."""
@@ -89,6 +94,7 @@ class SigmaRule:
     processed_by: frozenset[str] = frozenset()  # ids of the pipeline items applied to it
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SigmaFilter:
     """A filter (meta rule): its condition is AND-ed onto every rule it targets."""

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from rsigma.pickling import pickled_by_fields
+
 
 class Wildcard:
     """One of Sigma's two wildcard characters inside a string value."""
@@ -24,11 +26,16 @@ class Wildcard:
     def __repr__(self) -> str:
         return f"Wildcard({self.char!r})"
 
+    def __reduce__(self) -> str:
+        # Matchers test `part is STAR`: an unpickled wildcard (rule cache) must be the module's own.
+        return "STAR" if self is STAR else "QMARK"
+
 
 STAR: Final = Wildcard("*")
 QMARK: Final = Wildcard("?")
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Placeholder:
     """`%name%` inside a value with the `expand` modifier, resolved by a processing pipeline."""
@@ -42,6 +49,7 @@ _PLACEHOLDER = re.compile(r"%(\w+)%")
 _SPECIAL = re.compile(r"[*?]|\\[*?\\]")
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SigmaString:
     """A string value as a sequence of literal text, wildcards and placeholders.
@@ -147,6 +155,7 @@ class SigmaString:
         return "".join(out)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SigmaRegex:
     """A `re` value: the raw pattern and the flags given by the `i`, `m` and `s` modifiers."""
@@ -155,11 +164,13 @@ class SigmaRegex:
     flags: frozenset[str] = frozenset()
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SigmaCIDR:
     network: ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class SigmaFieldRef:
     """A `fieldref` value: the name of the event field to compare with."""
