@@ -361,7 +361,8 @@ class MatcherPool:
         (ConfigError first if the host cannot carry the pool, see `host.prepare`)."""
         self._loop = asyncio.get_running_loop()
         host.prepare(self.n, RING_BYTES)
-        await asyncio.to_thread(start_forkserver, self.build_evaluator, MATCHER_MODULES)
+        recipe = (self.build_evaluator, MATCHER_MODULES, self.log_format, self.log_level)
+        await asyncio.to_thread(start_forkserver, *recipe)
         for worker in self.workers:  # the first waits while the forkserver compiles the rules
             await asyncio.to_thread(worker.launch, self._context, self._matcher_spec())
             worker.attach(self._loop, self._on_data, self._on_exit)
@@ -376,7 +377,6 @@ class MatcherPool:
         log.info("matcher pool started", extra={"workers": self.n})
 
     def _spawn(self, worker: _Worker) -> None:
-        """Its rings and process (forked by the forkserver: it has the running rules), watched."""
         worker.launch(self._context, self._matcher_spec())
         worker.attach(self._loop, self._on_data, self._on_exit)
 

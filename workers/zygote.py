@@ -15,7 +15,6 @@ files changed since, a reload since, the template did not compile) it compiles i
 from __future__ import annotations
 
 import base64
-import logging
 import multiprocessing
 import os
 import pickle
@@ -24,6 +23,7 @@ from multiprocessing import forkserver
 from typing import Final
 
 from rsigma.evaluator import Evaluator
+from rsigma.logs import setup_logging
 
 #: The environment variable through which the pool hands its `build_evaluator` to the forkserver.
 VARIABLE: Final = "RSIGMA_MATCHER_TEMPLATE"
@@ -31,11 +31,14 @@ VARIABLE: Final = "RSIGMA_MATCHER_TEMPLATE"
 _template: Evaluator | None = None
 
 
-def start_forkserver(build: Callable[[], Evaluator], preload: list[str]) -> None:
-    """Start the forkserver (once per process: later calls find it running) with the rules it compiles.
-    It returns before they are compiled; the first matcher forked waits for them."""
+def start_forkserver(
+    build: Callable[[], Evaluator], preload: list[str], log_format: str, log_level: str
+) -> None:
+    """Start the forkserver (once per process: later calls find it running) with the rules it compiles,
+    logging as the matchers do. It returns before they are compiled; the first matcher forked waits."""
     multiprocessing.set_forkserver_preload(preload)
-    os.environ[VARIABLE] = base64.b64encode(pickle.dumps(build)).decode("ascii")
+    recipe = pickle.dumps((build, log_format, log_level))
+    os.environ[VARIABLE] = base64.b64encode(recipe).decode("ascii")
     try:
         forkserver.ensure_running()  # the server inherits the environment as it is now
     finally:
@@ -52,20 +55,18 @@ def take(fingerprint: str) -> Evaluator | None:
 
 
 def _compile() -> Evaluator | None:
-    """The rules `start_forkserver` named, or None (nothing named, or they failed: each matcher then compiles
-    its own and reports the error itself). Its warnings are the loader's and the matchers' to log."""
+    """The rules `start_forkserver` named, loaded as a matcher loads them (its warnings and the rule
+    cache's hit are logged), or None: nothing named, or they failed (each matcher then compiles its own
+    and reports the error itself)."""
     data = os.environ.pop(VARIABLE, None)
     if not data:
         return None
-    root = logging.getLogger()
-    handlers = root.handlers[:]
-    root.handlers[:] = [logging.NullHandler()]
     try:
-        return pickle.loads(base64.b64decode(data))()  # type: ignore[no-any-return]
+        build, log_format, log_level = pickle.loads(base64.b64decode(data))
+        setup_logging(log_format, log_level)
+        return build()  # type: ignore[no-any-return]
     except Exception:
         return None
-    finally:
-        root.handlers[:] = handlers
 
 
 _template = _compile()

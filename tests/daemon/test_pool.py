@@ -308,7 +308,8 @@ def test_the_supervisor_does_not_hold_the_compiled_rules(daemon, tmp_path):
     the supervisor keeps what it shows of the rules, so a large rule set costs it nothing (issue 15).
     A matcher's RSS counts the shared pages in full (the rules compiled, plus its interpreter), its
     USS only its own."""
-    d = daemon("-r", big_rule_set(tmp_path / "big"), "--input", "http", "--workers", "1")
+    # without the rule cache, every rule is compiled at load (from it, on first use)
+    d = daemon("-r", big_rule_set(tmp_path / "big"), "--input", "http", "--workers", "1", "--no-rule-cache")
     supervisor = smaps_kb(d.pid)["Uss"]
     (matcher,) = [smaps_kb(pid) for pid in d.matcher_pids()]
     assert supervisor < matcher["Rss"], (supervisor, matcher)  # in kB; it held the rules too: ~1.3x
