@@ -8,6 +8,7 @@ correlation says `generate: true` (Sigma correlation specification, "Generate").
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from rsigma.correlation.engine import CorrelationConfig, CorrelationEngine, CorrelationResult
@@ -17,6 +18,22 @@ from rsigma.routing import LogsourceRouter
 from rsigma.rules import RuleSet, parse_rules_text
 
 Result = Detection | CorrelationResult
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSummary:
+    """What a process that does not evaluate needs of a loaded rule set: what the daemon's API, logs and
+    metrics show, the reload checks, and the correlations' levels and keys for routing their hits.
+
+    The supervisor of a matcher pool keeps only this: its matchers compile and evaluate the rules, and a
+    compiled SigmaHQ is about 100 MB that no one in the supervisor would use."""
+
+    rules: tuple[tuple[str, str | None, str | None], ...]  # (title, id, level) in load order
+    correlations: int
+    fingerprint: str  # `Evaluator.fingerprint`
+    levels: tuple[int, ...]  # `CorrelationEngine.levels` and `.keys`
+    keys: tuple[str, ...]
+    skipped: tuple[str, ...]  # what the loader left out, with why (`Evaluator.skipped`)
 
 
 class Evaluator:
@@ -59,6 +76,16 @@ class Evaluator:
         for c in self.correlation.correlations:
             digest.update(f"{c.id}\0{c.name}\0{c.title}\0{c.type}\0{c.rules}\0{c.group_by}\n".encode())
         return digest.hexdigest()
+
+    def summary(self) -> RuleSummary:
+        return RuleSummary(
+            rules=tuple((c.rule.title, c.rule.id, c.rule.level) for c in self.engine.rules),
+            correlations=len(self.correlation.correlations),
+            fingerprint=self.fingerprint(),
+            levels=tuple(self.correlation.levels),
+            keys=tuple(self.correlation.keys),
+            skipped=tuple(map(str, self.skipped)),
+        )
 
     @property
     def errors(self) -> list[SigmaError]:

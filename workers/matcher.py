@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing import forkserver
 from typing import Any
 
 from rsigma.correlation.engine import Hit
@@ -24,7 +25,7 @@ from rsigma.engine.regex import backtracking_timeouts
 from rsigma.evaluator import Evaluator
 from rsigma.logs import setup_logging
 from rsigma.payloads import PayloadOptions, evaluate_payloads, result_lines
-from workers import protocol
+from workers import protocol, zygote
 from workers.protocol import (
     Answer,
     Applied,
@@ -57,7 +58,7 @@ _PR_SET_PDEATHSIG = 1
 
 @dataclass(frozen=True, slots=True)
 class MatcherSpec:
-    """Everything a matcher process needs; pickled to it at spawn."""
+    """Everything a matcher process needs; pickled to it when the forkserver forks it."""
 
     index: int
     build_evaluator: Callable[[], Evaluator]
@@ -66,6 +67,7 @@ class MatcherSpec:
     options: PayloadOptions
     log_format: str = "json"
     log_level: str = "info"
+    fingerprint: str = ""  # of the running rules: the forkserver's compiled ones are taken if they match
 
 
 class Matcher:
@@ -191,19 +193,27 @@ class Matcher:
 
 def die_with_parent() -> None:
     """Be SIGKILLed when the supervisor dies, even while stopped or stuck in a batch (the idle check
-    of `PARENT_CHECK_S` cannot see that), so a matcher never outlives its supervisor. Linux only."""
+    of `PARENT_CHECK_S` cannot see that), so a matcher never outlives its supervisor. Linux only.
+
+    Its parent process is the forkserver, which exits as soon as the supervisor dies, provided no
+    matcher holds the write end of the pipe that tells it so: a forked child inherits it, and a stopped
+    matcher holding it would keep the forkserver, and so itself, alive."""
+    server = forkserver._forkserver  # the process's forkserver state, inherited from the forkserver
+    if server._forkserver_alive_fd is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         log.warning("matcher cannot ask to die with its supervisor", extra={"errno": ctypes.get_errno()})
-    parent = multiprocessing.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before the prctl
+    parent = multiprocessing.parent_process()  # the supervisor, watched through a pipe
+    if parent is not None and not parent.is_alive():  # it died before the prctl
         raise SystemExit(0)
 
 
 def run(spec: MatcherSpec) -> None:
-    """The process entry point (spawned by the pool)."""
+    """The process entry point (forked by the forkserver for the pool)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
     setup_logging(spec.log_format, spec.log_level)
     die_with_parent()
@@ -211,7 +221,7 @@ def run(spec: MatcherSpec) -> None:
     outbox = Channel.open(spec.outbox)
     try:
         try:
-            evaluator = spec.build_evaluator()
+            evaluator = zygote.take(spec.fingerprint) or spec.build_evaluator()
         except Exception as e:  # rules that compiled in the supervisor broke on disk since, say
             log.error("matcher could not compile the rules", extra={"matcher": spec.index, "error": str(e)})
             raise SystemExit(1) from e

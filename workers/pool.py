@@ -37,6 +37,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final, TypeVar
 
 from rsigma.correlation.sharding import (
@@ -46,9 +47,11 @@ from rsigma.correlation.sharding import (
     merge_snapshots,
     split_snapshot,
 )
-from rsigma.evaluator import Evaluator
+from rsigma.evaluator import Evaluator, RuleSummary
+from rsigma.loading import refuse_dropped_rules
 from rsigma.payloads import BatchResult, Outcome, PayloadOptions
 from workers import host, protocol
+from workers.loader import load_summary
 from workers.matcher import MatcherSpec, run
 from workers.protocol import (
     Applied,
@@ -71,6 +74,7 @@ from workers.protocol import (
 )
 from workers.ring import Channel
 from workers.watchdog import DEFAULT_MATCHER_TIMEOUT_S, Watchdog
+from workers.zygote import start_forkserver
 
 log = logging.getLogger("rsigma.daemon")
 
@@ -87,6 +91,10 @@ STOP_TIMEOUT_S: Final = 5.0
 POISON_DEATHS: Final = 2
 #: Deaths in a row before `Ready` (its rules no longer compile, say) before the pool gives up.
 FAILED_STARTS: Final = 3
+
+#: What multiprocessing's forkserver imports before it forks any matcher: the matcher's modules, and
+#: (through `workers/zygote.py`) the rules compiled once, which the matchers forked from it share.
+MATCHER_MODULES: Final = ["workers.matcher"]
 
 #: The answer frame a request expects.
 A = TypeVar("A", bound=FromMatcher)
@@ -200,6 +208,27 @@ class _Worker:
             self.poisoned += 1
         return position
 
+    def launch(self, context: Any, spec: Callable[..., MatcherSpec]) -> None:
+        """New rings, and a process started on them (the first one forked waits for the forkserver)."""
+        self.inbox = Channel.create(RING_BYTES)
+        self.outbox = Channel.create(RING_BYTES)
+        matcher = spec(index=self.index, inbox=self.inbox.handle(), outbox=self.outbox.handle())
+        self.process = context.Process(target=run, args=(matcher,), name=f"rsigma-matcher-{self.index}")
+        self.process.start()
+
+    def attach(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_data: Callable[[_Worker], None],
+        on_exit: Callable[[_Worker], None],
+    ) -> None:
+        """Watch its rings and its exit (what it said before this waits in its ring)."""
+        assert self.inbox is not None and self.outbox is not None
+        self.ready = loop.create_future()
+        loop.add_reader(self.outbox.data.fileno(), on_data, self)
+        loop.add_reader(self.inbox.space.fileno(), self.on_space)
+        loop.add_reader(self.process.sentinel, on_exit, self)
+
     def on_space(self) -> None:
         assert self.inbox is not None
         self.inbox.space.drain()
@@ -295,7 +324,7 @@ class MatcherPool:
         self,
         build_evaluator: Callable[[], Evaluator],
         workers: int,
-        evaluator: Evaluator,
+        rules: RuleSummary,
         *,
         options: PayloadOptions,
         log_format: str = "json",
@@ -305,10 +334,8 @@ class MatcherPool:
         self.build_evaluator = build_evaluator
         self.n = workers
         self.window = workers * WINDOW
-        self.correlation = evaluator.correlation  # the supervisor's: correlation levels and keys for routing
-        self.fingerprint = (
-            evaluator.fingerprint()
-        )  # of the supervisor's rules: every matcher must have the same
+        self.rules = rules  # the running rules: correlation levels and keys for routing, the fingerprint
+        self.pending: RuleSummary | None = None  # loaded by `load`, swapped in by `reload`
         self.options = options
         self.log_format = log_format
         self.log_level = log_level
@@ -319,7 +346,8 @@ class MatcherPool:
         self._stage_tail: asyncio.Future[None] | None = None
         self._gate: asyncio.Future[None] | None = None  # set while a reload waits for batches to finish
         self._stopping = False
-        self._context = multiprocessing.get_context("spawn")  # never fork a process with threads
+        # never fork a process with threads: the forkserver is a fresh single-threaded interpreter
+        self._context = multiprocessing.get_context("forkserver")
         self._loop: asyncio.AbstractEventLoop | None = None
         self.failure: PoolError | None = None  # set once the pool gave up
         self.on_failure: Callable[[BaseException], None] | None = None  # the daemon's: it then stops
@@ -333,8 +361,11 @@ class MatcherPool:
         (ConfigError first if the host cannot carry the pool, see `host.prepare`)."""
         self._loop = asyncio.get_running_loop()
         host.prepare(self.n, RING_BYTES)
-        for worker in self.workers:
-            self._spawn(worker)
+        recipe = (self.build_evaluator, MATCHER_MODULES, self.log_format, self.log_level)
+        await asyncio.to_thread(start_forkserver, *recipe)
+        for worker in self.workers:  # the first waits while the forkserver compiles the rules
+            await asyncio.to_thread(worker.launch, self._context, self._matcher_spec())
+            worker.attach(self._loop, self._on_data, self._on_exit)
         await await_ready(self.workers)
         if snapshot is not None:
             self.last_snapshot = snapshot
@@ -346,26 +377,19 @@ class MatcherPool:
         log.info("matcher pool started", extra={"workers": self.n})
 
     def _spawn(self, worker: _Worker) -> None:
-        assert self._loop is not None
-        worker.inbox = Channel.create(RING_BYTES)
-        worker.outbox = Channel.create(RING_BYTES)
-        spec = MatcherSpec(
-            index=worker.index,
+        worker.launch(self._context, self._matcher_spec())
+        worker.attach(self._loop, self._on_data, self._on_exit)
+
+    def _matcher_spec(self) -> Callable[..., MatcherSpec]:
+        """A matcher's spec, but for its index and rings."""
+        return partial(
+            MatcherSpec,
             build_evaluator=self.build_evaluator,
-            inbox=worker.inbox.handle(),
-            outbox=worker.outbox.handle(),
             options=self.options,
             log_format=self.log_format,
             log_level=self.log_level,
+            fingerprint=self.rules.fingerprint,
         )
-        worker.ready = self._loop.create_future()
-        worker.process = self._context.Process(
-            target=run, args=(spec,), name=f"rsigma-matcher-{worker.index}"
-        )
-        worker.process.start()
-        self._loop.add_reader(worker.outbox.data.fileno(), self._on_data, worker)
-        self._loop.add_reader(worker.inbox.space.fileno(), worker.on_space)
-        self._loop.add_reader(worker.process.sentinel, self._on_exit, worker)
 
     async def stop(self) -> None:
         """Stop every matcher: a stalled one is killed at once, the others after `STOP_TIMEOUT_S`."""
@@ -522,10 +546,8 @@ class MatcherPool:
         """The batch's hits, round by round, at their owners; each result joins the outcome of the
         payload it belongs to (see `sharding.py`; `origins` maps the slots of extracted events to
         their payloads)."""
-        correlation = self.correlation
-        rounds = CorrelationRounds(
-            decode_hits(encoded) if encoded else [], correlation.levels, correlation.keys, self.n
-        )
+        rules = self.rules
+        rounds = CorrelationRounds(decode_hits(encoded) if encoded else [], rules.levels, rules.keys, self.n)
         for shares in rounds:
             applied = await asyncio.gather(
                 *(
@@ -563,7 +585,14 @@ class MatcherPool:
         self.snapshot_at = time.time()
         return self.last_snapshot
 
-    async def reload(self, evaluator: Evaluator) -> str | None:
+    async def load(self, running: RuleSummary) -> RuleSummary:
+        """The new rules' summary, loaded outside the supervisor (`workers/loader.py`); `reload` runs them."""
+        fresh = await asyncio.to_thread(load_summary, self.build_evaluator, self.log_format, self.log_level)
+        refuse_dropped_rules(running, fresh)  # type: ignore[arg-type]  # it reads `skipped` alone
+        self.pending = fresh
+        return fresh
+
+    async def reload(self) -> str | None:
         """Recompile in every matcher between batches; the first error (None when all succeeded).
 
         Hits name correlations by index, so no batch may be out while the rules change: new batches
@@ -573,7 +602,9 @@ class MatcherPool:
         Otherwise every matcher drops what it built and the old rules stay, everywhere.
         """
         assert self._loop is not None
-        fingerprint = evaluator.fingerprint()
+        fresh, self.pending = self.pending, None
+        assert fresh is not None, "reload without a load"
+        fingerprint = fresh.fingerprint
         gate = self._gate = self._loop.create_future()
         try:
             if self._stage_tail is not None:
@@ -592,7 +623,7 @@ class MatcherPool:
             await asyncio.gather(
                 *(self._request(w, rid := next(self._ids), Swap(rid), Swapped) for w in self.workers)
             )
-            self.correlation, self.fingerprint = evaluator.correlation, fingerprint
+            self.rules = fresh
             return None
         finally:
             self._gate = None
@@ -654,7 +685,7 @@ class MatcherPool:
             match frame:
                 case Ready():
                     assert worker.ready is not None
-                    if frame.fingerprint != self.fingerprint:
+                    if frame.fingerprint != self.rules.fingerprint:
                         log.error(
                             "matcher compiled other rules than the running ones (the rule files changed"
                             " since they were loaded); stopping it",

@@ -68,7 +68,7 @@ its tag (`[1, batch_id, [payload, ...], skip]`), with no field names, so a frame
 batch is as small as the untyped lists were, and decoding it builds the Struct directly and checks
 every field on the way. Each direction has its own tags and its own decoder, so a frame sent the
 wrong way, or bytes that are no frame, fail at once with a `FrameError` naming the frames expected.
-Fields are positional on the wire: both ends always run this module's version (the pool spawns its
+Fields are positional on the wire: both ends always run this module's version (the pool starts its
 matchers from the same code), so a field may be added anywhere as long as both ends change.
 """
 

@@ -11,7 +11,8 @@ import typer
 
 from rsigma.daemon.config import DaemonConfig
 from rsigma.errors import ConfigError
-from rsigma.exit_codes import EXIT_CONFIG_ERROR
+from rsigma.evaluator import Evaluator, RuleSummary
+from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE
 from rsigma.loading import RuleLoadFailed
 from rsigma.nats.auth import NatsAuth, NatsAuthUsageError, nats_auth_from_flags
 
@@ -19,9 +20,22 @@ log = logging.getLogger("rsigma.daemon")
 
 
 def start_daemon(config: DaemonConfig, log_format: str) -> int:
-    """Run the daemon; logging must be set up (`setup_logging`). Returns the exit code."""
+    """Run the daemon; logging must be set up (`setup_logging`). Returns the exit code.
+
+    With a matcher pool, the rules are loaded in a throwaway process (`workers/loader.py`): the matchers
+    compile their own, and the supervisor keeps only their summary."""
+    evaluator: Evaluator | None = None
     try:
-        evaluator = config.build_evaluator()
+        if config.workers:
+            from workers.loader import RuleLoaderDied, load_summary
+
+            try:
+                rules: RuleSummary = load_summary(config.build_evaluator, log_format, config.log_level)
+            except RuleLoaderDied as e:
+                return startup_failed(log_format, EXIT_FAILURE, str(e))
+        else:
+            evaluator = config.build_evaluator()
+            rules = evaluator.summary()
     except RuleLoadFailed as e:
         return startup_failed(log_format, e.exit_code, *e.problems)
     # Imported here, not at the top: the runtime brings aiohttp, nats-py and the pool (0.4 s), which
@@ -30,7 +44,7 @@ def start_daemon(config: DaemonConfig, log_format: str) -> int:
     from workers.pool import PoolError
 
     try:
-        return run_daemon(config, evaluator)
+        return run_daemon(config, rules, evaluator)
     except (ConfigError, PoolError) as e:  # PoolError here: a matcher could not start at all
         return startup_failed(log_format, EXIT_CONFIG_ERROR, str(e))
 

@@ -99,10 +99,10 @@ class ApiServer:
     async def readyz(self, _: web.Request) -> web.Response:
         d = self.daemon
         available = d.backend.available if d.backend is not None else 0
-        ready = d.ready and bool(d.evaluator.engine.rules) and available > 0
+        ready = d.ready and bool(d.rules.rules) and available > 0
         body: dict[str, Any] = {
             "status": "ready" if ready else "not_ready",
-            "rules_loaded": bool(d.evaluator.engine.rules),
+            "rules_loaded": bool(d.rules.rules),
         }
         if not d.ready:
             body["reason"] = d.phase
@@ -123,13 +123,10 @@ class ApiServer:
         d = self.daemon
         return web.json_response(
             {
-                "detection_rules": len(d.evaluator.engine.rules),
-                "correlation_rules": len(d.evaluator.correlation.correlations),
+                "detection_rules": len(d.rules.rules),
+                "correlation_rules": d.rules.correlations,
                 "rules_path": [str(p) for p in d.config.rules],
-                "rules": [
-                    {"title": r.rule.title, "id": r.rule.id, "level": r.rule.level}
-                    for r in d.evaluator.engine.rules
-                ],
+                "rules": [{"title": title, "id": id_, "level": level} for title, id_, level in d.rules.rules],
             }
         )
 
@@ -138,9 +135,7 @@ class ApiServer:
             return refused
         ok = await self.daemon.reload("api")
         if ok:
-            return web.json_response(
-                {"status": "reloaded", "detection_rules": len(self.daemon.evaluator.engine.rules)}
-            )
+            return web.json_response({"status": "reloaded", "detection_rules": len(self.daemon.rules.rules)})
         return web.json_response({"status": "reload_failed"}, status=500)
 
     async def events(self, request: web.Request) -> web.Response:

@@ -2,7 +2,9 @@
 
 Both backends take the same batches of raw payloads and answer with the same per-event outcomes
 (`rsigma.payloads.BatchResult`), computed by the same function (`rsigma.payloads.evaluate_payloads`),
-so the daemon around them has no mode of its own: `open_backend` is the one place that picks.
+so the daemon around them has no mode of its own: `open_backend` is the one place that picks. The
+daemon itself holds only the `RuleSummary` of the running rules; the compiled rules are the backend's
+(in the daemon's process, or in each matcher).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Protocol
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.metrics import Metrics
 from rsigma.engine.regex import backtracking_timeouts
-from rsigma.evaluator import Evaluator
+from rsigma.evaluator import Evaluator, RuleSummary
+from rsigma.loading import refuse_dropped_rules
 from rsigma.payloads import BatchResult, PayloadOptions, evaluate_batch
 from workers.metrics import PoolCollector
 from workers.pool import MatcherPool
@@ -42,8 +45,12 @@ class Backend(Protocol):
     async def export_state(self) -> bytes:
         """Every correlation window, as one snapshot."""
 
-    async def reload(self, evaluator: Evaluator) -> str | None:
-        """Run `evaluator`'s rules from the next batch on, windows kept; the error if it cannot."""
+    async def load(self, running: RuleSummary) -> RuleSummary:
+        """Load and compile the rules afresh, beside the running ones; RuleLoadFailed if they cannot be
+        used, or if they leave out rules the running ones did not (`refuse_dropped_rules`)."""
+
+    async def reload(self) -> str | None:
+        """Run the rules `load` built from the next batch on, windows kept; the error if it cannot."""
 
     @property
     def windows(self) -> int:
@@ -79,8 +86,17 @@ class InlineBackend:
     keeps_snapshots = False
     available = 1  # the daemon's own loop
 
-    def __init__(self, evaluator: Evaluator, options: PayloadOptions, *, collect_hits: bool = False) -> None:
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        build: Callable[[], Evaluator],
+        options: PayloadOptions,
+        *,
+        collect_hits: bool = False,
+    ) -> None:
         self.evaluator = evaluator
+        self.build = build
+        self.pending: Evaluator | None = None  # built by `load`, run from `reload` on
         self.options = options
         self.collect_hits = collect_hits  # --cluster: hits are returned, applied by their owners
         self.on_failure: Callable[[BaseException], None] | None = None
@@ -101,9 +117,19 @@ class InlineBackend:
     async def export_state(self) -> bytes:
         return self.evaluator.correlation.export_state()
 
-    async def reload(self, evaluator: Evaluator) -> str | None:
-        evaluator.correlation.carry_over(self.evaluator.correlation)
-        self.evaluator = evaluator
+    async def load(self, running: RuleSummary) -> RuleSummary:
+        self.pending = None
+        fresh = await asyncio.to_thread(self.build)
+        summary = fresh.summary()
+        refuse_dropped_rules(running, summary)  # type: ignore[arg-type]  # it reads `skipped` alone
+        self.pending = fresh
+        return summary
+
+    async def reload(self) -> str | None:
+        fresh, self.pending = self.pending, None
+        assert fresh is not None, "reload without a load"
+        fresh.correlation.carry_over(self.evaluator.correlation)
+        self.evaluator = fresh
         return None
 
     @property
@@ -129,14 +155,20 @@ class InlineBackend:
         pass
 
 
-def open_backend(config: DaemonConfig, evaluator: Evaluator, metrics: Metrics) -> Backend:
-    """`--workers 0` evaluates in process; N > 0 starts a pool of N matcher processes (each compiles
-    the rules itself with `config.build_evaluator`), whose figures join the daemon's metrics."""
+def open_backend(
+    config: DaemonConfig, evaluator: Evaluator | None, rules: RuleSummary, metrics: Metrics
+) -> Backend:
+    """`--workers 0` evaluates in process with `evaluator`; N > 0 starts a pool of N matcher processes
+    (each compiles the rules itself with `config.build_evaluator`, and `rules` says what they must
+    have), whose figures join the daemon's metrics."""
     options = PayloadOptions(
         config.max_event_bytes, config.include_event, config.input_format, config.extraction
     )
     if config.workers == 0:
-        return InlineBackend(evaluator, options, collect_hits=config.cluster is not None)
+        assert evaluator is not None, "--workers 0 evaluates in the daemon's process"
+        return InlineBackend(
+            evaluator, config.build_evaluator, options, collect_hits=config.cluster is not None
+        )
     if config.input.startswith("nats://") and config.matcher_timeout_s >= config.nats_ack_wait_s:
         log.warning(
             "--matcher-timeout is not below --nats-ack-wait: the events a hung matcher holds will be"
@@ -146,7 +178,7 @@ def open_backend(config: DaemonConfig, evaluator: Evaluator, metrics: Metrics) -
     pool = MatcherPool(
         config.build_evaluator,
         config.workers,
-        evaluator,
+        rules,
         options=options,
         log_format=config.log_format,
         log_level=config.log_level,

@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from rsigma.engine.regex import backtracking_timeouts
-from rsigma.evaluator import Evaluator
+from rsigma.evaluator import RuleSummary
 from rsigma.payloads import RuleKey
 
 
@@ -203,9 +203,9 @@ class Metrics:
         self.correlations = 0
         self._by_rule: dict[RuleKey, Any] = {}
 
-    def rules_loaded(self, evaluator: Evaluator) -> None:
-        self.detection_rules.set(len(evaluator.engine.rules))
-        self.correlation_rules.set(len(evaluator.correlation.correlations))
+    def rules_loaded(self, rules: RuleSummary) -> None:
+        self.detection_rules.set(len(rules.rules))
+        self.correlation_rules.set(rules.correlations)
 
     def cluster_rebalanced(self, members: int, owned: int, rebalances: int) -> None:
         """After each owner computation (`Membership.on_rebalance`): `rebalances` is the running total."""

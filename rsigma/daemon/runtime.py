@@ -30,7 +30,7 @@ from rsigma.cluster.membership import Membership
 from rsigma.cluster.records import MembershipError
 from rsigma.daemon.ack import InFlight, RawEvent
 from rsigma.daemon.api import ApiServer
-from rsigma.daemon.backend import Backend, open_backend
+from rsigma.daemon.backend import Backend, InlineBackend, open_backend
 from rsigma.daemon.cluster import ClusterNode, join_cluster, refuse_chains, refuse_long_windows
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
@@ -44,9 +44,8 @@ from rsigma.daemon.sources import NatsSource, Source, open_source
 from rsigma.daemon.state import RestoreMode, StateStore, restorable_snapshot
 from rsigma.daemon.systemd import Notifier
 from rsigma.daemon.watch import FileWatcher
-from rsigma.evaluator import Evaluator
+from rsigma.evaluator import Evaluator, RuleSummary
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE
-from rsigma.loading import refuse_dropped_rules
 from rsigma.nats.connection import ConnectWait
 
 log = logging.getLogger("rsigma.daemon")
@@ -61,9 +60,18 @@ RUNNING: Final = "running"
 
 
 class Daemon:
-    def __init__(self, config: DaemonConfig, evaluator: Evaluator, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        rules: RuleSummary,
+        evaluator: Evaluator | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        """`rules`: the running rules, as the API lists them; `evaluator`: their compiled form, for
+        `--workers 0` only (a pool's matchers compile their own)."""
         self.config = config
-        self.evaluator = evaluator  # the running rules (the API lists them)
+        self.rules = rules
+        self._evaluator = evaluator  # handed to the in-process backend at start
         self.metrics = metrics or Metrics()
         self.inflight = InFlight()
         self.input: EventQueue[RawEvent | None] = EventQueue(config.buffer_size)
@@ -99,7 +107,8 @@ class Daemon:
         while it waits for a NATS server. A stop asked for during that wait ends it: False."""
         cfg, metrics = self.config, self.metrics
         if cfg.cluster is not None:
-            refuse_chains(self.evaluator, cfg.cluster)
+            assert self._evaluator is not None  # the CLI requires --workers 0
+            refuse_chains(self._evaluator, cfg.cluster)
         if cfg.state_db is not None:
             self.store = StateStore(cfg.state_db, move_damaged=cfg.restore_mode is RestoreMode.CLEAR)
         await self.api.start(cfg.api_addr)
@@ -108,13 +117,15 @@ class Daemon:
             return False
         self._set_phase("starting the evaluation")
         snapshot = restorable_snapshot(self.store, cfg.restore_mode, cfg.replay) if self.store else None
-        self.backend = backend = open_backend(cfg, self.evaluator, metrics)
+        self.backend = backend = open_backend(cfg, self._evaluator, self.rules, metrics)
+        self._evaluator = None  # the backend's from now on (it swaps it at a reload)
         backend.on_failure = self._fail
         metrics.regex_timeouts.read = lambda: backend.regex_timeouts
         await backend.start(snapshot)
         if cfg.cluster is not None:
             self._set_phase(f"joining --cluster {cfg.cluster}")
             assert isinstance(self.source, NatsSource)  # the CLI requires a nats:// input
+            assert isinstance(backend, InlineBackend)  # and --workers 0
             self.membership, self.cluster = await join_cluster(
                 cfg,
                 self.source,
@@ -122,9 +133,9 @@ class Daemon:
                 self.inflight,
                 metrics,
                 self.api.address,
-                lambda: self.evaluator.correlation,  # the running rules' (a reload carries the windows over)
+                lambda: backend.evaluator.correlation,  # the running rules' (a reload keeps the windows)
             )
-        self.metrics.rules_loaded(self.evaluator)
+        self.metrics.rules_loaded(self.rules)
         self.phase = RUNNING
         return True
 
@@ -197,8 +208,8 @@ class Daemon:
         log.info(
             "daemon started",
             extra={
-                "rules": len(self.evaluator.engine.rules),
-                "correlations": len(self.evaluator.correlation.correlations),
+                "rules": len(self.rules.rules),
+                "correlations": self.rules.correlations,
                 "input": self.config.input,
                 "outputs": list(self.config.outputs),
                 "api": self.api.address,
@@ -422,13 +433,19 @@ class Daemon:
         async with self._reload_lock:
             self.metrics.reloads.inc()
             try:
-                fresh = await asyncio.to_thread(self.config.build_evaluator)
-                refuse_dropped_rules(self.evaluator, fresh)
-                if self.config.cluster is not None:
-                    refuse_chains(fresh, self.config.cluster)
-                if self.cluster is not None:
-                    refuse_long_windows(fresh.correlation, self.cluster.cluster, self.cluster.hits_max_age_s)
-                error = await self.backend.reload(fresh) if self.backend is not None else "not started"
+                if self.backend is None:
+                    error = "not started"
+                else:
+                    fresh = await self.backend.load(self.rules)
+                    if self.config.cluster is not None:
+                        assert isinstance(self.backend, InlineBackend) and self.backend.pending is not None
+                        refuse_chains(self.backend.pending, self.config.cluster)
+                        if self.cluster is not None:
+                            cluster = self.cluster
+                            refuse_long_windows(
+                                self.backend.pending.correlation, cluster.cluster, cluster.hits_max_age_s
+                            )
+                    error = await self.backend.reload()
             except Exception as e:
                 error = str(e)
             if error is not None:
@@ -437,24 +454,20 @@ class Daemon:
                     "reload failed; keeping the loaded rules", extra={"trigger": trigger, "error": error}
                 )
                 return False
-            self.evaluator = fresh
+            self.rules = fresh
             self.metrics.rules_loaded(fresh)
             log.info(
                 "rules reloaded",
-                extra={
-                    "trigger": trigger,
-                    "rules": len(fresh.engine.rules),
-                    "correlations": len(fresh.correlation.correlations),
-                },
+                extra={"trigger": trigger, "rules": len(fresh.rules), "correlations": fresh.correlations},
             )
             return True
 
 
-def run_daemon(config: DaemonConfig, evaluator: Evaluator) -> int:
+def run_daemon(config: DaemonConfig, rules: RuleSummary, evaluator: Evaluator | None) -> int:
     """Run on uvloop when it is installed; returns the exit code."""
     return_large_blocks()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        return asyncio.run(Daemon(config, evaluator).run())
-    return uvloop.run(Daemon(config, evaluator).run())
+        return asyncio.run(Daemon(config, rules, evaluator).run())
+    return uvloop.run(Daemon(config, rules, evaluator).run())

@@ -15,8 +15,8 @@ def daemon_status(daemon: Daemon) -> dict[str, Any]:
     metrics, source, backend = daemon.metrics, daemon.source, daemon.backend
     status: dict[str, Any] = {
         "status": "running" if daemon.ready else "loading",
-        "detection_rules": len(daemon.evaluator.engine.rules),
-        "correlation_rules": len(daemon.evaluator.correlation.correlations),
+        "detection_rules": len(daemon.rules.rules),
+        "correlation_rules": daemon.rules.correlations,
         "correlation_state_entries": backend.windows if backend is not None else 0,
         "events_processed": metrics.evaluated,
         "detection_matches": metrics.detections,

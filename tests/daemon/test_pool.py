@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.processes import smaps_kb
 
 # Each test here chooses its --workers itself: the pool is the subject (no [workers0]/[workers2] runs).
 pytestmark = pytest.mark.single_backend
@@ -134,14 +137,33 @@ def test_killed_matcher_is_restarted_and_nothing_is_lost(daemon, ev, rules_dir, 
     assert d.find_log("daemon stopped")["events_processed"] == len(first) + len(rest)
 
 
-def test_a_matcher_that_cannot_start_again_stops_the_daemon(daemon, ev, rules_file, wait_until):
-    """Its rules file broke on disk (no reload yet) and then it died: every restart dies before it is
-    ready. After 3 the daemon exits 1 instead of holding events forever, and says why."""
+def test_a_restarted_matcher_runs_the_loaded_rules_whatever_the_files_say(daemon, ev, rules_file, wait_until):
+    """Its rules file broke on disk (no reload yet) and then it died: the restarted matcher is forked
+    with the rules compiled when the pool started (`workers/zygote.py`), so detection goes on."""
     d = daemon("-r", rules_file, "--workers", "1")
     victim = d.get("/api/v1/status").json()["workers"][0]["pid"]
     d.send(ev.ndjson(ev.whoami(1)))
     wait_until(lambda: len(d.results()) == 1, "the first detection")
     rules_file.write_text("title: [unclosed\n")
+    os.kill(victim, signal.SIGKILL)
+    d.send(ev.ndjson(ev.whoami(2)))
+    wait_until(lambda: len(d.results()) == 2, "a detection by the restarted matcher", timeout=30)
+    assert d.get("/api/v1/status").json()["workers"][0]["restarts"] == 1
+    d.close_stdin()
+    assert d.wait_exit() == 0, d.stderr()
+
+
+def test_a_matcher_that_cannot_start_again_stops_the_daemon(daemon, ev, rules_dir, netcat_rule, wait_until):
+    """After a reload a restarted matcher compiles the rules from the files. One broke on disk (no
+    reload yet) and then the matcher died: every restart dies before it is ready. After 3 the daemon
+    exits 1 instead of holding events forever, and says why."""
+    d = daemon("-r", rules_dir, "--workers", "1")
+    (rules_dir / "netcat.yml").write_text(netcat_rule)
+    assert d.post("/api/v1/reload", timeout=60).status == 200
+    victim = d.get("/api/v1/status").json()["workers"][0]["pid"]
+    d.send(ev.ndjson(ev.whoami(1)))
+    wait_until(lambda: len(d.results()) == 1, "the first detection")
+    (rules_dir / "whoami.yml").write_text("title: [unclosed\n")
     os.kill(victim, signal.SIGKILL)
     assert d.wait_exit(60) == 1, d.stderr()
     gave_up = d.find_log("the matcher pool gave up")
@@ -149,19 +171,22 @@ def test_a_matcher_that_cannot_start_again_stops_the_daemon(daemon, ev, rules_fi
     assert "matcher 0 died 3 times in a row before it was ready" in gave_up["error"]
     stopped = next(r for r in d.logs() if r.get("message", "").startswith("daemon stopped after a failure"))
     assert stopped["events_processed"] == 1
-    assert rules_file.name in d.stderr()  # each failed start names the broken file
+    assert "whoami.yml" in d.stderr()  # each failed start names the broken file
 
 
 def test_a_matcher_restarted_onto_changed_rules_is_refused(daemon, ev, rules_dir, netcat_rule):
-    """A rule file was added and not reloaded: a restarted matcher would run other rules than the
-    supervisor routes hits for. It is refused like a failed start, and after 3 the daemon exits 1."""
+    """After a reload, a rule file was added and not reloaded: a restarted matcher would run other
+    rules than the supervisor routes hits for. It is refused like a failed start, and after 3 the
+    daemon exits 1."""
     d = daemon("-r", rules_dir, "--workers", "1")
-    victim = d.get("/api/v1/status").json()["workers"][0]["pid"]
     (rules_dir / "netcat.yml").write_text(netcat_rule)
+    assert d.post("/api/v1/reload", timeout=60).status == 200
+    victim = d.get("/api/v1/status").json()["workers"][0]["pid"]
+    (rules_dir / "netcat2.yml").write_text(netcat_rule.replace("title: Netcat", "title: Netcat again"))
     os.kill(victim, signal.SIGKILL)
     assert d.wait_exit(60) == 1, d.stderr()
     refused = [r for r in d.logs() if r.get("message", "").startswith("matcher compiled other rules")]
-    assert len(refused) == 3 and refused[0]["rules"] == 3
+    assert len(refused) == 3 and refused[0]["rules"] == 4
     assert "died 3 times in a row before it was ready" in d.find_log("the matcher pool gave up")["error"]
 
 
@@ -262,6 +287,40 @@ def test_hot_reload_reaches_the_matchers(daemon, ev, rules_dir, netcat_rule, wai
     assert all(w["events"] > 0 for w in workers), workers
     d.close_stdin()
     assert d.wait_exit() == 0, d.stderr()
+
+
+def big_rule_set(directory: Path, rules: int = 400, needles: int = 40) -> Path:
+    """Rules whose compiled form takes tens of MB (long `contains` lists of random words)."""
+    directory.mkdir()
+    rng = random.Random(15)
+    for i in range(rules):
+        words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=24)) for _ in range(needles)]
+        listed = "".join(f"\n            - {w}" for w in words)
+        (directory / f"r{i}.yml").write_text(
+            f"title: Big {i}\nlogsource: {{category: process_creation, product: windows}}\n"
+            f"detection:\n    selection:\n        CommandLine|contains:{listed}\n    condition: selection\n"
+        )
+    return directory
+
+
+def test_the_supervisor_does_not_hold_the_compiled_rules(daemon, tmp_path):
+    """The matchers evaluate with the rules compiled once in the forkserver, whose pages they share;
+    the supervisor keeps what it shows of the rules, so a large rule set costs it nothing (issue 15).
+    A matcher's RSS counts the shared pages in full (the rules compiled, plus its interpreter), its
+    USS only its own."""
+    # without the rule cache, every rule is compiled at load (from it, on first use)
+    d = daemon("-r", big_rule_set(tmp_path / "big"), "--input", "http", "--workers", "1", "--no-rule-cache")
+    supervisor = smaps_kb(d.pid)["Uss"]
+    (matcher,) = [smaps_kb(pid) for pid in d.matcher_pids()]
+    assert supervisor < matcher["Rss"], (supervisor, matcher)  # in kB; it held the rules too: ~1.3x
+    assert matcher["Uss"] < matcher["Rss"] / 2, matcher  # it shares them (it compiled its own: ~0.8x)
+    listed = d.get("/api/v1/rules").json()
+    assert listed["detection_rules"] == 400
+    assert {"title": "Big 7", "id": None, "level": None} in listed["rules"]
+    d.post_events({"CommandLine": "notepad.exe"})
+    d.wait_processed(1)
+    assert d.post("/api/v1/reload", timeout=60).json() == {"status": "reloaded", "detection_rules": 400}
+    assert smaps_kb(d.pid)["Uss"] < matcher["Rss"], "a reload loads the rules outside the supervisor too"
 
 
 def test_serve_help_mentions_workers():

@@ -81,6 +81,22 @@ def memory_mb(pids: Iterable[int]) -> dict[str, float]:
     return {k: total[k] / 1024 for k in ("VmRSS", "RssAnon", "RssShmem")}
 
 
+def smaps_kb(pid: int) -> dict[str, int]:
+    """Rss, Pss and Uss (Private_Clean + Private_Dirty) from /proc/<pid>/smaps_rollup, in kB. PSS
+    splits each shared page among the processes that map it, so the PSS of a pool's processes add up
+    to what the pool costs the machine; Pss_Shmem is the part in shared memory (the pool's rings)."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, value = line.partition(":")
+        fields[key] = int(value.split()[0])
+    return {
+        "Rss": fields["Rss"],
+        "Pss": fields["Pss"],
+        "Uss": fields["Private_Clean"] + fields["Private_Dirty"],
+        "Pss_Shmem": fields.get("Pss_Shmem", 0),
+    }
+
+
 def shm_segments(pids: Iterable[int]) -> set[str]:
     """The worker pool's shared-memory rings mapped by these processes."""
     found: set[str] = set()

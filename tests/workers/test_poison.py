@@ -71,7 +71,7 @@ def started_pool(
     rules.write_text(RULE)
     spec = EvaluatorSpec((rules,), CorrelationConfig(timestamp_fallback="skip"))
     loop = asyncio.new_event_loop()
-    supervisor = spec()
+    supervisor = spec().summary()
     matchers = MatcherPool(
         PoisonedSpec(spec),
         workers,

@@ -45,7 +45,7 @@ class Harness:
         self.config = config
         spec = EvaluatorSpec((rules,), config)
         self.reference = spec()
-        supervisor = spec()  # the daemon's own evaluator: correlation levels and keys for routing
+        supervisor = spec().summary()  # what the daemon keeps: correlation levels and keys for routing
         self.pool = MatcherPool(
             spec,
             workers,

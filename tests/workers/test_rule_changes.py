@@ -30,11 +30,11 @@ def test_a_reload_the_supervisor_did_not_compile_is_dropped_by_every_matcher(tmp
     rules.mkdir()
     (rules / "whoami.yml").write_text(RULE.format(title="Whoami", needle="whoami"))
     spec = EvaluatorSpec((rules,), CorrelationConfig(timestamp_fallback="skip"))
-    supervisor = spec()
+    running = spec().summary()
     pool = MatcherPool(
         spec,
         2,
-        supervisor,
+        running,
         options=PayloadOptions(max_event_bytes=1 << 20),
     )
     events = [orjson.dumps({"CommandLine": c}) for c in ("whoami", "nc -l", "whoami")]
@@ -43,16 +43,16 @@ def test_a_reload_the_supervisor_did_not_compile_is_dropped_by_every_matcher(tmp
         await pool.start()
         try:
             (rules / "netcat.yml").write_text(RULE.format(title="Netcat", needle="nc -l"))
-            fresh = spec()
-            # the files changed again after the supervisor compiled: the matchers build other rules
+            await pool.load(running)
+            # the files changed again after the supervisor loaded them: the matchers build other rules
             (rules / "extra.yml").write_text(RULE.format(title="Extra", needle="whoami"))
-            error = await pool.reload(fresh)
+            error = await pool.reload()
             assert error is not None and "other rules than the supervisor" in error
             for _ in range(4):  # both matchers still run the old rules
                 assert titles((await pool.evaluate(events)).outcomes) == [["Whoami"], [], ["Whoami"]]
 
-            fresh = spec()
-            assert await pool.reload(fresh) is None
+            await pool.load(running)
+            assert await pool.reload() is None
             for _ in range(4):
                 got = titles((await pool.evaluate(events)).outcomes)
                 assert got == [["Extra", "Whoami"], ["Netcat"], ["Extra", "Whoami"]]  # file order

@@ -69,7 +69,11 @@ def started_pool(tmp_path: Path) -> Iterator[tuple[MatcherPool, asyncio.Abstract
     spec = EvaluatorSpec((rules,), CorrelationConfig(timestamp_fallback="skip"))
     loop = asyncio.new_event_loop()
     pool = MatcherPool(
-        SlowSpec(spec), 1, spec(), options=PayloadOptions(max_event_bytes=1 << 20), matcher_timeout=TIMEOUT
+        SlowSpec(spec),
+        1,
+        spec().summary(),
+        options=PayloadOptions(max_event_bytes=1 << 20),
+        matcher_timeout=TIMEOUT,
     )
     loop.run_until_complete(pool.start())
     try:
