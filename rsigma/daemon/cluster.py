@@ -82,6 +82,14 @@ def refuse_long_windows(correlation: CorrelationEngine, cluster: str, max_age_s:
         )
 
 
+def refuse_for_cluster(evaluator: Evaluator, cluster: str, node: ClusterNode | None) -> None:
+    """ConfigError if `--cluster` cannot run these rules: chains, or (once the hits stream is known)
+    windows longer than it keeps hits."""
+    refuse_chains(evaluator, cluster)
+    if node is not None:
+        refuse_long_windows(evaluator.correlation, node.cluster, node.hits_max_age_s)
+
+
 async def join_cluster(
     config: DaemonConfig,
     source: NatsSource,

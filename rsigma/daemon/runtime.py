@@ -31,7 +31,7 @@ from rsigma.cluster.records import MembershipError
 from rsigma.daemon.ack import InFlight, RawEvent
 from rsigma.daemon.api import ApiServer
 from rsigma.daemon.backend import Backend, InlineBackend, open_backend
-from rsigma.daemon.cluster import ClusterNode, join_cluster, refuse_chains, refuse_long_windows
+from rsigma.daemon.cluster import ClusterNode, join_cluster, refuse_chains, refuse_for_cluster
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.dlq import DeadLetterQueue
 from rsigma.daemon.evaluation_loop import EvaluationLoop
@@ -439,12 +439,7 @@ class Daemon:
                     fresh = await self.backend.load(self.rules)
                     if self.config.cluster is not None:
                         assert isinstance(self.backend, InlineBackend) and self.backend.pending is not None
-                        refuse_chains(self.backend.pending, self.config.cluster)
-                        if self.cluster is not None:
-                            cluster = self.cluster
-                            refuse_long_windows(
-                                self.backend.pending.correlation, cluster.cluster, cluster.hits_max_age_s
-                            )
+                        refuse_for_cluster(self.backend.pending, self.config.cluster, self.cluster)
                     error = await self.backend.reload()
             except Exception as e:
                 error = str(e)

@@ -1,4 +1,5 @@
-"""A throwaway JetStream server per test (tests.support.NatsServer) for the cluster tests."""
+"""Fixtures of the cluster tests: a throwaway JetStream server per test (tests.support.NatsServer) and
+daemons started through the CLI on the cluster rules."""
 
 from __future__ import annotations
 
@@ -7,10 +8,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import NatsServer
+from tests.support import Daemons, NatsServer
+from tests.support.cluster import RULES
 
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     with NatsServer(tmp_path) as server:
         yield server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    with NatsServer(tmp_path / "nats") as s:
+        yield s
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Daemons]:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(RULES)
+    with Daemons(tmp_path, base_args=["-r", rules]) as started:
+        yield started

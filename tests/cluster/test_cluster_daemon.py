@@ -8,66 +8,14 @@ import asyncio
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import nats
-import pytest
 
 from rsigma.cluster.hits import decode_hit_message, hits_subject
 from tests.support import DaemonProcess, Daemons, NatsServer, wait_until
+from tests.support.cluster import CONSUMER, RULES, event, stored_data
 from tests.support.nats_client import ack_floor, consumer_pending, publish, stored
-
-RULES = """
-title: Whoami
-id: 11111111-1111-4111-8111-111111111111
-level: high
-logsource: {product: test}
-detection:
-    selection:
-        CommandLine|contains: whoami
-    condition: selection
----
-title: Failed logon
-id: 22222222-2222-4222-8222-222222222222
-name: failed_logon
-level: low
-logsource: {product: test}
-detection:
-    selection:
-        EventID: 4625
-    condition: selection
----
-title: Logon
-id: 55555555-5555-4555-8555-555555555555
-name: logon
-level: low
-logsource: {product: test}
-detection:
-    selection:
-        EventID: 4624
-    condition: selection
----
-title: Brute force
-id: 33333333-3333-4333-8333-333333333333
-level: critical
-correlation:
-    type: event_count
-    rules: [failed_logon]
-    group-by: [User]
-    timespan: 10m
-    condition: {gte: 3}
----
-title: Failed then logon
-id: 66666666-6666-4666-8666-666666666666
-level: high
-correlation:
-    type: temporal
-    rules: [failed_logon, logon]
-    group-by: [User]
-    timespan: 5m
-"""
 
 CHAIN = """
 title: Repeated brute force
@@ -81,33 +29,9 @@ correlation:
     condition: {gte: 2}
 """
 
-CONSUMER = "c1"  # --cluster c1 implies the consumer group c1
-
-
-def event(event_id: int, user: str, minute: float, command: str = "notepad") -> bytes:
-    seconds = int(minute * 60)
-    stamp = f"2024-01-01T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}Z"
-    return json.dumps(
-        {"EventID": event_id, "User": user, "CommandLine": command, "@timestamp": stamp}
-    ).encode()
-
 
 def failed(user: str, minute: float, command: str = "notepad") -> bytes:
     return event(4625, user, minute, command)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    with NatsServer(tmp_path / "nats") as s:
-        yield s
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    rules = tmp_path / "rules.yml"
-    rules.write_text(RULES)
-    with Daemons(tmp_path, base_args=["-r", rules]) as started:
-        yield started
 
 
 def cluster_daemon(daemons: Daemons, server: NatsServer, *args: Any) -> DaemonProcess:
@@ -245,10 +169,6 @@ def test_a_reload_bringing_a_chained_correlation_is_refused(daemons, server, tmp
     wait_until(
         lambda: [c["rule_title"] for c in correlations(d)] == ["Brute force"], "the old rules correlate"
     )
-
-
-def stored_data(url: str, stream: str) -> list[bytes]:
-    return [data for data, _ in stored(url, stream)]
 
 
 def all_applied(d: DaemonProcess, url: str, events: int) -> bool:

@@ -14,11 +14,9 @@ from typing import Any
 
 import nats
 
-from tests.cluster.test_cluster_daemon import CONSUMER, daemons, event, server, stored_data
 from tests.support import DaemonProcess, Daemons, NatsServer, wait_until
+from tests.support.cluster import CONSUMER, event, stored_data
 from tests.support.nats_client import ack_floor, publish, stored
-
-__all__ = ["daemons", "server"]  # the fixtures, shared with test_cluster_daemon
 
 PARTITIONS = 64
 HEARTBEAT = "0.5"  # a member key lives ceil(3 x 0.5) = 2 s
