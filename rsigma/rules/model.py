@@ -89,7 +89,6 @@ class SigmaRule:
     fields: tuple[str, ...] = ()
     falsepositives: tuple[str, ...] = ()
     custom: dict[str, Any] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
     location: Location = field(default_factory=Location)
     processed_by: frozenset[str] = frozenset()  # ids of the pipeline items applied to it
 

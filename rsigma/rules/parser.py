@@ -157,7 +157,6 @@ def _parse_rule(doc: dict[str, Any], title: str, location: Location) -> SigmaRul
         fields=_str_list(doc, "fields"),
         falsepositives=_str_list(doc, "falsepositives"),
         custom={k: v for k, v in doc.items() if k not in RULE_ATTRIBUTES},
-        raw=doc,
         location=location,
     )
 

@@ -77,7 +77,7 @@ def run(rules_dir: Path, seed: int, sample: int = 0, use_sqlite: bool = True) ->
         cases: list[Case] = [c for rule in ruleset.rules for c in cases_for(rule, rng)]
         ours, exact = oracles.ours(engine, cases)
         theirs = oracles.rsigma(rules_dir, cases)
-    feats = {rule_key(r): features(r) for r in ruleset.rules}
+        feats = {rule_key(r): features(r) for r in ruleset.rules}  # reads the rule files
     rules = {rule_key(r): r for r in ruleset.rules}
     report = Report(seed, len(ruleset.rules), len(cases))
     for i, case in enumerate(cases):
