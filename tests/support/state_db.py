@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Callable
@@ -53,3 +54,10 @@ def second_run(
     d = daemon("-r", rules_file, "--state-db", db, *flags, stdin=ev.ndjson(ev.failed("u", 2)))
     assert d.wait_exit() == 0, d.stderr()
     return brute_force(d.results())
+
+
+def error_messages(stderr: str) -> list[str]:
+    """The error and critical messages of a daemon's JSON log (info lines, the rule cache's, may
+    precede them)."""
+    records = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    return [r["message"] for r in records if r["level"] in ("error", "critical")]
