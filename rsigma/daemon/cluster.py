@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rsigma.cluster.applier import Applied, HitApplier
+from rsigma.cluster.delivery import DeliveryRounds, Round
+from rsigma.cluster.floors import FloorStore
 from rsigma.cluster.hits import (
     encode_hit_message,
     ensure_hits_stream,
@@ -45,6 +47,8 @@ log = logging.getLogger("rsigma.daemon")
 
 #: Seconds a hits publish may wait for its publish-acks before it counts as failed (and is retried).
 HITS_PUBLISH_TIMEOUT_S = 5.0
+#: Seconds a shutdown may spend writing the last delivered floors.
+FLOOR_FLUSH_TIMEOUT_S = 3.0
 
 
 def refuse_chains(evaluator: Evaluator, cluster: str) -> None:
@@ -115,24 +119,29 @@ async def join_cluster(
         )
     )
     await membership.start()
-    node = ClusterNode(config, source, sinks, inflight, metrics, membership, engine)
+    node = ClusterNode(config, source, sinks, inflight, metrics, membership, engine, membership.member_id)
     await node.start()
     return membership, node
 
 
 class ResultToken(AckToken):
     """A correlation result applied from the hits stream: no source to ack; its id names the firing,
-    so a NATS output keeps each result once (`Nats-Msg-Id: <id>:0`)."""
+    so a NATS output keeps each result once (`Nats-Msg-Id: <id>:0`). Every sink done with it counts
+    it delivered in its apply round (the partition's delivered floor)."""
 
-    __slots__ = ("_id",)
+    __slots__ = ("_id", "_round")
 
-    def __init__(self, tracker: InFlight, msg_id: str) -> None:
+    def __init__(self, tracker: InFlight, msg_id: str, round_: Round) -> None:
         super().__init__(tracker)
         self._id = msg_id
+        self._round = round_
 
     @property
     def source_id(self) -> str:
         return self._id
+
+    def _acked(self) -> None:
+        self._round.delivered()
 
 
 class ClusterNode:
@@ -145,6 +154,7 @@ class ClusterNode:
         metrics: Metrics,
         ownership: Ownership,
         engine: Callable[[], CorrelationEngine],
+        member: str,
     ) -> None:
         assert config.cluster is not None
         self.config = config
@@ -157,6 +167,8 @@ class ClusterNode:
         js = source.nc.jetstream()
         self.publisher = AsyncPublisher(source.nc, timeout_s=HITS_PUBLISH_TIMEOUT_S)
         source.watch.on_reconnect(self.publisher.reconnected)
+        rounds = DeliveryRounds(lambda: self.floors.wake())
+        self.floors = FloorStore(js, self.cluster, member, rounds)
         self.applier = HitApplier(
             js,
             self.cluster,
@@ -165,12 +177,14 @@ class ClusterNode:
             ownership,
             engine,
             self._emit,
+            self.floors,
             partitions=config.cluster_partitions,
             interval_s=config.cluster_apply_interval_s,
         )
         self._warn = Throttle()
         self._stepping = asyncio.Lock()  # the periodic steps and the one at shutdown take turns
-        self._seen = {"applied": 0, "duplicates": 0, "replayed": 0}
+        self._seen = {"applied": 0, "duplicates": 0, "replayed": 0, "already_delivered": 0}
+        self._writer: asyncio.Task[None] | None = None
         self.hits_max_age_s = 0.0  # how long the hits stream keeps hits (0: for ever)
 
     async def start(self) -> None:
@@ -193,6 +207,7 @@ class ClusterNode:
         await startup_request(
             self.source.nc, "--cluster", self.cluster, self.applier.start(), "cannot read the hits stream"
         )
+        self._writer = asyncio.create_task(self.floors.run(), name="cluster-delivered-floors")
         log.info(
             "cluster joined",
             extra={
@@ -279,17 +294,18 @@ class ClusterNode:
                 backoff_s(attempt, self.config.sink_backoff_base_s, self.config.sink_backoff_max_s)
             )
 
-    async def _emit(self, applied: list[Applied]) -> None:
-        """Results to every sink, each with its firing's id."""
+    async def _emit(self, applied: list[Applied], round_: Round) -> None:
+        """Results to every sink, each with its firing's id, counted in `round_` once delivered."""
         include = self.config.include_event
         for item in applied:
             try:
                 lines, keys = result_lines([item.result], include)
             except RecursionError:
                 log.error("cluster: correlation result nested too deeply to write", extra={"id": item.msg_id})
+                round_.delivered()
                 continue
             self.metrics.count_results(keys)
-            delivery = Delivery(lines, ResultToken(self.inflight, item.msg_id), len(self.sinks))
+            delivery = Delivery(lines, ResultToken(self.inflight, item.msg_id, round_), len(self.sinks))
             for worker in self.sinks:
                 await worker.queue.put(delivery)
 
@@ -305,12 +321,16 @@ class ClusterNode:
         if applier.replayed > seen["replayed"]:
             metrics.cluster_hits_replayed.inc(applier.replayed - seen["replayed"])
             seen["replayed"] = applier.replayed
+        quiet = applier.already_delivered
+        if quiet > seen["already_delivered"]:
+            metrics.cluster_results_already_delivered.inc(quiet - seen["already_delivered"])
+            seen["already_delivered"] = quiet
         metrics.cluster_partitions_replaying.set(len(ordering.replaying))
         metrics.cluster_hits_waiting.set(ordering.waiting)
         metrics.cluster_ack_floor.set(applier.ack_floor)
 
     def status(self) -> dict[str, Any]:
-        applier = self.applier
+        applier, floors = self.applier, self.floors
         return {
             "name": self.cluster,
             "partitions": self.partitions,
@@ -325,8 +345,21 @@ class ClusterNode:
             "hits_of_other_partitions": applier.ordering.unowned,
             "hits_unreadable": applier.undecodable,
             "hits_of_unknown_correlations": applier.unknown,
+            "delivered_floor": {str(p): floors.written.get(p, 0) for p in sorted(applier.ordering.buffers)},
+            "delivered_floor_writes": floors.writes,
+            "delivered_floor_write_failures": floors.write_failures,
+            "results_already_delivered": applier.already_delivered,
         }
 
     async def aclose(self) -> None:
+        """Stop, after writing the delivered floors the sinks confirmed (within a few seconds: the
+        next owner of a partition whose floor was not written sends its last results again)."""
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+            try:
+                await asyncio.wait_for(self.floors.flush(), FLOOR_FLUSH_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("cluster: delivered floors not written at shutdown")
         await self.publisher.close()
         await self.applier.aclose()
