@@ -6,6 +6,7 @@ plain `--workers 0` daemon on the same stream: none lost, none twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+from nats.js.errors import KeyNotFoundError
 
 from rsigma.cluster.hits import decode_hit_message
 from rsigma.correlation.sharding import shard_of
@@ -222,9 +224,11 @@ def delivered_floors(url: str) -> dict[int, int]:
         nc = await nats.connect(url)
         try:
             kv = await nc.jetstream().key_value("rsigma-cluster-c1")
-            keys = [k for k in await kv.keys() if k.startswith("delivered.")]
-            entries = [await kv.get(k) for k in keys]
-            return {int(e.key.split(".")[1]): json.loads(e.value)["source_seq"] for e in entries}
+            floors = {}
+            for p in range(PARTITIONS):
+                with contextlib.suppress(KeyNotFoundError):
+                    floors[p] = json.loads((await kv.get(f"delivered.{p}")).value)["source_seq"]
+            return floors
         finally:
             await nc.close()
 
