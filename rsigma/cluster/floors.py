@@ -21,7 +21,6 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from rsigma.cluster.delivery import DeliveryRounds
 from rsigma.cluster.records import bucket_name, decode_delivered, delivered_key, encode_delivered
-from rsigma.daemon.retrying import Throttle
 
 __all__ = ["FloorStore"]
 
@@ -45,7 +44,7 @@ class FloorStore:
         self._revisions: dict[int, int] = {}
         self._kv: Any = None
         self._wake = asyncio.Event()
-        self._warn = Throttle()
+        self._failing = False  # logged once per outage
 
     def wake(self) -> None:
         """New floors were confirmed: the writer's next pass writes them."""
@@ -88,10 +87,14 @@ class FloorStore:
                 failed[p] = floor
                 error = outcome
         if not failed:
+            if self._failing:
+                self._failing = False
+                log.info("cluster: delivered floors written again", extra={"partitions": sorted(floors)})
             return True
         self.write_failures += 1
         self.rounds.not_written(failed)
-        if self._warn.ready():
+        if not self._failing:
+            self._failing = True
             log.warning(
                 "cluster: delivered floors not written; kept and retried (a partition moving meanwhile"
                 " re-sends the results delivered since its last floor written)",
