@@ -183,7 +183,7 @@ class ClusterNode:
         )
         self._warn = Throttle()
         self._stepping = asyncio.Lock()  # the periodic steps and the one at shutdown take turns
-        self._seen = {"applied": 0, "duplicates": 0, "replayed": 0, "already_delivered": 0}
+        self._seen: dict[Any, int] = {}  # counter -> the running total it was last brought up to
         self._writer: asyncio.Task[None] | None = None
         self.hits_max_age_s = 0.0  # how long the hits stream keeps hits (0: for ever)
 
@@ -312,19 +312,18 @@ class ClusterNode:
     def _update_metrics(self) -> None:
         applier, metrics, seen = self.applier, self.metrics, self._seen
         ordering = applier.ordering
-        if applier.applied > seen["applied"]:
-            metrics.cluster_hits_applied.inc(applier.applied - seen["applied"])
-            seen["applied"] = applier.applied
-        if ordering.duplicates > seen["duplicates"]:
-            metrics.cluster_hits_duplicates.inc(ordering.duplicates - seen["duplicates"])
-            seen["duplicates"] = ordering.duplicates
-        if applier.replayed > seen["replayed"]:
-            metrics.cluster_hits_replayed.inc(applier.replayed - seen["replayed"])
-            seen["replayed"] = applier.replayed
-        quiet = applier.already_delivered
-        if quiet > seen["already_delivered"]:
-            metrics.cluster_results_already_delivered.inc(quiet - seen["already_delivered"])
-            seen["already_delivered"] = quiet
+        totals = (
+            (metrics.cluster_hits_applied, applier.applied),
+            (metrics.cluster_hits_duplicates, ordering.duplicates),
+            (metrics.cluster_hits_replayed, applier.replayed),
+            (metrics.cluster_results_already_delivered, applier.already_delivered),
+            (metrics.cluster_delivered_floor_write_failures, self.floors.write_failures),
+        )
+        for counter, total in totals:
+            before = seen.get(counter, 0)
+            if total > before:
+                counter.inc(total - before)
+                seen[counter] = total
         metrics.cluster_partitions_replaying.set(len(ordering.replaying))
         metrics.cluster_hits_waiting.set(ordering.waiting)
         metrics.cluster_ack_floor.set(applier.ack_floor)
