@@ -116,8 +116,10 @@ def test_a_source_event_is_acked_only_once_its_hits_are_stored_and_is_redelivere
     # Alice's window was rebuilt from the hits stream (the second daemon gained every partition, some
     # once the killed one's key expired), silently: the first daemon had delivered her result and
     # recorded it in her partition's delivered floor. Bob's is new.
+    wait_until(
+        lambda: second.status()["cluster"]["results_already_delivered"] == 1, "alice rebuilt", timeout=30
+    )
     assert [(c["group_key"], c["aggregated_value"]) for c in correlations(second)] == [([["User", "bob"]], 3)]
-    assert second.status()["cluster"]["results_already_delivered"] == 1
     assert second.metric("rsigma_nats_redelivered_messages_total") == 3
 
 

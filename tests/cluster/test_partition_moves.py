@@ -245,6 +245,11 @@ def firing(line: str) -> tuple[int, int]:
     return shard_of(key, group, PARTITIONS), round((last - EPOCH) / 12) + 1
 
 
+def applied_all(d: DaemonProcess) -> bool:
+    status = d.status()["cluster"]
+    return not status["partitions_replaying"] and status["hits_waiting"] == 0
+
+
 def test_a_member_restarted_sends_no_result_twice_and_its_windows_span_the_restart(daemons, server, tmp_path):
     out = tmp_path / "results.jsonl"
     d = file_member(daemons, server, out, "--cluster-member-id", "solo")
@@ -304,6 +309,7 @@ def test_a_member_killed_mid_stream_resends_at_most_its_unconfirmed_results(daem
     publish(server.url, "events", stream[300:])
     all_acked(server.url, 450)
     wait_until(lambda: owned([b])[0] == set(range(PARTITIONS)), "b took a's partitions", timeout=30)
+    wait_until(lambda: applied_all(b), "b rebuilt a's partitions and applied every hit", timeout=30)
     plain = daemons.start("--input", f"{server.url}/events", "--consumer-group", "plain", *refs)
     wait_until(lambda: ack_floor(server.url, "rsigma-events", "plain") == 450, "acked by the plain daemon")
     expected = correlation_lines(lines(plain))
