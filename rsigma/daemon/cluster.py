@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from nats.errors import Error as NatsError
+
 from rsigma.cluster.applier import Applied, HitApplier
 from rsigma.cluster.delivery import DeliveryRounds, Round
 from rsigma.cluster.floors import FloorStore
@@ -184,7 +186,6 @@ class ClusterNode:
         self._warn = Throttle()
         self._stepping = asyncio.Lock()  # the periodic steps and the one at shutdown take turns
         self._seen: dict[Any, int] = {}  # counter -> the running total it was last brought up to
-        self._writer: asyncio.Task[None] | None = None
         self.hits_max_age_s = 0.0  # how long the hits stream keeps hits (0: for ever)
 
     async def start(self) -> None:
@@ -207,7 +208,6 @@ class ClusterNode:
         await startup_request(
             self.source.nc, "--cluster", self.cluster, self.applier.start(), "cannot read the hits stream"
         )
-        self._writer = asyncio.create_task(self.floors.run(), name="cluster-delivered-floors")
         log.info(
             "cluster joined",
             extra={
@@ -218,11 +218,13 @@ class ClusterNode:
         )
 
     async def run(self) -> None:
-        """Apply owned hits every --cluster-apply-interval until cancelled."""
-        applier = self.applier
-        while True:
-            await asyncio.sleep(applier.interval_s)
-            await self.step()
+        """Apply owned hits every --cluster-apply-interval, and write the delivered floors the sinks
+        confirm, until cancelled (`aclose` writes the last ones)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.floors.run(), name="cluster-delivered-floors")
+            while True:
+                await asyncio.sleep(self.applier.interval_s)
+                await self.step()
 
     async def step(self) -> int:
         try:
@@ -353,12 +355,9 @@ class ClusterNode:
     async def aclose(self) -> None:
         """Stop, after writing the delivered floors the sinks confirmed (within a few seconds: the
         next owner of a partition whose floor was not written sends its last results again)."""
-        if self._writer is not None:
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
-            try:
-                await asyncio.wait_for(self.floors.flush(), FLOOR_FLUSH_TIMEOUT_S)
-            except TimeoutError:
-                log.warning("cluster: delivered floors not written at shutdown")
+        try:
+            await asyncio.wait_for(self.floors.flush(), FLOOR_FLUSH_TIMEOUT_S)
+        except (NatsError, TimeoutError) as e:
+            log.warning("cluster: delivered floors not written at shutdown", extra={"error": repr(e)})
         await self.publisher.close()
         await self.applier.aclose()
