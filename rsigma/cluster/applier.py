@@ -14,9 +14,12 @@ results.
 A partition this node gains (its first share at start included) starts without windows: its past is
 replayed from the start of the hits stream by a consumer filtered on its subjects, up to the last
 sequence the live consumer had delivered when it was gained (the live consumer brings the rest), and
-its hits wait until the replay is done; then they are applied in source order like any others, and
-the results come again with the ids they had (docs/cluster.md, "Partition moves"). A partition this
-node loses has its windows and waiting hits dropped at once: its new owner rebuilds them.
+its hits wait until the replay is done; then they are applied in source order like any others. Before
+replaying, the partition's delivered floor is read from the KV bucket (`floors.py`): the results of
+hits at or below it were delivered by an earlier owner, so those hits rebuild the windows silently,
+and only the results above it are sent (docs/cluster.md, "Partition moves"). Each round's results
+count towards the floors it raises only once every sink confirmed them (`delivery.py`). A partition
+this node loses has its windows and waiting hits dropped at once: its new owner rebuilds them.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import msgspec
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from rsigma.cluster.delivery import Round
+from rsigma.cluster.floors import FloorStore
 from rsigma.cluster.hits import HitMessage, decode_hit_message, hits_stream, hits_subject, hits_subjects
 from rsigma.cluster.ordering import HitOrdering, PartitionBuffer
 from rsigma.cluster.ownership import Ownership
@@ -56,10 +61,13 @@ _encoder = msgspec.msgpack.Encoder()
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """A correlation result and its id: the same firing gets the same id on any node, any time."""
+    """A correlation result and its id: the same firing gets the same id on any node, any time; the
+    source sequence of the event that fired it and the partition of its window."""
 
     result: CorrelationResult
     msg_id: str
+    sequence: int
+    partition: int
 
 
 def result_id(stream: str, sequence: int, event: int, key: str, group: Sequence[Any]) -> str:
@@ -80,7 +88,8 @@ class HitApplier:
         input_consumer: str,
         ownership: Ownership,
         engine: Callable[[], CorrelationEngine],
-        emit: Callable[[list[Applied]], Awaitable[None]],
+        emit: Callable[[list[Applied], Round], Awaitable[None]],
+        floors: FloorStore,
         *,
         partitions: int,
         interval_s: float,
@@ -94,6 +103,7 @@ class HitApplier:
         self.ownership = ownership
         self.engine = engine
         self.emit = emit
+        self.floors = floors
         self.interval_s = interval_s
         self.ordering = HitOrdering(())
         self.ack_floor = 0  # the input consumer's, as last read
@@ -101,6 +111,7 @@ class HitApplier:
         self.applied = 0  # hit messages applied
         self.replayed = 0  # hit messages read again by replays of gained partitions
         self.windows_dropped = 0  # windows of partitions lost to another node
+        self.already_delivered = 0  # results of replayed hits at or below their delivered floor, not sent
         self.unknown = 0  # hits of correlations the running rules do not have
         self.undecodable = 0
         self._progress = asyncio.Event()
@@ -144,8 +155,12 @@ class HitApplier:
                     extra={"hits": unknown, "ack_floor": self.ack_floor},
                 )
             self.applied += len(ready)
-            if applied:
-                await self.emit(applied)
+            delivered = {p: b.delivered for p, b in self.ordering.buffers.items() if b.delivered}
+            loud = [a for a in applied if a.sequence > delivered.get(a.partition, 0)]
+            self.already_delivered += len(applied) - len(loud)
+            released = {message.partition: self.ack_floor for message in ready}
+            applied = loud
+            await self.emit(applied, self.floors.rounds.open(released, len(applied)))
         return len(ready)
 
     async def aclose(self) -> None:
@@ -227,8 +242,14 @@ class HitApplier:
         replay = _Replay(buffers, upto)
         loop = asyncio.get_running_loop()
         started = loop.time()
+        delivered: dict[int, int] | None = None
         while True:
             try:
+                if delivered is None:
+                    delivered = await self.floors.read(buffers)
+                    for p, floor in delivered.items():
+                        buffers[p].delivered = floor
+                        self.floors.rounds.known(p, floor)
                 await self._replay_pass(replay)
                 break
             except (NatsError, TimeoutError) as e:
@@ -245,6 +266,7 @@ class HitApplier:
                 "partitions": sorted(buffers),
                 "hit_messages": replay.read,
                 "up_to_hits_seq": upto,
+                "delivered_floors": delivered,
                 "seconds": round(loop.time() - started, 3),
             },
         )
@@ -327,14 +349,15 @@ def apply_in_order(
 ) -> tuple[list[Applied], int]:
     """Apply released messages (in source order) in one `CorrelationEngine.apply`, each (source
     event, event in its payload) one position, so each window gets one update per event as one
-    daemon makes. Returns the results, each with its id, and how many hits named a correlation the
-    engine does not have (skipped)."""
+    daemon makes. Returns the results, each with its id, firing sequence and partition, and how many
+    hits named a correlation the engine does not have (skipped)."""
     index = {key: i for i, key in enumerate(engine.keys)}
     # Positions in (source sequence, event) order: one event's hits may be spread over several
     # messages (partitions), so the order they are met in is not the events' order.
     origins = sorted({(message.sequence, h.event) for message in messages for h in message.hits})
     positions = {origin: position for position, origin in enumerate(origins)}
     hits: list[Hit] = []
+    where: dict[tuple[int, int, tuple[Any, ...]], int] = {}  # (position, correlation, group) -> partition
     unknown = 0
     for message in messages:
         for h in message.hits:
@@ -343,6 +366,7 @@ def apply_in_order(
                 unknown += 1
                 continue
             position = positions[message.sequence, h.event]
+            where[position, ci, h.group] = message.partition
             hits.append((ci, h.group, h.value, h.ts, position, h.order, h.context, h.evidence))
     results, _ = engine.apply(hits)  # no parent hits: --cluster refuses chained correlations
     results.sort(key=_process_order)
@@ -351,7 +375,8 @@ def apply_in_order(
         sequence, event = origins[result.position]
         key = engine.keys[result.order[0]]
         group = [value for _, value in result.group_key]
-        out.append(Applied(result, result_id(input_stream, sequence, event, key, group)))
+        partition = where[result.position, result.order[0], tuple(group)]
+        out.append(Applied(result, result_id(input_stream, sequence, event, key, group), sequence, partition))
     return out, unknown
 
 

@@ -31,11 +31,14 @@ __all__ = ["HitOrdering", "PartitionBuffer"]
 class PartitionBuffer:
     """One partition's messages waiting for the ack floor."""
 
-    __slots__ = ("applied", "duplicates", "replaying", "_heap", "_waiting")
+    __slots__ = ("applied", "delivered", "duplicates", "replaying", "_heap", "_waiting")
 
     def __init__(self, applied: int = 0, *, replaying: bool = False) -> None:
         #: Every source sequence at or below it was released (or was before this node owned it).
         self.applied = applied
+        #: The delivered floor read when the partition was gained: the results of its hits at or
+        #: below it were delivered by an earlier owner, so applying them here rebuilds windows only.
+        self.delivered = 0
         self.duplicates = 0
         #: The partition's past is still being read from the hits stream: nothing is released.
         self.replaying = replaying

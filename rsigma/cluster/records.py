@@ -2,7 +2,9 @@
 
 Pure (no I/O): `membership` reads and writes these. The bucket `rsigma-cluster-<NAME>` holds the key
 `config` (`{"partitions": P, "format": 1}`, written once by the first member) and one key
-`members.<member id>` per live daemon (a JSON `MemberRecord`, rewritten at every heartbeat).
+`members.<member id>` per live daemon (a JSON `MemberRecord`, rewritten at every heartbeat), and per
+partition `delivered.<partition>`: the partition's delivered floor (`{"source_seq": S, "member": id}`,
+no TTL), every result of its hits at or below source sequence S having been delivered.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rsigma.errors import ConfigError
 
 __all__ = [
     "CONFIG_KEY",
+    "DELIVERED_PREFIX",
     "FORMAT",
     "MEMBERS_PREFIX",
     "ClusterConfig",
@@ -26,7 +29,10 @@ __all__ = [
     "check_cluster_name",
     "check_member_id",
     "decode_config",
+    "decode_delivered",
     "decode_member",
+    "delivered_key",
+    "encode_delivered",
     "member_key",
     "ttl_of",
 ]
@@ -35,6 +41,7 @@ __all__ = [
 FORMAT: Final = 1
 CONFIG_KEY: Final = "config"
 MEMBERS_PREFIX: Final = "members."
+DELIVERED_PREFIX: Final = "delivered."
 BUCKET_PREFIX: Final = "rsigma-cluster-"
 #: A member key lives this many heartbeats after its last write (then the server removes it).
 HEARTBEATS_PER_TTL: Final = 3
@@ -74,6 +81,25 @@ def bucket_name(cluster: str) -> str:
 
 def member_key(member_id: str) -> str:
     return MEMBERS_PREFIX + member_id
+
+
+def delivered_key(partition: int) -> str:
+    return f"{DELIVERED_PREFIX}{partition}"
+
+
+def encode_delivered(source_seq: int, member: str) -> bytes:
+    return json.dumps({"source_seq": source_seq, "member": member}, separators=(",", ":")).encode()
+
+
+def decode_delivered(data: bytes) -> int:
+    """A delivered floor's source sequence; ValueError saying what was expected."""
+    try:
+        value = json.loads(data)["source_seq"]
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f'expected {{"source_seq": S, "member": ID}}, got {data[:200]!r}') from e
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"source_seq {value!r}: expected a sequence >= 0")
+    return value
 
 
 def ttl_of(heartbeat_s: float) -> int:

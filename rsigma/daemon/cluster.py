@@ -17,7 +17,11 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from nats.errors import Error as NatsError
+
 from rsigma.cluster.applier import Applied, HitApplier
+from rsigma.cluster.delivery import DeliveryRounds, Round
+from rsigma.cluster.floors import FloorStore
 from rsigma.cluster.hits import (
     encode_hit_message,
     ensure_hits_stream,
@@ -45,6 +49,8 @@ log = logging.getLogger("rsigma.daemon")
 
 #: Seconds a hits publish may wait for its publish-acks before it counts as failed (and is retried).
 HITS_PUBLISH_TIMEOUT_S = 5.0
+#: Seconds a shutdown may spend writing the last delivered floors.
+FLOOR_FLUSH_TIMEOUT_S = 3.0
 
 
 def refuse_chains(evaluator: Evaluator, cluster: str) -> None:
@@ -115,24 +121,29 @@ async def join_cluster(
         )
     )
     await membership.start()
-    node = ClusterNode(config, source, sinks, inflight, metrics, membership, engine)
+    node = ClusterNode(config, source, sinks, inflight, metrics, membership, engine, membership.member_id)
     await node.start()
     return membership, node
 
 
 class ResultToken(AckToken):
     """A correlation result applied from the hits stream: no source to ack; its id names the firing,
-    so a NATS output keeps each result once (`Nats-Msg-Id: <id>:0`)."""
+    so a NATS output keeps each result once (`Nats-Msg-Id: <id>:0`). Every sink done with it counts
+    it delivered in its apply round (the partition's delivered floor)."""
 
-    __slots__ = ("_id",)
+    __slots__ = ("_id", "_round")
 
-    def __init__(self, tracker: InFlight, msg_id: str) -> None:
+    def __init__(self, tracker: InFlight, msg_id: str, round_: Round) -> None:
         super().__init__(tracker)
         self._id = msg_id
+        self._round = round_
 
     @property
     def source_id(self) -> str:
         return self._id
+
+    def _acked(self) -> None:
+        self._round.delivered()
 
 
 class ClusterNode:
@@ -145,6 +156,7 @@ class ClusterNode:
         metrics: Metrics,
         ownership: Ownership,
         engine: Callable[[], CorrelationEngine],
+        member: str,
     ) -> None:
         assert config.cluster is not None
         self.config = config
@@ -157,6 +169,8 @@ class ClusterNode:
         js = source.nc.jetstream()
         self.publisher = AsyncPublisher(source.nc, timeout_s=HITS_PUBLISH_TIMEOUT_S)
         source.watch.on_reconnect(self.publisher.reconnected)
+        rounds = DeliveryRounds(lambda: self.floors.wake())
+        self.floors = FloorStore(js, self.cluster, member, rounds)
         self.applier = HitApplier(
             js,
             self.cluster,
@@ -165,12 +179,13 @@ class ClusterNode:
             ownership,
             engine,
             self._emit,
+            self.floors,
             partitions=config.cluster_partitions,
             interval_s=config.cluster_apply_interval_s,
         )
         self._warn = Throttle()
         self._stepping = asyncio.Lock()  # the periodic steps and the one at shutdown take turns
-        self._seen = {"applied": 0, "duplicates": 0, "replayed": 0}
+        self._seen: dict[Any, int] = {}  # counter -> the running total it was last brought up to
         self.hits_max_age_s = 0.0  # how long the hits stream keeps hits (0: for ever)
 
     async def start(self) -> None:
@@ -203,11 +218,13 @@ class ClusterNode:
         )
 
     async def run(self) -> None:
-        """Apply owned hits every --cluster-apply-interval until cancelled."""
-        applier = self.applier
-        while True:
-            await asyncio.sleep(applier.interval_s)
-            await self.step()
+        """Apply owned hits every --cluster-apply-interval, and write the delivered floors the sinks
+        confirm, until cancelled (`aclose` writes the last ones)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.floors.run(), name="cluster-delivered-floors")
+            while True:
+                await asyncio.sleep(self.applier.interval_s)
+                await self.step()
 
     async def step(self) -> int:
         try:
@@ -279,38 +296,42 @@ class ClusterNode:
                 backoff_s(attempt, self.config.sink_backoff_base_s, self.config.sink_backoff_max_s)
             )
 
-    async def _emit(self, applied: list[Applied]) -> None:
-        """Results to every sink, each with its firing's id."""
+    async def _emit(self, applied: list[Applied], round_: Round) -> None:
+        """Results to every sink, each with its firing's id, counted in `round_` once delivered."""
         include = self.config.include_event
         for item in applied:
             try:
                 lines, keys = result_lines([item.result], include)
             except RecursionError:
                 log.error("cluster: correlation result nested too deeply to write", extra={"id": item.msg_id})
+                round_.delivered()
                 continue
             self.metrics.count_results(keys)
-            delivery = Delivery(lines, ResultToken(self.inflight, item.msg_id), len(self.sinks))
+            delivery = Delivery(lines, ResultToken(self.inflight, item.msg_id, round_), len(self.sinks))
             for worker in self.sinks:
                 await worker.queue.put(delivery)
 
     def _update_metrics(self) -> None:
         applier, metrics, seen = self.applier, self.metrics, self._seen
         ordering = applier.ordering
-        if applier.applied > seen["applied"]:
-            metrics.cluster_hits_applied.inc(applier.applied - seen["applied"])
-            seen["applied"] = applier.applied
-        if ordering.duplicates > seen["duplicates"]:
-            metrics.cluster_hits_duplicates.inc(ordering.duplicates - seen["duplicates"])
-            seen["duplicates"] = ordering.duplicates
-        if applier.replayed > seen["replayed"]:
-            metrics.cluster_hits_replayed.inc(applier.replayed - seen["replayed"])
-            seen["replayed"] = applier.replayed
+        totals = (
+            (metrics.cluster_hits_applied, applier.applied),
+            (metrics.cluster_hits_duplicates, ordering.duplicates),
+            (metrics.cluster_hits_replayed, applier.replayed),
+            (metrics.cluster_results_already_delivered, applier.already_delivered),
+            (metrics.cluster_delivered_floor_write_failures, self.floors.write_failures),
+        )
+        for counter, total in totals:
+            before = seen.get(counter, 0)
+            if total > before:
+                counter.inc(total - before)
+                seen[counter] = total
         metrics.cluster_partitions_replaying.set(len(ordering.replaying))
         metrics.cluster_hits_waiting.set(ordering.waiting)
         metrics.cluster_ack_floor.set(applier.ack_floor)
 
     def status(self) -> dict[str, Any]:
-        applier = self.applier
+        applier, floors = self.applier, self.floors
         return {
             "name": self.cluster,
             "partitions": self.partitions,
@@ -325,8 +346,18 @@ class ClusterNode:
             "hits_of_other_partitions": applier.ordering.unowned,
             "hits_unreadable": applier.undecodable,
             "hits_of_unknown_correlations": applier.unknown,
+            "delivered_floor": {str(p): floors.written.get(p, 0) for p in sorted(applier.ordering.buffers)},
+            "delivered_floor_writes": floors.writes,
+            "delivered_floor_write_failures": floors.write_failures,
+            "results_already_delivered": applier.already_delivered,
         }
 
     async def aclose(self) -> None:
+        """Stop, after writing the delivered floors the sinks confirmed (within a few seconds: the
+        next owner of a partition whose floor was not written sends its last results again)."""
+        try:
+            await asyncio.wait_for(self.floors.flush(), FLOOR_FLUSH_TIMEOUT_S)
+        except (NatsError, TimeoutError) as e:
+            log.warning("cluster: delivered floors not written at shutdown", extra={"error": repr(e)})
         await self.publisher.close()
         await self.applier.aclose()

@@ -171,6 +171,16 @@ class Metrics:
             "Hit messages read again from the hits stream to rebuild the windows of gained partitions.",
             registry=r,
         )
+        self.cluster_results_already_delivered = Counter(
+            "rsigma_cluster_results_already_delivered",
+            "Results of replayed hits at or below their partition's delivered floor: not sent again.",
+            registry=r,
+        )
+        self.cluster_delivered_floor_write_failures = Counter(
+            "rsigma_cluster_delivered_floor_write_failures",
+            "Passes of the delivered-floor writer that could not write every floor (kept, retried).",
+            registry=r,
+        )
         self.cluster_partitions_replaying = Gauge(
             "rsigma_cluster_partitions_replaying",
             "Gained partitions whose windows are still being rebuilt from the hits stream.",

@@ -6,16 +6,22 @@ plain `--workers 0` daemon on the same stream: none lost, none twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import nats
+from nats.js.errors import KeyNotFoundError
 
+from rsigma.cluster.hits import decode_hit_message
+from rsigma.correlation.sharding import shard_of
 from tests.support import DaemonProcess, Daemons, NatsServer, wait_until
 from tests.support.cluster import CONSUMER, event, stored_data
+from tests.support.daemon import read_json_lines
 from tests.support.nats_client import ack_floor, publish, stored
 
 PARTITIONS = 64
@@ -188,3 +194,132 @@ def test_a_reload_bringing_a_correlation_longer_than_the_hits_stream_fails(daemo
     assert d.post("/api/v1/reload").status == 500
     failure = d.find_log("reload failed; keeping the loaded rules")
     assert failure is not None and "spans 172800 s" in failure["error"]
+
+
+# ---- the delivered floor: a restart or a move sends no old result again (file outputs show it) ----
+
+EPOCH = 1704067200  # 2024-01-01T00:00:00Z, the time of event(..., minute=0)
+
+
+def file_member(daemons: Daemons, server: NatsServer, path: Path, *args: Any) -> DaemonProcess:
+    return daemons.start(
+        *("--input", f"{server.url}/events", "--cluster", "c1", "--output", f"file://{path}"),
+        *("--cluster-heartbeat", HEARTBEAT, "--nats-ack-wait", "2"),
+        *args,
+    )
+
+
+def file_lines(*paths: Path) -> Counter[str]:
+    return Counter(json.dumps(r, sort_keys=True) for path in paths for r in read_json_lines(path))
+
+
+def correlation_lines(lines: Counter[str]) -> Counter[str]:
+    return Counter({line: n for line, n in lines.items() if '"correlation_type"' in line})
+
+
+def delivered_floors(url: str) -> dict[int, int]:
+    """The bucket's delivered floors, by partition (partitions never written are left out)."""
+
+    async def go() -> dict[int, int]:
+        nc = await nats.connect(url)
+        try:
+            kv = await nc.jetstream().key_value("rsigma-cluster-c1")
+            floors = {}
+            for p in range(PARTITIONS):
+                with contextlib.suppress(KeyNotFoundError):
+                    floors[p] = json.loads((await kv.get(f"delivered.{p}")).value)["source_seq"]
+            return floors
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def firing(line: str) -> tuple[int, int]:
+    """(partition, source sequence of the firing event) of a correlation result with `event_refs`:
+    the stream is published in order, event i (sequence i + 1) at minute i x 0.2."""
+    result = json.loads(line)
+    key = result["rule_id"]
+    group = [value for _, value in result["group_key"]]
+    last = max(ref["timestamp"] for ref in result["event_refs"])
+    return shard_of(key, group, PARTITIONS), round((last - EPOCH) / 12) + 1
+
+
+def applied_all(d: DaemonProcess) -> bool:
+    status = d.status()["cluster"]
+    return not status["partitions_replaying"] and status["hits_waiting"] == 0
+
+
+def test_a_member_restarted_sends_no_result_twice_and_its_windows_span_the_restart(daemons, server, tmp_path):
+    out = tmp_path / "results.jsonl"
+    d = file_member(daemons, server, out, "--cluster-member-id", "solo")
+    stream = random_stream(17, 300)
+    # Two failed logons of "edge" before the restart and the third after it: the brute force needs both.
+    first = [*stream[:150], event(4625, "edge", 29.5), event(4625, "edge", 29.6)]
+    second = [event(4625, "edge", 29.9), *stream[150:]]
+    publish(server.url, "events", first)
+    all_acked(server.url, len(first))
+    wait_until(lambda: d.status()["cluster"]["hits_waiting"] == 0 and out.exists(), "the first half applied")
+    assert d.terminate() == 0
+    d.start()
+    publish(server.url, "events", second)
+    total = len(first) + len(second)
+    all_acked(server.url, total)
+    expected = plain_results(daemons, server, total)
+    wait_until(lambda: file_lines(out) == expected, "the file holds each one-daemon result once")
+    edge = [line for line in expected if '"edge"' in line and "Brute force" in line]
+    assert len(edge) == 1 and file_lines(out)[edge[0]] == 1
+    status = d.status()["cluster"]
+    assert status["results_already_delivered"] > 0  # the replay rebuilt the windows without sending
+    assert d.metric("rsigma_cluster_results_already_delivered_total") == status["results_already_delivered"]
+
+
+def test_the_bucket_holds_each_partitions_delivered_floor_and_the_status_shows_it(daemons, server, tmp_path):
+    d = file_member(daemons, server, tmp_path / "results.jsonl")
+    publish(server.url, "events", random_stream(23, 60))
+    all_acked(server.url, 60)
+    hits = [decode_hit_message(data) for data, _ in stored(server.url, "rsigma-hits-c1")]
+    last_hit: dict[int, int] = {}
+    for message in hits:
+        last_hit[message.partition] = max(last_hit.get(message.partition, 0), message.sequence)
+
+    def written() -> bool:
+        floors = delivered_floors(server.url)
+        return set(floors) == set(last_hit) and all(floors[p] >= s for p, s in last_hit.items())
+
+    wait_until(written, "a floor per partition with hits, at or above its last hit")
+    floors = delivered_floors(server.url)
+    status = d.status()["cluster"]
+    assert status["delivered_floor"] == {str(p): floors.get(p, 0) for p in range(PARTITIONS)}
+    assert all(floor <= 60 for floor in floors.values())  # never above the input's ack floor
+    assert status["delivered_floor_writes"] >= len(floors) and status["delivered_floor_write_failures"] == 0
+
+
+def test_a_member_killed_mid_stream_resends_at_most_its_unconfirmed_results(daemons, server, tmp_path):
+    outs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    refs = ("--correlation-event-mode", "refs")
+    a, b = (file_member(daemons, server, out, "--cluster-member-id", out.stem, *refs) for out in outs)
+    wait_until(lambda: split([a, b]), "the two members split the partitions")
+    a_owned = owned([a])[0]
+    stream = random_stream(19, 450)
+    publish(server.url, "events", stream[:300])
+    wait_until(lambda: sum(a.status()["cluster"]["delivered_floor"].values()) > 0, "a delivered results")
+    a.kill()
+    at_kill = delivered_floors(server.url)  # b writes a's partitions only once it gained them (a TTL later)
+    publish(server.url, "events", stream[300:])
+    all_acked(server.url, 450)
+    wait_until(lambda: owned([b])[0] == set(range(PARTITIONS)), "b took a's partitions", timeout=30)
+    wait_until(lambda: applied_all(b), "b rebuilt a's partitions and applied every hit", timeout=30)
+    plain = daemons.start("--input", f"{server.url}/events", "--consumer-group", "plain", *refs)
+    wait_until(lambda: ack_floor(server.url, "rsigma-events", "plain") == 450, "acked by the plain daemon")
+    expected = correlation_lines(lines(plain))
+    wait_until(lambda: not expected - correlation_lines(file_lines(*outs)), "each result in a file")
+    twice = correlation_lines(file_lines(*outs)) - expected
+    # Only results of a's partitions above the floor a had written when killed can come twice.
+    for line in twice:
+        partition, sequence = firing(line)
+        assert partition in a_owned and sequence > at_kill.get(partition, 0), (line, at_kill.get(partition))
+    # And a had delivered results below its floors: those are not sent again.
+    below = [line for line in expected if (f := firing(line))[0] in a_owned and f[1] <= at_kill.get(f[0], 0)]
+    assert below and not set(below) & set(twice)
+    assert b.status()["cluster"]["results_already_delivered"] >= len(below)
