@@ -13,7 +13,7 @@ from typing import Any
 
 from rsigma.engine.compiler import CompiledRule, compile_filter, compile_rule, detection_fields
 from rsigma.engine.event import EventView
-from rsigma.engine.index import CandidateIndex, Witness, rule_witness
+from rsigma.engine.index import MEMO_MAX_TEXT, CandidateIndex, Witness, forget_older_half, rule_witness
 from rsigma.engine.match_detail import check_level
 from rsigma.engine.matchers import Predicate
 from rsigma.engine.regex import BUDGET, BacktrackingBudgetExceeded
@@ -130,8 +130,8 @@ def unresolved_placeholders(rule: SigmaRule) -> list[str]:
 #: Fields a rule may read to have its results memoised, and the memo's size.
 MAX_DECIDING_FIELDS = 3
 MAX_RESULTS = 16384
-#: Longest text value that goes into a memo key (long values such as command lines rarely repeat).
-MAX_KEY_TEXT = 256
+#: Longest text value that goes into a memo key: the index's bound (long values rarely repeat).
+MAX_KEY_TEXT = MEMO_MAX_TEXT
 
 
 def _decided_by(rule: SigmaRule, filters: list[SigmaFilter]) -> tuple[str, ...] | None:
@@ -151,10 +151,16 @@ def _decided_by(rule: SigmaRule, filters: list[SigmaFilter]) -> tuple[str, ...] 
     return tuple(sorted(fields))
 
 
-def _result_key(index: int, fields: tuple[str, ...] | None, view: EventView) -> tuple[Any, ...] | None:
+def _with_filters(
+    rule: SigmaRule, filters: list[tuple[SigmaFilter, Predicate]]
+) -> tuple[list[Predicate], tuple[str, ...] | None]:
+    """The compiled filters that apply to `rule`, and the fields that decide it with them."""
+    applied = [(flt, pred) for flt, pred in filters if filter_applies(flt, rule)]
+    return [pred for _, pred in applied], _decided_by(rule, [flt for flt, _ in applied])
+
+
+def _result_key(index: int, fields: tuple[str, ...], view: EventView) -> tuple[Any, ...] | None:
     """(rule, the fields' values) when every value is a short text, an int, null or absent."""
-    if fields is None:
-        return None
     key: list[Any] = [index]
     for name in fields:
         value = view.get(name)
@@ -219,9 +225,9 @@ class Engine:
             rules = image.ruleset.rules
             engine.rules = []
             for n, rule in enumerate(map(rules.__getitem__, image.compiled)):
-                applied = [(flt, pred) for flt, pred in filters if filter_applies(flt, rule)]
-                engine.rules.append(CompiledRule.lazy(n, rule, [pred for _, pred in applied]))
-                engine._deciding.append(_decided_by(rule, [flt for flt, _ in applied]))
+                preds, deciding = _with_filters(rule, filters)
+                engine.rules.append(CompiledRule.lazy(n, rule, preds))
+                engine._deciding.append(deciding)
             engine._witnesses = image.witnesses
             engine.index = image.index
         return engine
@@ -263,14 +269,15 @@ class Engine:
         self.rules: list[CompiledRule] = []
         self._compiled: list[int] = []
         for n, rule in enumerate(ruleset.rules):
-            applied = [(flt, pred) for flt, pred in filters if filter_applies(flt, rule)]
+            preds, deciding = _with_filters(rule, filters)
             try:
-                self.rules.append(compile_rule(len(self.rules), rule, [pred for _, pred in applied]))
-                self._compiled.append(n)
+                compiled = compile_rule(len(self.rules), rule, preds)
             except SigmaError as e:
                 self._fail(e, strict)
                 continue
-            self._deciding.append(_decided_by(rule, [flt for flt, _ in applied]))
+            self.rules.append(compiled)
+            self._compiled.append(n)
+            self._deciding.append(deciding)
         self._witnesses = [rule_witness(r.rule) for r in self.rules]
         self.index = CandidateIndex.build(enumerate(self._witnesses))
 
@@ -327,7 +334,8 @@ class Engine:
         for i in sorted(index.candidates(view)):
             compiled = rules[i]
             try:
-                key = _result_key(i, deciding[i], view)
+                fields = deciding[i]
+                key = None if fields is None else _result_key(i, fields, view)
                 if key is None:
                     matched = compiled.matches(view)
                 else:
@@ -335,11 +343,11 @@ class Engine:
                     if matched is None:
                         matched = compiled.matches(view)
                         if len(results) >= MAX_RESULTS:
-                            results.clear()
+                            forget_older_half(results)
                         results[key] = matched
                 if matched:
-                    names, fields = compiled.explain(view, self.match_detail)
-                    out.append(Detection(i, compiled.rule, names, fields, event))
+                    names, matched_fields = compiled.explain(view, self.match_detail)
+                    out.append(Detection(i, compiled.rule, names, matched_fields, event))
             except BacktrackingBudgetExceeded as e:
                 e.rule = compiled.rule.title
                 raise

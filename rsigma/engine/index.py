@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from rsigma.engine.event import KEYWORD_SEPARATOR, EventView
 from rsigma.engine.folding import fold
-from rsigma.engine.needles import Finder, needle_finder
+from rsigma.engine.needles import Finder
 from rsigma.engine.numbers import canonical_key, canonical_number, parse_number
 from rsigma.engine.regex import required_literal
 from rsigma.rules.condition import CondAnd, CondNode, CondNot, CondOr, CondRef, CondSelector, selector_names
@@ -228,7 +228,8 @@ def _resolve(guarded: Guarded, atoms: frozenset[int], own: frozenset[int]) -> Gu
 _NOTHING: Final[Entry] = (frozenset(), frozenset(), ())
 
 
-def _forget_older_half(memo: dict[Any, Any]) -> None:
+def forget_older_half(memo: dict[Any, Any]) -> None:
+    """Bound a memo: drop its older half (starting over made the values in use miss together)."""
     for key in list(islice(memo, len(memo) // 2)):
         del memo[key]
 
@@ -315,15 +316,15 @@ class FieldIndex:
     def value_entry(self, value: str | int) -> Entry:
         """`entry` of a plain string or int value, memoised (callers look in `memo` first)."""
         if type(value) is str:
-            found = self.entry((fold(value),), self.numeric)
+            entry = self.entry((fold(value),), self.numeric)
         else:
-            found = self.entry((str(value),), False)  # an int's text is its canonical form
+            entry = self.entry((str(value),), False)  # an int's text is its canonical form
         if type(value) is int or len(value) <= MEMO_MAX_TEXT:
             memo = self.memo
             if len(memo) >= MEMO_MAX_ENTRIES:
-                _forget_older_half(memo)
-            memo[value] = found
-        return found
+                forget_older_half(memo)
+            memo[value] = entry
+        return entry
 
 
 @dataclass(slots=True)
@@ -339,7 +340,6 @@ class CandidateIndex:
 
     by_key: dict[str, list[FieldIndex]]
     keywords: FieldIndex | None
-    atoms: list[Atom]
     always: frozenset[int]
 
     @classmethod
@@ -395,7 +395,7 @@ class CandidateIndex:
                 keywords[needle] = ident
         by_key: dict[str, list[FieldIndex]] = defaultdict(list)
         for name in exact.keys() | subs.keys():
-            find = needle_finder(subs[name]) if name in subs else None
+            find = Finder(subs[name]) if name in subs else None
             own = frozenset(exact.get(name, {}).values()) | frozenset(subs.get(name, {}).values())
             fi = FieldIndex(name, exact.get(name, {}), find, triggers, own)
             segments = name.split(".")
@@ -403,11 +403,10 @@ class CandidateIndex:
                 by_key[".".join(segments[:k])].append(fi)
         keyword_index = None
         if keywords:
-            keyword_index = FieldIndex("", {}, needle_finder(keywords, prefer_set=True), triggers, None)
+            keyword_index = FieldIndex("", {}, Finder(keywords, prefer_set=True), triggers, None)
         return cls(
             by_key=dict(by_key),
             keywords=keyword_index,
-            atoms=sorted(atom_ids, key=atom_ids.__getitem__),
             always=frozenset(always),
         )
 

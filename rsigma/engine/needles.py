@@ -67,11 +67,6 @@ class Finder:
         self._find = None
 
 
-def needle_finder(needles: dict[str, int], *, prefer_set: bool = False) -> Finder:
-    """A finder over `needles` (text -> payload)."""
-    return Finder(needles, prefer_set=prefer_set)
-
-
 def _automaton(needles: dict[str, int]) -> Callable[[str], Iterable[int]]:
     automaton = ahocorasick.Automaton()
     for needle, payload in needles.items():
