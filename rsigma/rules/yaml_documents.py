@@ -52,6 +52,8 @@ def _scalar(event: ScalarEvent) -> Any:
         tag = _plain_tag(event.value)
     if tag == _STR:
         return event.value
+    if tag == _MERGE:
+        return _MERGE_KEY
     constructor = _CONSTRUCTOR.yaml_constructors.get(tag)
     if constructor is None or tag in (_MAP, _SEQ):
         raise ConstructorError(None, None, f"unsupported tag {tag!r}", event.start_mark)
@@ -136,8 +138,8 @@ def _build(parser: Any) -> Iterator[tuple[int, Any]]:
         else:
             key = frame[1]
             frame[1] = _NO_KEY
-            if key == "<<" and cls is not ScalarEvent:
-                _merge(container, value)
+            if key is _MERGE_KEY:
+                _merge(container, value, event.start_mark)
             else:
                 try:
                     container[key] = value
@@ -154,8 +156,21 @@ class _NoKey:
 _NO_KEY = _NoKey()
 
 
-def _merge(target: dict[Any, Any], source: Any) -> None:
+class _MergeKey:
+    """A plain `<<` key (YAML's merge key); a quoted one is the string "<<"."""
+
+    __slots__ = ()
+
+
+_MERGE_KEY = _MergeKey()
+
+
+def _merge(target: dict[Any, Any], source: Any, mark: Any) -> None:
+    """`<<: *a` or `<<: [*a, *b]`: keys not given in the mapping come from its sources."""
     for part in source if isinstance(source, list) else [source]:
-        if isinstance(part, dict):
-            for k, v in part.items():
-                target.setdefault(k, v)
+        if not isinstance(part, dict):
+            raise ConstructorError(
+                None, None, f"a merge key takes a mapping or a list of mappings, not {part!r}", mark
+            )
+        for k, v in part.items():
+            target.setdefault(k, v)

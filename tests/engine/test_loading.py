@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rsigma.engine import Engine
 from rsigma.errors import SigmaError
 from rsigma.loading import RuleLoadFailed, load_evaluator, refuse_dropped_rules
 from rsigma.rules import load_rules
+from rsigma.rules.yaml_documents import iter_documents
 
 
 def rule_text(title: str, value: str, field: str = "F") -> str:
@@ -227,3 +229,30 @@ def test_a_reload_is_refused_for_a_new_broken_file_but_not_for_one_broken_at_sta
         refuse_dropped_rules(running, load_evaluator([tmp_path], report=lambda _: None))
     with pytest.raises(RuleLoadFailed, match="old.yml"):
         load_evaluator([tmp_path], report=lambda _: None, strict=True)
+
+
+def test_yaml_types_anchors_and_merge_keys_read_as_pyyaml_safe_load_reads_them():
+    text = """
+base: &base {Image: a.exe, User: SYSTEM}
+second: &second {Port: 0x1F}
+merged:
+    <<: [*base, *second]
+    User: admin
+late:
+    User: root
+    <<: *base
+quoted:
+    '<<': not a merge
+values: [yes, no, on, 'on', 1e3, 1:20, 010, 0o10, 2022-01-01, ~, .inf, 1_000]
+"""
+    ((_, document),) = list(iter_documents(text))
+    assert document == yaml.safe_load(text)
+    assert document["merged"] == {"Image": "a.exe", "User": "admin", "Port": 31}
+    assert document["late"] == {"User": "root", "Image": "a.exe"}
+    assert document["quoted"] == {"<<": "not a merge"}
+
+
+def test_a_merge_key_with_a_scalar_is_a_yaml_error_with_its_line():
+    with pytest.raises(yaml.YAMLError, match="merge key takes a mapping") as error:
+        list(iter_documents("a: 1\nb:\n    <<: 5\n"))
+    assert "line 3" in str(error.value)
