@@ -178,7 +178,8 @@ def _result_key(index: int, fields: tuple[str, ...], view: EventView) -> tuple[A
 class EngineImage:
     """An engine without its closures, for the rule cache: the rule set it was built from, which rules
     and filters compiled (positions in the rule set), what failed and why, each rule's witness (for
-    the per-logsource indexes routing builds) and the candidate index."""
+    the per-logsource indexes routing builds), the fields deciding each rule (`_decided_by`) and the
+    candidate index."""
 
     ruleset: RuleSet
     compiled: list[int]
@@ -186,6 +187,7 @@ class EngineImage:
     errors: list[SigmaError]
     warnings: list[str]
     witnesses: list[Witness | None]
+    deciding: list[tuple[str, ...] | None]
     index: CandidateIndex
 
 
@@ -223,11 +225,12 @@ class Engine:
                 (flt, compile_filter(flt)) for flt in map(image.ruleset.filters.__getitem__, image.filters)
             ]
             rules = image.ruleset.rules
-            engine.rules = []
-            for n, rule in enumerate(map(rules.__getitem__, image.compiled)):
-                preds, deciding = _with_filters(rule, filters)
-                engine.rules.append(CompiledRule.lazy(n, rule, preds))
-                engine._deciding.append(deciding)
+            lazy = CompiledRule.lazy
+            engine.rules = [
+                lazy(n, rule, [pred for flt, pred in filters if filter_applies(flt, rule)] if filters else [])
+                for n, rule in enumerate(map(rules.__getitem__, image.compiled))
+            ]
+            engine._deciding = image.deciding
             engine._witnesses = image.witnesses
             engine.index = image.index
         return engine
@@ -241,6 +244,7 @@ class Engine:
             self.errors,
             self.warnings,
             self._witnesses,
+            self._deciding,
             self.index,
         )
 
