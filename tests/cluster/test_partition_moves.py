@@ -20,14 +20,23 @@ from nats.js.errors import KeyNotFoundError
 from rsigma.cluster.hits import decode_hit_message
 from rsigma.correlation.sharding import shard_of
 from tests.support import DaemonProcess, Daemons, NatsServer, wait_until
-from tests.support.cluster import CONSUMER, event, stored_data
+from tests.support.cluster import (
+    CONSUMER,
+    HEARTBEAT,
+    PARTITIONS,
+    TTL_S,
+    all_acked,
+    correlation_kinds,
+    event,
+    lines,
+    member,
+    one_daemon_results,
+    owned,
+    split,
+    wait_output,
+)
 from tests.support.daemon import read_json_lines
 from tests.support.nats_client import ack_floor, publish, stored
-
-PARTITIONS = 64
-HEARTBEAT = "0.5"  # a member key lives ceil(3 x 0.5) = 2 s
-TTL_S = 2.0
-OUTPUT = "results"
 
 
 def random_stream(seed: int, count: int, start_minute: float = 0.0) -> list[bytes]:
@@ -40,66 +49,11 @@ def random_stream(seed: int, count: int, start_minute: float = 0.0) -> list[byte
     ]
 
 
-def member(daemons: Daemons, server: NatsServer, *args: Any, wait: bool = True) -> DaemonProcess:
-    return daemons.start(
-        *("--input", f"{server.url}/events", "--cluster", "c1", "--output", f"{server.url}/{OUTPUT}"),
-        *("--cluster-heartbeat", HEARTBEAT, "--nats-ack-wait", "2"),
-        *args,
-        wait=wait,
-    )
-
-
-def lines(d: DaemonProcess) -> Counter[str]:
-    return Counter(json.dumps(r, sort_keys=True) for r in d.results())
-
-
-def output_stream(url: str) -> Counter[str]:
-    messages = stored_data(url, f"rsigma-{OUTPUT}")
-    return Counter(json.dumps(json.loads(data), sort_keys=True) for data in messages)
-
-
-def duplicate_window_s(url: str, stream: str) -> float:
-    async def go() -> float:
-        nc = await nats.connect(url)
-        try:
-            return float((await nc.jetstream().stream_info(stream)).config.duplicate_window)
-        finally:
-            await nc.close()
-
-    return asyncio.run(go())
-
-
-def wait_output(url: str, expected: Counter[str], started: float) -> None:
-    """The output stream ends up with each result once; its duplicate window covers the whole test,
-    so a result sent again (a replay, a redelivered event) is kept once."""
-    wait_until(lambda: output_stream(url) == expected, "the output stream holds the one-daemon results")
-    assert duplicate_window_s(url, f"rsigma-{OUTPUT}") > time.monotonic() - started
-
-
-def owned(members: list[DaemonProcess]) -> list[set[int]]:
-    return [set(m.status()["cluster"]["owned_partitions"]) for m in members]
-
-
-def split(members: list[DaemonProcess]) -> bool:
-    """Every member sees them all, and their owned sets are disjoint and cover every partition."""
-    statuses = [m.status()["cluster"] for m in members]
-    if any(len(s["members"]) != len(members) or s["partitions_replaying"] for s in statuses):
-        return False
-    sets = [set(s["owned_partitions"]) for s in statuses]
-    return all(sets) and sum(map(len, sets)) == PARTITIONS and set().union(*sets) == set(range(PARTITIONS))
-
-
 def plain_results(daemons: Daemons, server: NatsServer, events: int) -> Counter[str]:
-    plain = daemons.start("--input", f"{server.url}/events", "--consumer-group", "plain")
-    wait_until(lambda: ack_floor(server.url, "rsigma-events", "plain") == events, "acked by the plain daemon")
-    expected = lines(plain)
-    kinds = Counter(json.loads(line).get("correlation_type") for line in expected.elements())
+    expected = one_daemon_results(daemons, server, events)
+    kinds = correlation_kinds(expected)
     assert kinds["event_count"] > 5 and kinds["temporal"] > 5, kinds
     return expected
-
-
-def all_acked(url: str, events: int) -> None:
-    wait_until(lambda: ack_floor(url, "rsigma-events", CONSUMER) == events, "acked by members", timeout=60)
 
 
 def test_two_members_split_the_partitions_and_correlate_like_one_daemon(daemons, server):
