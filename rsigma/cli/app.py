@@ -60,6 +60,7 @@ from rsigma.daemon.config import (
     DEFAULT_CLUSTER_APPLY_INTERVAL_S,
     DEFAULT_CLUSTER_HEARTBEAT_S,
     DEFAULT_CLUSTER_PARTITIONS,
+    DEFAULT_CLUSTER_REPLICAS,
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_SINK_BATCH_MAX,
     DaemonConfig,
@@ -300,6 +301,17 @@ def engine_daemon(
             " 3 heartbeats).",
         ),
     ] = DEFAULT_CLUSTER_HEARTBEAT_S,
+    cluster_replicas: Annotated[
+        int,
+        typer.Option(
+            "--cluster-replicas",
+            envvar="RSIGMA_CLUSTER_REPLICAS",
+            min=1,
+            max=5,
+            help="Replicas of the cluster's hits stream and KV bucket when this member creates them (3 on"
+            " a 3-node NATS cluster: they outlive the loss of one server).",
+        ),
+    ] = DEFAULT_CLUSTER_REPLICAS,
     cluster_member_id: Annotated[
         str | None,
         typer.Option(
@@ -632,6 +644,7 @@ def engine_daemon(
         cluster_partitions=cluster_partitions,
         cluster_apply_interval_s=cluster_apply_interval,
         cluster_heartbeat_s=cluster_heartbeat,
+        cluster_replicas=cluster_replicas,
         cluster_member_id=cluster_member_id,
         nats_ack_wait_s=nats_ack_wait,
         nats_max_deliver=nats_max_deliver,

@@ -118,7 +118,7 @@ def hit_messages(
     return [HitMessage(FORMAT, stream, sequence, p, grouped[p]) for p in sorted(grouped)]
 
 
-def stream_config(cluster: str, duplicate_window_s: float) -> StreamConfig:
+def stream_config(cluster: str, duplicate_window_s: float, replicas: int = 1) -> StreamConfig:
     """File storage; the duplicate window covers every redelivery of a source event."""
     return StreamConfig(
         name=hits_stream(cluster),
@@ -126,13 +126,15 @@ def stream_config(cluster: str, duplicate_window_s: float) -> StreamConfig:
         storage=StorageType.FILE,
         duplicate_window=duplicate_window_s,
         max_age=max(MIN_MAX_AGE_S, duplicate_window_s),
+        num_replicas=replicas,
     )
 
 
-async def ensure_hits_stream(js: Any, cluster: str, duplicate_window_s: float) -> str:
+async def ensure_hits_stream(js: Any, cluster: str, duplicate_window_s: float, replicas: int = 1) -> str:
     """Create the hits stream if missing; check one that exists (ConfigError when it cannot serve),
-    widening a duplicate window narrower than `duplicate_window_s`."""
-    wanted = stream_config(cluster, duplicate_window_s)
+    widening a duplicate window narrower than `duplicate_window_s`. The replicas of a stream that
+    exists are the operator's (a replica change moves data between servers): fewer than asked warns."""
+    wanted = stream_config(cluster, duplicate_window_s, replicas)
     name = wanted.name
     try:
         info = await js.stream_info(name)
@@ -140,10 +142,11 @@ async def ensure_hits_stream(js: Any, cluster: str, duplicate_window_s: float) -
         await js.add_stream(wanted)
         log.info(
             "cluster hits stream created",
-            extra={"stream": name, "duplicate_window_seconds": duplicate_window_s},
+            extra={"stream": name, "duplicate_window_seconds": duplicate_window_s, "replicas": replicas},
         )
         return name
     current = info.config
+    warn_fewer_replicas(f"stream {name!r}", current.num_replicas or 1, replicas, f"nats stream edit {name}")
     if list(current.subjects or ()) != wanted.subjects:
         raise ConfigError(
             f"--cluster {cluster}: stream {name!r} has subjects {current.subjects}, expected"
@@ -158,3 +161,12 @@ async def ensure_hits_stream(js: Any, cluster: str, duplicate_window_s: float) -
             extra={"stream": name, "duplicate_window_seconds": duplicate_window_s},
         )
     return name
+
+
+def warn_fewer_replicas(what: str, has: int, wanted: int, fix: str) -> None:
+    """A cluster stream that exists with fewer replicas than --cluster-replicas: said, not changed."""
+    if has < wanted:
+        log.warning(
+            f"--cluster-replicas {wanted}: {what} has {has}; raise it with `{fix} --replicas {wanted}`",
+            extra={"replicas": has, "wanted": wanted},
+        )

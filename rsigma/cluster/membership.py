@@ -28,6 +28,7 @@ from nats.js.errors import APIError, BadRequestError, BucketNotFoundError, KeyWr
 from nats.js.errors import NotFoundError as JsNotFoundError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, MSG_ROLLUP_SUBJECT
 
+from rsigma.cluster.hits import warn_fewer_replicas
 from rsigma.cluster.ownership import OwnershipCallback
 from rsigma.cluster.records import (
     CONFIG_KEY,
@@ -84,6 +85,7 @@ class Membership:
         member_id: str | None = None,
         heartbeat_s: float = 1.0,
         api: str | None = None,
+        replicas: int = 1,
     ) -> None:
         if partitions < 1:
             raise MembershipError(f"--cluster-partitions {partitions}: expected at least 1")
@@ -91,6 +93,7 @@ class Membership:
         self.partitions = partitions
         self.member_id = check_member_id(member_id or default_member_id())
         self.heartbeat_s = heartbeat_s
+        self.replicas = replicas  # of the bucket, when this member creates it
         self.ttl_s = ttl_of(heartbeat_s)
         self.record = MemberRecord(
             self.member_id, socket.gethostname(), os.getpid(), time.time(), heartbeat_s, api
@@ -221,6 +224,7 @@ class Membership:
                     bucket=self.bucket,
                     history=1,
                     limit_marker_ttl=MARKER_TTL_S,
+                    replicas=self.replicas,
                     description=f"rsigma cluster {self.cluster}: config and live members",
                 )
             except BadRequestError:  # another member created it meanwhile
@@ -231,6 +235,9 @@ class Membership:
                 f"--cluster {self.cluster}: the KV bucket {self.bucket!r} exists but was not made by rsigma"
                 " (it needs per-message TTLs and delete markers); delete it to let rsigma create it"
             )
+        has = info.config.num_replicas or 1
+        fix = f"nats stream edit {self._stream}"
+        warn_fewer_replicas(f"KV bucket {self.bucket!r}", has, self.replicas, fix)
         return kv
 
     async def _check_config(self) -> None:

@@ -114,6 +114,7 @@ async def join_cluster(
         member_id=config.cluster_member_id,
         heartbeat_s=config.cluster_heartbeat_s,
         api=api_address,
+        replicas=config.cluster_replicas,
     )
     membership.on_rebalance(
         lambda: metrics.cluster_rebalanced(
@@ -197,7 +198,7 @@ class ClusterNode:
             self.source.nc,
             "--cluster",
             self.cluster,
-            ensure_hits_stream(js, self.cluster, window),
+            ensure_hits_stream(js, self.cluster, window, self.config.cluster_replicas),
             "cannot set up the cluster's hits stream",
         )
         info = await startup_request(

@@ -29,6 +29,8 @@ DEFAULT_CLUSTER_PARTITIONS: Final = 64
 DEFAULT_CLUSTER_APPLY_INTERVAL_S: Final = 0.2
 #: Seconds between two writes of a member's key in the cluster's KV bucket (it lives 3 of them).
 DEFAULT_CLUSTER_HEARTBEAT_S: Final = 1.0
+#: Replicas of the hits stream and the KV bucket a member creates (1: a single NATS server).
+DEFAULT_CLUSTER_REPLICAS: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,7 @@ class DaemonConfig:
     cluster_partitions: int = DEFAULT_CLUSTER_PARTITIONS
     cluster_apply_interval_s: float = DEFAULT_CLUSTER_APPLY_INTERVAL_S
     cluster_heartbeat_s: float = DEFAULT_CLUSTER_HEARTBEAT_S
+    cluster_replicas: int = DEFAULT_CLUSTER_REPLICAS
     cluster_member_id: str | None = None  # None: <hostname>-<pid>
     nats_ack_wait_s: float = 30.0
     nats_max_deliver: int = 5

@@ -94,7 +94,12 @@ def test_the_flags_come_from_their_variables_and_config_keys(tmp_path):
     done = run(
         tmp_path,
         *("engine", "daemon", "--dry-run", "-r", "rules"),
-        env={"RSIGMA_CLUSTER": "prod", "RSIGMA_CLUSTER_PARTITIONS": "128", "RSIGMA_CLUSTER_MEMBER_ID": "n-1"},
+        env={
+            "RSIGMA_CLUSTER": "prod",
+            "RSIGMA_CLUSTER_PARTITIONS": "128",
+            "RSIGMA_CLUSTER_MEMBER_ID": "n-1",
+            "RSIGMA_CLUSTER_REPLICAS": "3",
+        },
     )
     assert done.returncode == 0, done.stderr
     cluster = yaml.safe_load(done.stdout)["daemon"]["cluster"]
@@ -103,6 +108,7 @@ def test_the_flags_come_from_their_variables_and_config_keys(tmp_path):
         "partitions": 128,
         "apply_interval": 0.5,
         "heartbeat": 0.25,
+        "replicas": 3,
         "member_id": "n-1",
     }
     done = run(
