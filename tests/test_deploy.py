@@ -33,7 +33,8 @@ import trustme
 import typer
 import yaml
 
-from tests.support import DaemonProcess, NatsServer, free_port, server_binary
+from tests.support import DaemonProcess, NatsServer, server_binary
+from tests.support.nats_cluster import NODES, NatsCluster, add_replicated_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -178,54 +179,13 @@ def test_nats_server_t_catches_mistakes(tmp_path):
 
 
 def test_cluster_forms_and_keeps_a_stream_on_three_nodes(tmp_path):
-    nodes = sorted((DEPLOY / "nats" / "cluster").glob("nats-*.conf"))
-    assert [n.stem for n in nodes] == ["nats-1", "nats-2", "nats-3"]
-    cluster_ports = {n.stem: free_port() for n in nodes}
-    servers = []
-    try:
-        for node in nodes:
-            text = localized(node.read_text(), tmp_path / node.stem)
-            assert text.count("nats-route://") == 3
-            for name, port in cluster_ports.items():
-                text = text.replace(f"nats-route://{name}:6222", f"nats-route://127.0.0.1:{port}")
-            text = text.replace("listen: 0.0.0.0:6222", f"listen: 127.0.0.1:{cluster_ports[node.stem]}")
-            text = text.replace("http: 0.0.0.0:8222", f"http: 127.0.0.1:{free_port()}")
-            store = tmp_path / node.stem
-            store.mkdir()
-            # The client address and port come from the command line (NatsServer); the rest is the file.
-            servers.append(NatsServer(store, jetstream=False, config=text).start())
-        stream = asyncio.run(r3_stream(servers[0].url))
+    assert sorted(n.stem for n in (DEPLOY / "nats" / "cluster").glob("nats-*.conf")) == list(NODES)
+    with NatsCluster(tmp_path) as cluster:
+        stream = add_replicated_stream(cluster.servers[0].url, "rsigma-events", ["events.>"])
         assert stream.config.num_replicas == 3
         assert stream.cluster is not None and stream.cluster.name == "rsigma-nats"
         members = {stream.cluster.leader, *(r.name for r in stream.cluster.replicas or [])}
-        assert members == {"nats-1", "nats-2", "nats-3"}
-    finally:
-        for s in servers:
-            s.stop()
-
-
-async def r3_stream(url: str) -> Any:
-    """Create the daemon's input stream with 3 replicas once the cluster has a JetStream leader."""
-    nc = await nats.connect(url)
-    try:
-        js = nc.jetstream()
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                await js.add_stream(name="rsigma-events", subjects=["events.>"], num_replicas=3)
-                break
-            except (nats.js.errors.Error, nats.errors.TimeoutError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.25)
-        for _ in range(60):  # the replicas report in shortly after the stream is created
-            info = await js.stream_info("rsigma-events")
-            if info.cluster and info.cluster.leader and len(info.cluster.replicas or []) == 2:
-                return info
-            await asyncio.sleep(0.25)
-        return info
-    finally:
-        await nc.close()
+        assert members == set(NODES)
 
 
 @pytest.fixture

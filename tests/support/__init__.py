@@ -4,6 +4,7 @@ one `wait_until`, one metrics parser.
     daemon.py       DaemonProcess (one `rsigma engine daemon` / `rsigma serve` subprocess), Daemons (the
                     ones a test started, closed together), http(), Response, ndjson(), read_json_lines()
     nats_server.py  NatsServer (a throwaway JetStream server), free_port(), server_binary()
+    nats_cluster.py NatsCluster (deploy/nats/cluster on loopback), add_replicated_stream()
     nats_client.py  small synchronous JetStream helpers (publish, read a stream, consumer backlog)
     nats_auth.py    an operator-mode setup with .creds files (Operator), a throwaway PKI (make_pki)
     waiting.py      wait_until(predicate, what, timeout), WaitTimeout
