@@ -33,6 +33,7 @@ import trustme
 import typer
 import yaml
 
+from rsigma.nats.names import parse_nats_url, stream_name
 from tests.support import DaemonProcess, NatsServer, server_binary
 from tests.support.nats_cluster import NODES, NatsCluster, add_replicated_stream
 
@@ -353,6 +354,37 @@ def test_compose_runs_two_serve_instances_in_one_consumer_group():
                 assert (DEPLOY / "docker" / source).resolve().exists(), source
 
 
+def test_cluster_compose_runs_three_members_of_one_cluster_on_three_nats_nodes():
+    spec = yaml_file(DEPLOY / "cluster" / "compose.yml")
+    daemons = serve_services(spec)
+    assert sorted(daemons) == ["rsigma-1", "rsigma-2", "rsigma-3"]
+    options = serve_options()
+    streams_script = (DEPLOY / "cluster" / "streams.sh").read_text()
+    created = dict(re.findall(r"^add (\S+) --subjects '?([^'\s]+)'?", streams_script, re.MULTILINE))
+    assert "--replicas 3" in streams_script
+    for name, args in daemons.items():
+        assert flags_in(args) <= options, f"{name}: unknown flags {flags_in(args) - options}"
+        assert option(args, "--cluster") == ["prod"] and option(args, "--cluster-replicas") == ["3"]
+        assert option(args, "--workers") == ["0"]
+        node = name.replace("rsigma", "nats")
+        for flag in ("--input", "--output", "--dlq"):
+            (url,) = option(args, flag)
+            target = parse_nats_url(url, flag)
+            assert target.server == f"nats://{node}:4222", url
+            assert created[stream_name(target.subject)] == target.subject, "streams.sh creates it, R3"
+    assert len({option(args, "--cluster-member-id")[0] for args in daemons.values()}) == 3
+    for node in NODES:
+        service = spec["services"][node]
+        version = re.match(r"nats:(\d+)\.(\d+)", service["image"])
+        assert version and tuple(map(int, version.groups())) >= (2, 11), "per-message TTLs need 2.11"
+        assert f"../nats/cluster/{node}.conf:/etc/nats/nats.conf:ro" in service["volumes"]
+    for service in spec["services"].values():  # bind mounts point at files of this repository
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / "cluster" / source).resolve().exists(), source
+
+
 def test_prometheus_scrapes_both_serve_instances():
     config = yaml_file(DEPLOY / "prometheus" / "prometheus.yml")
     targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
@@ -512,6 +544,9 @@ def test_systemd_env_example_names_only_known_variables():
         "NATS_NKEY",
         "RSIGMA_CONSUMER_GROUP",
         "RSIGMA_LOG",
+        "RSIGMA_CLUSTER",
+        "RSIGMA_CLUSTER_MEMBER_ID",
+        "RSIGMA_CLUSTER_REPLICAS",
     }
     unit_text = (DEPLOY / "systemd" / "rsigma.service").read_text()
     used_by_unit = {n for n in names if f"${n}" in unit_text or f"${{{n}}}" in unit_text}
