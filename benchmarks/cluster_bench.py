@@ -164,7 +164,7 @@ async def correlation_latencies(url: str, first_out: int) -> list[float]:
         while True:
             try:
                 msgs = await sub.fetch(500, timeout=1)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own or asyncio's: both are TimeoutError
                 break
             for msg in msgs:
                 if b'"correlation_type"' not in msg.data:

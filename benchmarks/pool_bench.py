@@ -127,7 +127,7 @@ async def paced(url: str, data: list[bytes], rate: float) -> list[float]:
         while True:
             try:
                 msgs = await sub.fetch(500, timeout=1)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own or asyncio's: both are TimeoutError
                 break
             for msg in msgs:
                 stream, seq, _ = msg.headers["Nats-Msg-Id"].rsplit(":", 2)

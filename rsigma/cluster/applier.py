@@ -1,20 +1,22 @@
 """The owner's side of the hits stream: apply the owned partitions' hits in source order, up to the
 input consumer's ack floor, and hand the correlation results on.
 
-One ordered consumer (no acks, nothing on the server to clean up) reads every partition's subject,
-`rsigma.hits.<cluster>.*`, live from the stream's last sequence at start; messages of partitions
-owned elsewhere are skipped on arrival. Reading everything costs each member the whole stream's
-traffic, but it makes "received everything up to the stream's last sequence L" a plain comparison
-with the last sequence delivered, which the exact order rests on (`ordering.py`).
+One ordered consumer (no acks, nothing on the server to clean up) reads the owned partitions'
+subjects, `rsigma.hits.<cluster>.<p>`, live; it is made again, filtered on the new set, after each
+rebalance. A member thus reads only its share of the hits stream (reading all of it cost every member
+the whole stream's traffic: docs/cluster.md, "Throughput and sizing").
 
-Each step (every `interval_s`): read the input consumer's ack floor F, then L, wait until the
-consumer delivered up to L, apply every waiting hit with source sequence <= F in order, and emit the
-results.
+Each step (every `interval_s`): read the input consumer's ack floor F, then the hits stream's last
+sequence L, wait until every owned hit message up to L has arrived, apply every waiting hit with source
+sequence <= F in order, and emit the results. "Arrived up to L" is known either from a delivered
+message at or past L (the consumer delivers in stream order), or, when the owned subjects have had
+nothing since, from the consumer's own count of messages still pending: none, with every delivered one
+processed (`received` then stands for L: every owned message at or below it has been processed).
 
 A partition this node gains (its first share at start included) starts without windows: its past is
-replayed from the start of the hits stream by a consumer filtered on its subjects, up to the last
-sequence the live consumer had delivered when it was gained (the live consumer brings the rest), and
-its hits wait until the replay is done; then they are applied in source order like any others. Before
+replayed from the start of the hits stream by a consumer filtered on its subjects, up to `received`
+when it was gained (the live consumer, made again from `received + 1`, brings the rest), and its hits
+wait until the replay is done; then they are applied in source order like any others. Before
 replaying, the partition's delivered floor is read from the KV bucket (`floors.py`): the results of
 hits at or below it were delivered by an earlier owner, so those hits rebuild the windows silently,
 and only the results above it are sent (docs/cluster.md, "Partition moves"). Each round's results
@@ -25,6 +27,7 @@ this node loses has its windows and waiting hits dropped at once: its new owner 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -48,8 +51,10 @@ __all__ = ["Applied", "HitApplier", "apply_in_order", "result_id"]
 
 log = logging.getLogger("rsigma.cluster")
 
-#: How long a step waits for the hits consumer to deliver up to the stream's last sequence.
+#: How long a step waits for the hits consumer to deliver up to the stream's last sequence, and how
+#: often it asks the consumer meanwhile whether anything owned is still pending.
 CATCH_UP_TIMEOUT_S: Final = 5.0
+DRAIN_POLL_S: Final = 0.05
 #: Hit messages a replay asks for at a time, and how long it waits for them.
 REPLAY_BATCH: Final = 512
 REPLAY_FETCH_TIMEOUT_S: Final = 2.0
@@ -116,22 +121,16 @@ class HitApplier:
         self.undecodable = 0
         self._progress = asyncio.Event()
         self._sub: Any = None
+        self._following = asyncio.Lock()  # the live consumer is being made again (a rebalance)
         self._replays: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        """Subscribe live from the hits stream's last sequence, and replay the owned partitions up to it."""
+        """Subscribe live to the owned partitions from the hits stream's last sequence, and replay them
+        up to it."""
         self.ack_floor = await self._input_floor()
         self.received = (await self.js.stream_info(self.stream)).state.last_seq
         self.ownership.on_change(self._rebalanced)
-        self._gain(self.ownership.owned())
-        self._sub = await self.js.subscribe(
-            hits_subjects(self.cluster),
-            cb=self._on_message,
-            ordered_consumer=True,
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.received + 1
-            ),
-        )
+        await self._follow(self.ownership.owned(), frozenset())
 
     async def step(self) -> int:
         """One round of the exact order; the number of hit messages applied."""
@@ -167,12 +166,7 @@ class HitApplier:
         for task in self._replays:
             task.cancel()
         await asyncio.gather(*self._replays, return_exceptions=True)
-        sub, self._sub = self._sub, None
-        if sub is not None:
-            try:
-                await sub.unsubscribe()
-            except NatsError as e:
-                log.debug("cluster: hits consumer not unsubscribed", extra={"error": str(e)})
+        await self._unsubscribe()
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -181,18 +175,33 @@ class HitApplier:
         return int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
 
     async def _caught_up(self, last: int) -> bool:
+        """Whether every owned hit message up to `last` has been processed (waiting for it a while)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CATCH_UP_TIMEOUT_S
         while self.received < last:
             self._progress.clear()
+            if await self._drained():
+                self.received = last
+                return True
             left = deadline - loop.time()
             if left <= 0:
                 return False
-            try:
-                await asyncio.wait_for(self._progress.wait(), left)
-            except TimeoutError:
-                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), min(left, DRAIN_POLL_S))
         return True
+
+    async def _drained(self) -> bool:
+        """Nothing owned is pending at the live consumer and every message it delivered was processed;
+        with no owned partition there is nothing to wait for."""
+        async with self._following:
+            if self._sub is None:
+                return not self.ordering.buffers
+            try:
+                info = await self._sub.consumer_info()
+            except (NatsError, TimeoutError) as e:  # an ordered consumer being made again after a gap
+                log.debug("cluster: hits consumer info not read", extra={"error": repr(e)})
+                return False
+            return info.num_pending == 0 and self.received >= (info.delivered.stream_seq or 0)
 
     async def _on_message(self, msg: Any) -> None:
         self.received = max(self.received, msg.metadata.sequence.stream)
@@ -209,16 +218,45 @@ class HitApplier:
         self.ordering.add(message)
 
     async def _rebalanced(self, gained: frozenset[int], lost: frozenset[int]) -> None:
-        if lost:
-            self.ordering.own((), lost)
-            dropped = self.engine().discard(self._in(lost))
-            self.windows_dropped += dropped
-            log.info(
-                "cluster: partitions handed over; their windows dropped",
-                extra={"partitions": sorted(lost), "windows": dropped},
-            )
-        if gained:
-            self._gain(gained)
+        await self._follow(gained, lost)
+
+    async def _follow(self, gained: frozenset[int], lost: frozenset[int]) -> None:
+        """Stop the live consumer, drop what is lost, replay what is gained up to `received`, and
+        subscribe again to the owned subjects from `received + 1`: no owned message is missed (those
+        after `received` come again) and none is read twice but by the replay of a gained partition."""
+        async with self._following:
+            await self._unsubscribe()
+            if lost:
+                self.ordering.own((), lost)
+                dropped = self.engine().discard(self._in(lost))
+                self.windows_dropped += dropped
+                log.info(
+                    "cluster: partitions handed over; their windows dropped",
+                    extra={"partitions": sorted(lost), "windows": dropped},
+                )
+            if gained:
+                self._gain(gained)
+            owned = sorted(self.ordering.buffers)
+            if owned:
+                self._sub = await self.js.subscribe(
+                    hits_subjects(self.cluster),
+                    stream=self.stream,
+                    cb=self._on_message,
+                    ordered_consumer=True,
+                    config=ConsumerConfig(
+                        filter_subjects=self._subjects(owned),
+                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                        opt_start_seq=self.received + 1,
+                    ),
+                )
+
+    async def _unsubscribe(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            try:
+                await sub.unsubscribe()
+            except NatsError as e:
+                log.debug("cluster: hits consumer not unsubscribed", extra={"error": str(e)})
 
     def _in(self, partitions: frozenset[int]) -> Callable[[str, list[Any]], bool]:
         n = self.partitions
@@ -279,7 +317,7 @@ class HitApplier:
         name = f"rsigma-replay-{uuid.uuid4().hex}"
         config = ConsumerConfig(
             name=name,
-            filter_subjects=self._replay_subjects(replay.buffers),
+            filter_subjects=self._subjects(replay.buffers),
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=replay.next,
             ack_policy=AckPolicy.NONE,
@@ -313,7 +351,7 @@ class HitApplier:
             except (NatsError, TimeoutError) as e:  # the server removes it once idle
                 log.debug("cluster: replay consumer not removed", extra={"consumer": name, "error": repr(e)})
 
-    def _replay_subjects(self, partitions: Iterable[int]) -> list[str]:
+    def _subjects(self, partitions: Iterable[int]) -> list[str]:
         """The partitions' subjects; the wildcard when they are all of them (one member alone)."""
         subjects = sorted(set(partitions))
         if len(subjects) == self.partitions:

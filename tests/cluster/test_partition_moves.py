@@ -69,6 +69,8 @@ def test_two_members_split_the_partitions_and_correlate_like_one_daemon(daemons,
     applied = [m.metric("rsigma_cluster_hits_applied_total") for m in members]
     assert min(applied) > 0 and sum(applied) == len(stored(server.url, "rsigma-hits-c1"))
     assert [m.metric("rsigma_cluster_members") for m in members] == [2, 2]
+    # each reads only its own partitions' subjects: nothing of the other's reaches it
+    assert [m.status()["cluster"]["hits_of_other_partitions"] for m in members] == [0, 0]
 
 
 def test_a_member_killed_mid_stream_and_restarted_loses_nothing_and_doubles_nothing(daemons, server):
