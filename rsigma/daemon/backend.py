@@ -14,12 +14,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from rsigma.correlation.engine import CorrelationEngine
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.metrics import Metrics
 from rsigma.engine.regex import backtracking_timeouts
 from rsigma.evaluator import Evaluator, RuleSummary
 from rsigma.loading import refuse_dropped_rules
 from rsigma.payloads import BatchResult, PayloadOptions, evaluate_batch
+from workers.cluster_pool import ClusterPool
 from workers.metrics import PoolCollector
 from workers.pool import MatcherPool
 
@@ -117,6 +119,16 @@ class InlineBackend:
     async def export_state(self) -> bytes:
         return self.evaluator.correlation.export_state()
 
+    @property
+    def correlation(self) -> CorrelationEngine:
+        """The running rules' correlation engine (`--cluster` applies the owned partitions with it)."""
+        return self.evaluator.correlation
+
+    @property
+    def pending_correlation(self) -> CorrelationEngine | None:
+        """The correlation engine of the rules `load` built, until `reload` runs them."""
+        return None if self.pending is None else self.pending.correlation
+
     async def load(self, running: RuleSummary) -> RuleSummary:
         self.pending = None
         fresh = await asyncio.to_thread(self.build)
@@ -160,7 +172,8 @@ def open_backend(
 ) -> Backend:
     """`--workers 0` evaluates in process with `evaluator`; N > 0 starts a pool of N matcher processes
     (each compiles the rules itself with `config.build_evaluator`, and `rules` says what they must
-    have), whose figures join the daemon's metrics."""
+    have), whose figures join the daemon's metrics. With `--cluster` a pool's hits come back, and
+    `evaluator` (the supervisor's) gives the correlation engine its partitions are applied with."""
     options = PayloadOptions(
         config.max_event_bytes, config.include_event, config.input_format, config.extraction
     )
@@ -175,14 +188,18 @@ def open_backend(
             " redelivered before it is replaced",
             extra={"matcher_timeout": config.matcher_timeout_s, "nats_ack_wait": config.nats_ack_wait_s},
         )
-    pool = MatcherPool(
-        config.build_evaluator,
-        config.workers,
-        rules,
-        options=options,
-        log_format=config.log_format,
-        log_level=config.log_level,
-        matcher_timeout=config.matcher_timeout_s,
-    )
+    settings: dict[str, Any] = {
+        "options": options,
+        "log_format": config.log_format,
+        "log_level": config.log_level,
+        "matcher_timeout": config.matcher_timeout_s,
+    }
+    if config.cluster is not None:  # the hits come back; the cluster node applies them here
+        assert evaluator is not None, "a --cluster pool applies with the supervisor's correlation engine"
+        pool: MatcherPool = ClusterPool(
+            config.build_evaluator, config.workers, rules, correlation=evaluator.correlation, **settings
+        )
+    else:
+        pool = MatcherPool(config.build_evaluator, config.workers, rules, **settings)
     metrics.registry.register(PoolCollector(pool))
     return pool

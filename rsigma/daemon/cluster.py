@@ -40,7 +40,6 @@ from rsigma.daemon.retrying import Throttle, backoff_s
 from rsigma.daemon.sinks.worker import SinkWorker
 from rsigma.daemon.sources.nats import NatsSource
 from rsigma.errors import ConfigError
-from rsigma.evaluator import Evaluator
 from rsigma.nats.connection import startup_request
 from rsigma.nats.core import AsyncPublisher
 from rsigma.payloads import BatchResult, result_lines
@@ -53,10 +52,9 @@ HITS_PUBLISH_TIMEOUT_S = 5.0
 FLOOR_FLUSH_TIMEOUT_S = 3.0
 
 
-def refuse_chains(evaluator: Evaluator, cluster: str) -> None:
+def refuse_chains(correlation: CorrelationEngine, cluster: str) -> None:
     """Chained correlations need a floor per level across nodes (not built yet): ConfigError (exit 3)
     naming the first correlation fed by another."""
-    correlation = evaluator.correlation
     for corr, level in zip(correlation.correlations, correlation.levels, strict=True):
         if level > 1:
             raise ConfigError(
@@ -88,12 +86,13 @@ def refuse_long_windows(correlation: CorrelationEngine, cluster: str, max_age_s:
         )
 
 
-def refuse_for_cluster(evaluator: Evaluator, cluster: str, node: ClusterNode | None) -> None:
-    """ConfigError if `--cluster` cannot run these rules: chains, or (once the hits stream is known)
-    windows longer than it keeps hits."""
-    refuse_chains(evaluator, cluster)
+def refuse_for_cluster(correlation: CorrelationEngine | None, cluster: str, node: ClusterNode | None) -> None:
+    """ConfigError if `--cluster` cannot run these rules (`correlation`, the engine `load` built):
+    chains, or (once the hits stream is known) windows longer than it keeps hits."""
+    assert correlation is not None, "a reload checks the rules it loaded"
+    refuse_chains(correlation, cluster)
     if node is not None:
-        refuse_long_windows(evaluator.correlation, node.cluster, node.hits_max_age_s)
+        refuse_long_windows(correlation, node.cluster, node.hits_max_age_s)
 
 
 async def join_cluster(
