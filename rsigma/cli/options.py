@@ -407,9 +407,7 @@ def api_token(variable: str | None, log_format: str) -> str | None:
     return token
 
 
-def cluster_flags(
-    name: str, input_: str, state_db: Path | None, member_id: str | None = None
-) -> None:
+def cluster_flags(name: str, input_: str, state_db: Path | None, member_id: str | None = None) -> None:
     """`--cluster` and what it cannot go with yet: exit 2 (a usage error) saying why."""
     if member_id is not None:
         try:
