@@ -32,6 +32,7 @@ from rsigma.cluster.hits import (
 )
 from rsigma.cluster.membership import Membership
 from rsigma.cluster.ownership import Ownership
+from rsigma.cluster.snapshots import PartitionSnapshot, SnapshotStore
 from rsigma.correlation.engine import CorrelationEngine
 from rsigma.daemon.ack import AckToken, Delivery, InFlight, RawEvent
 from rsigma.daemon.config import DaemonConfig
@@ -171,6 +172,9 @@ class ClusterNode:
         source.watch.on_reconnect(self.publisher.reconnected)
         rounds = DeliveryRounds(lambda: self.floors.wake())
         self.floors = FloorStore(js, self.cluster, member, rounds)
+        every = config.cluster_snapshot_interval_s
+        self.snapshots = SnapshotStore(js, self.cluster, config.cluster_replicas) if every > 0 else None
+        self._unsent: dict[int, PartitionSnapshot] = {}  # captured, waiting for their results' delivery
         self.applier = HitApplier(
             js,
             self.cluster,
@@ -182,6 +186,7 @@ class ClusterNode:
             self.floors,
             partitions=config.cluster_partitions,
             interval_s=config.cluster_apply_interval_s,
+            snapshots=self.snapshots,
         )
         self._warn = Throttle()
         self._stepping = asyncio.Lock()  # the periodic steps and the one at shutdown take turns
@@ -222,6 +227,8 @@ class ClusterNode:
         confirm, until cancelled (`aclose` writes the last ones)."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self.floors.run(), name="cluster-delivered-floors")
+            if self.snapshots is not None:
+                group.create_task(self._snapshot_loop(self.snapshots), name="cluster-snapshots")
             while True:
                 await asyncio.sleep(self.applier.interval_s)
                 await self.step()
@@ -237,6 +244,33 @@ class ClusterNode:
         self._update_metrics()
         return applied
 
+    async def _snapshot_loop(self, store: SnapshotStore) -> None:
+        """Every --cluster-snapshot-interval: capture the partitions that changed (between two steps),
+        and write each once the results of the hits it reflects are delivered (its delivered floor
+        reached its applied floor): a snapshot never covers a result a successor would then not send."""
+        every = self.config.cluster_snapshot_interval_s
+        while True:
+            await asyncio.sleep(every)
+            async with self._stepping:
+                for snapshot in self.applier.capture_snapshots():
+                    self._unsent[snapshot.partition] = snapshot
+            confirmed = self.floors.rounds.confirmed
+            owned = self.applier.ordering.buffers
+            for p, snapshot in list(self._unsent.items()):
+                if p not in owned:
+                    del self._unsent[p]  # moved: its new owner writes its own
+                elif confirmed.get(p, 0) >= snapshot.applied:
+                    try:
+                        await store.write(snapshot)
+                        del self._unsent[p]
+                    except (NatsError, TimeoutError) as e:  # kept: written at the next pass
+                        store.write_failures += 1
+                        if self._warn.ready():
+                            log.warning(
+                                "cluster: partition snapshot not written",
+                                extra={"partition": p, "error": str(e) or type(e).__name__},
+                            )
+
     async def finish(self, timeout_s: float) -> None:
         """At shutdown, once the last events were delivered: apply what their acks let through (they
         may take a moment to reach the server), for the sinks to drain too."""
@@ -245,8 +279,10 @@ class ClusterNode:
         await self.source.consumer.flush()
         while True:
             await self.step()
-            # Hits of partitions still replaying are not waited for: their next owner replays them.
-            if self.applier.ordering.releasable == 0 or loop.time() >= deadline:
+            # A replay still running (a partition gained a moment ago) is waited for within the
+            # timeout; past it, the partition's next owner replays its hits.
+            ordering = self.applier.ordering
+            if (ordering.releasable == 0 and not ordering.replaying) or loop.time() >= deadline:
                 return
             await asyncio.sleep(min(0.05, self.applier.interval_s))
 
@@ -350,6 +386,16 @@ class ClusterNode:
             "delivered_floor_writes": floors.writes,
             "delivered_floor_write_failures": floors.write_failures,
             "results_already_delivered": applier.already_delivered,
+            "snapshots": None
+            if (store := self.snapshots) is None
+            else {
+                "interval_seconds": self.config.cluster_snapshot_interval_s,
+                "written": store.written,
+                "write_failures": store.write_failures,
+                "waiting_for_delivery": sorted(self._unsent),
+                "loaded": store.loaded,
+                "rejected": store.rejected,
+            },
         }
 
     async def aclose(self) -> None:

@@ -98,6 +98,7 @@ def test_the_flags_come_from_their_variables_and_config_keys(tmp_path):
         "apply_interval": 0.5,
         "heartbeat": 0.25,
         "replicas": 3,
+        "snapshot_interval": 30.0,
         "member_id": "n-1",
     }
     done = run(
