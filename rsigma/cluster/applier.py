@@ -115,6 +115,7 @@ class HitApplier:
         self.interval_s = interval_s
         self.ordering = HitOrdering(())
         self.ack_floor = 0  # the input consumer's, as last read
+        self.watermark_lag = 0  # input messages above it, as last read
         self.received = 0  # the last hits-stream sequence delivered to this node
         self.applied = 0  # hit messages applied
         self.replayed = 0  # hit messages read again by replays of gained partitions
@@ -177,8 +178,12 @@ class HitApplier:
     # -- internals ---------------------------------------------------------------------------------
 
     async def _input_floor(self) -> int:
+        """The input consumer's ack floor; also how many input messages lie above it (the lag)."""
         info = await self.js.consumer_info(self.input_stream, self.input_consumer)
-        return int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
+        floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
+        last = (info.delivered.stream_seq or 0) if info.delivered else 0
+        self.watermark_lag = max(0, last + (info.num_pending or 0) - floor)
+        return floor
 
     async def _caught_up(self, last: int) -> bool:
         """Whether every owned hit message up to `last` has been processed (waiting for it a while)."""

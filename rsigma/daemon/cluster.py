@@ -365,6 +365,7 @@ class ClusterNode:
         metrics.cluster_partitions_replaying.set(len(ordering.replaying))
         metrics.cluster_hits_waiting.set(ordering.waiting)
         metrics.cluster_ack_floor.set(applier.ack_floor)
+        metrics.cluster_watermark_lag.set(applier.watermark_lag)
 
     def status(self) -> dict[str, Any]:
         applier, floors = self.applier, self.floors
@@ -372,6 +373,9 @@ class ClusterNode:
             "name": self.cluster,
             "partitions": self.partitions,
             "ack_floor": applier.ack_floor,
+            "watermark_lag": applier.watermark_lag,
+            "partition_applied": {str(p): b.applied for p, b in sorted(applier.ordering.buffers.items())},
+            "partition_waiting": {str(p): len(b) for p, b in sorted(applier.ordering.buffers.items())},
             "partitions_replaying": applier.ordering.replaying,
             "hits_replayed": applier.replayed,
             "windows_handed_over": applier.windows_dropped,
