@@ -36,9 +36,15 @@ def test_a_snapshot_round_trips_and_a_damaged_or_foreign_one_is_refused():
         decode_snapshot(data, 8)
 
 
-def snapshotted(d) -> bool:
-    state = d.status()["cluster"]["snapshots"]
-    return state["written"] > 0 and not state["waiting_for_delivery"]
+def snapshotted(d, events: int) -> bool:
+    """Every partition applied up to `events`, its snapshot written, and nothing left to write."""
+    state = d.status()["cluster"]
+    if min(state["partition_applied"].values()) < events or state["snapshots"]["waiting_for_delivery"]:
+        return False
+    written = state["snapshots"]["written"]
+    time.sleep(1.0)  # more than an interval: a capture after the last applied round was written
+    after = d.status()["cluster"]["snapshots"]
+    return written > 0 and after["written"] == written and not after["waiting_for_delivery"]
 
 
 def damage_every_snapshot(url: str) -> int:
@@ -64,7 +70,7 @@ def test_a_joining_member_rebuilds_its_partitions_from_their_snapshots(daemons, 
     stream = random_stream(53, 400)
     publish(server.url, "events", stream[:200])
     all_acked(server.url, 200)
-    wait_until(lambda: snapshotted(a), "a wrote the snapshots of its partitions")
+    wait_until(lambda: snapshotted(a, 200), "a wrote the snapshots of its partitions")
     if damaged:
         assert damage_every_snapshot(server.url) > 0
     b = member(daemons, server, "--cluster-member-id", "b", *SNAPSHOTS)  # takes about half
