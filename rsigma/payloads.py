@@ -299,12 +299,12 @@ def evaluate_batch(
         outcomes[position] = outcome
     if hits is None:
         return BatchResult(outcomes, evaluated, time.perf_counter() - started)
-    per_payload = _hits_per_payload(hits, origins if options.extraction is not None else None, len(payloads))
+    per_payload = hits_per_payload(hits, origins if options.extraction is not None else None, len(payloads))
     keys = evaluator.correlation.keys
     return BatchResult(outcomes, evaluated, time.perf_counter() - started, per_payload, keys)
 
 
-def _hits_per_payload(hits: list[Hit], origins: list[int] | None, n: int) -> list[list[Hit]]:
+def hits_per_payload(hits: list[Hit], origins: list[int] | None, n: int) -> list[list[Hit]]:
     """Hits tagged with a payload position (or, with an extraction, an event slot whose payload
     `origins` gives) regrouped per payload, each tagged with its event's place among the payload's."""
     out: list[list[Hit]] = [[] for _ in range(n)]

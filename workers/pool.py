@@ -314,11 +314,22 @@ async def await_ready(workers: list[_Worker]) -> None:
         raise PoolError(f"a matcher did not start within {START_TIMEOUT_S:g} s") from None
 
 
+def restart_note(snapshot_taken: bool) -> str:
+    """What a restarted matcher lost, for the log."""
+    if snapshot_taken:
+        return (
+            "its correlation groups were restored from the last snapshot, and what they learned from"
+            " events acknowledged after it is lost"
+        )
+    return "no state snapshot was taken yet, so its correlation groups start empty"
+
+
 class MatcherPool:
     """The evaluation backend of `--workers N` (see `rsigma/daemon/backend.py` for the contract)."""
 
     min_batch = MIN_BATCH
     keeps_snapshots = True  # a restarted matcher gets its windows back from the last one
+    restart_loss: str | None = None  # what a restarted matcher lost, if not its windows (the log says)
 
     def __init__(
         self,
@@ -477,14 +488,8 @@ class MatcherPool:
         worker.progress_at = time.monotonic()  # the watchdog's clock starts once it has its work back
         if resumed is not None and not resumed.done():
             resumed.set_result(None)
-        lost = (
-            "its correlation groups were restored from the last snapshot, and what they learned from"
-            " events acknowledged after it is lost"
-            if self.last_snapshot is not None
-            else "no state snapshot was taken yet, so its correlation groups start empty"
-        )
         log.warning(
-            f"matcher restarted; {lost}",
+            f"matcher restarted; {self.restart_loss or restart_note(self.last_snapshot is not None)}",
             extra={
                 "matcher": worker.index,
                 "restart_seconds": round(time.monotonic() - died, 3),
@@ -537,16 +542,15 @@ class MatcherPool:
                 outcomes[answer.position] = reason if reason is not None else (answer.lines, answer.keys)
             if previous is not None:
                 await previous
-            await self._correlate(results.hits, outcomes, results.origins)
-            return BatchResult(outcomes, results.evaluated, results.busy_s)
+            return await self._correlate(results, outcomes)
         finally:
             mine.set_result(None)
 
-    async def _correlate(self, encoded: bytes, outcomes: list[Outcome], origins: list[int]) -> None:
+    async def _correlate(self, results: Results, outcomes: list[Outcome]) -> BatchResult:
         """The batch's hits, round by round, at their owners; each result joins the outcome of the
         payload it belongs to (see `sharding.py`; `origins` maps the slots of extracted events to
-        their payloads)."""
-        rules = self.rules
+        their payloads). `workers/cluster.py` returns them instead."""
+        rules, encoded, origins = self.rules, results.hits, results.origins
         rounds = CorrelationRounds(decode_hits(encoded) if encoded else [], rules.levels, rules.keys, self.n)
         for shares in rounds:
             applied = await asyncio.gather(
@@ -571,6 +575,7 @@ class MatcherPool:
                         current[1].extend(answer.keys)
                 if frame.parent_hits:
                     rounds.add(decode_hits(frame.parent_hits))
+        return BatchResult(outcomes, results.evaluated, results.busy_s)
 
     def submit(self, payloads: list[bytes]) -> asyncio.Future[BatchResult]:
         """`evaluate` as a task: batches are out at once, and complete in submission order."""
@@ -623,11 +628,14 @@ class MatcherPool:
             await asyncio.gather(
                 *(self._request(w, rid := next(self._ids), Swap(rid), Swapped) for w in self.workers)
             )
-            self.rules = fresh
+            self._adopt(fresh)
             return None
         finally:
             self._gate = None
             gate.set_result(None)
+
+    def _adopt(self, fresh: RuleSummary) -> None:  # every matcher swapped to `fresh`, no batch out
+        self.rules = fresh
 
     @property
     def windows(self) -> int:

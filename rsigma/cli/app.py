@@ -593,7 +593,7 @@ def engine_daemon(
     extraction = extraction_flags(ctx, jq, jsonpath, log_format)
     replay = replay_flags(replay_from_sequence, replay_from_time, replay_from_latest)
     if cluster is not None:
-        cluster_flags(cluster, input_, workers, state_db, cluster_member_id)
+        cluster_flags(cluster, input_, state_db, cluster_member_id)
     correlation = correlation_config(ctx.params, log_format)
     routing = routing_maps(logsource_routing, logsource_map)
     build = EvaluatorSpec(

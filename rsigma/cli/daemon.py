@@ -23,10 +23,11 @@ def start_daemon(config: DaemonConfig, log_format: str) -> int:
     """Run the daemon; logging must be set up (`setup_logging`). Returns the exit code.
 
     With a matcher pool, the rules are loaded in a throwaway process (`workers/loader.py`): the matchers
-    compile their own, and the supervisor keeps only their summary."""
+    compile their own, and the supervisor keeps only their summary; but with `--cluster` the supervisor
+    compiles them too, since the cluster's correlation engine runs in it (`workers/cluster.py`)."""
     evaluator: Evaluator | None = None
     try:
-        if config.workers:
+        if config.workers and config.cluster is None:
             from workers.loader import RuleLoaderDied, load_summary
 
             try:

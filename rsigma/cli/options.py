@@ -407,9 +407,7 @@ def api_token(variable: str | None, log_format: str) -> str | None:
     return token
 
 
-def cluster_flags(
-    name: str, input_: str, workers: int, state_db: Path | None, member_id: str | None = None
-) -> None:
+def cluster_flags(name: str, input_: str, state_db: Path | None, member_id: str | None = None) -> None:
     """`--cluster` and what it cannot go with yet: exit 2 (a usage error) saying why."""
     if member_id is not None:
         try:
@@ -424,11 +422,6 @@ def cluster_flags(
     if not input_.startswith("nats://"):
         raise typer.BadParameter(
             f"needs a nats:// --input (the daemons of a cluster share one JetStream stream), not {input_!r}",
-            param_hint="'--cluster'",
-        )
-    if workers > 0:
-        raise typer.BadParameter(
-            f"runs with --workers 0 for now, not {workers}: the matcher pool's cluster mode comes next",
             param_hint="'--cluster'",
         )
     if state_db is not None:

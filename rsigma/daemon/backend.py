@@ -20,6 +20,7 @@ from rsigma.engine.regex import backtracking_timeouts
 from rsigma.evaluator import Evaluator, RuleSummary
 from rsigma.loading import refuse_dropped_rules
 from rsigma.payloads import BatchResult, PayloadOptions, evaluate_batch
+from workers.cluster import ClusterPool
 from workers.metrics import PoolCollector
 from workers.pool import MatcherPool
 
@@ -125,6 +126,11 @@ class InlineBackend:
         self.pending = fresh
         return summary
 
+    @property
+    def loaded(self) -> Evaluator | None:
+        """The rules `load` built, not yet run (`--cluster` checks them first)."""
+        return self.pending
+
     async def reload(self) -> str | None:
         fresh, self.pending = self.pending, None
         assert fresh is not None, "reload without a load"
@@ -160,7 +166,9 @@ def open_backend(
 ) -> Backend:
     """`--workers 0` evaluates in process with `evaluator`; N > 0 starts a pool of N matcher processes
     (each compiles the rules itself with `config.build_evaluator`, and `rules` says what they must
-    have), whose figures join the daemon's metrics."""
+    have), whose figures join the daemon's metrics. With `--cluster` either returns each batch's hits
+    (`BatchResult.hits`) and keeps, in `evaluator`, the correlation engine the cluster applies them
+    with (`workers/cluster.py` for a pool)."""
     options = PayloadOptions(
         config.max_event_bytes, config.include_event, config.input_format, config.extraction
     )
@@ -175,14 +183,17 @@ def open_backend(
             " redelivered before it is replaced",
             extra={"matcher_timeout": config.matcher_timeout_s, "nats_ack_wait": config.nats_ack_wait_s},
         )
-    pool = MatcherPool(
-        config.build_evaluator,
-        config.workers,
-        rules,
-        options=options,
-        log_format=config.log_format,
-        log_level=config.log_level,
-        matcher_timeout=config.matcher_timeout_s,
-    )
+    settings = {
+        "options": options,
+        "log_format": config.log_format,
+        "log_level": config.log_level,
+        "matcher_timeout": config.matcher_timeout_s,
+    }
+    pool: MatcherPool
+    if config.cluster is not None:  # the supervisor's correlation engine is the cluster's applier's
+        assert evaluator is not None, "--cluster compiles the rules in the supervisor too"
+        pool = ClusterPool(evaluator, config.build_evaluator, config.workers, **settings)
+    else:
+        pool = MatcherPool(config.build_evaluator, config.workers, rules, **settings)
     metrics.registry.register(PoolCollector(pool))
     return pool

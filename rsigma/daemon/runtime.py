@@ -47,6 +47,7 @@ from rsigma.daemon.watch import FileWatcher
 from rsigma.evaluator import Evaluator, RuleSummary
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE
 from rsigma.nats.connection import ConnectWait
+from workers.cluster import ClusterPool
 
 log = logging.getLogger("rsigma.daemon")
 
@@ -107,7 +108,7 @@ class Daemon:
         while it waits for a NATS server. A stop asked for during that wait ends it: False."""
         cfg, metrics = self.config, self.metrics
         if cfg.cluster is not None:
-            assert self._evaluator is not None  # the CLI requires --workers 0
+            assert self._evaluator is not None  # compiled in the supervisor with --cluster
             refuse_chains(self._evaluator, cfg.cluster)
         if cfg.state_db is not None:
             self.store = StateStore(cfg.state_db, move_damaged=cfg.restore_mode is RestoreMode.CLEAR)
@@ -125,7 +126,7 @@ class Daemon:
         if cfg.cluster is not None:
             self._set_phase(f"joining --cluster {cfg.cluster}")
             assert isinstance(self.source, NatsSource)  # the CLI requires a nats:// input
-            assert isinstance(backend, InlineBackend)  # and --workers 0
+            assert isinstance(backend, InlineBackend | ClusterPool)
             self.membership, self.cluster = await join_cluster(
                 cfg,
                 self.source,
@@ -438,8 +439,9 @@ class Daemon:
                 else:
                     fresh = await self.backend.load(self.rules)
                     if self.config.cluster is not None:
-                        assert isinstance(self.backend, InlineBackend) and self.backend.pending is not None
-                        refuse_for_cluster(self.backend.pending, self.config.cluster, self.cluster)
+                        assert isinstance(self.backend, InlineBackend | ClusterPool)
+                        assert self.backend.loaded is not None
+                        refuse_for_cluster(self.backend.loaded, self.config.cluster, self.cluster)
                     error = await self.backend.reload()
             except Exception as e:
                 error = str(e)

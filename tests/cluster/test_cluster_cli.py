@@ -56,7 +56,6 @@ def said(stderr: str) -> str:
     ("args", "reason"),
     [
         (["--input", "stdin"], "needs a nats:// --input"),
-        (["--input", NATS, "--workers", "2"], "runs with --workers 0 for now, not 2"),
         (["--input", NATS, "--state-db", "s.db"], "cannot be used with --state-db yet"),
         (["--input", NATS, "--cluster", "a.b"], "letters, digits, '-' and '_' only"),
     ],
@@ -68,14 +67,13 @@ def test_what_cluster_cannot_go_with_yet_is_a_usage_error(tmp_path, args, reason
     assert "'--cluster'" in said(done.stderr) and reason in said(done.stderr)
 
 
-def test_serve_takes_cluster_with_workers_0_only(tmp_path):
+def test_serve_takes_cluster_with_its_default_workers_and_with_workers_0(tmp_path):
     rules = write(tmp_path / "rules.yml", RULES)
     args = ("serve", "-r", rules, "--input", NATS, "--cluster", "c1", "--nats-connect-timeout", "0")
-    pool = run(tmp_path, *args, "--workers", "1")
-    assert pool.returncode == 2 and "the matcher pool's cluster mode comes next" in said(pool.stderr)
-    inline = run(tmp_path, *args, "--workers", "0", "--log-format", "text")
-    assert inline.returncode == 3, inline.stderr  # accepted: it went on to connect, to no server
-    assert "127.0.0.1:1" in inline.stderr
+    for extra in ((), ("--workers", "0")):
+        done = run(tmp_path, *args, *extra, "--log-format", "text")
+        assert done.returncode == 3, done.stderr  # accepted: it went on to connect, to no server
+        assert "127.0.0.1:1" in done.stderr
 
 
 def test_chained_correlations_are_refused_naming_the_correlation(tmp_path):
