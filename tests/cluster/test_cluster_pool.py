@@ -10,7 +10,7 @@ import random
 import signal
 import time
 
-from tests.support import wait_until
+from tests.support import DaemonProcess, wait_until
 from tests.support.cluster import (
     all_acked,
     correlation_kinds,
@@ -75,3 +75,48 @@ def test_a_matcher_killed_mid_stream_loses_and_doubles_nothing(daemons, server):
     # the batches the matcher held were evaluated again, and their hits published once
     if pool.metric("rsigma_nats_redelivered_messages_total", 0) == 0:
         assert pool.metric("rsigma_cluster_hits_published_total") == len(stored(server.url, "rsigma-hits-c1"))
+
+
+MANY_LOGONS = """
+title: Many logons
+id: 88888888-8888-4888-8888-888888888888
+level: medium
+correlation:
+    type: event_count
+    rules: [logon]
+    group-by: [User]
+    timespan: 10m
+    condition: {gte: 2}
+---
+"""
+
+
+def fired(d: DaemonProcess) -> list[tuple[str, str, int]]:
+    return sorted(
+        (r["rule_title"], r["group_key"][0][1], r["aggregated_value"])
+        for r in d.results()
+        if r.get("correlation_type") == "event_count"
+    )
+
+
+def test_a_reload_runs_the_new_rules_in_the_matchers_and_the_supervisor_alike(daemons, server, tmp_path):
+    """A refused reload (a window longer than the hits stream keeps) leaves the old rules everywhere;
+    one that puts a correlation before the others (every index moves) runs in the matchers and in the
+    supervisor's correlation engine at once."""
+    d = daemons.start("--input", f"{server.url}/events", "--cluster", "c1", "--workers", "2")
+    rules = tmp_path / "rules.yml"
+    original = rules.read_text()
+    rules.write_text(original.replace("timespan: 10m", "timespan: 2d"))
+    assert d.post("/api/v1/reload").status == 500
+    failure = d.find_log("reload failed; keeping the loaded rules")
+    assert failure is not None and "spans 172800 s" in failure["error"]
+    publish(server.url, "events", [event(4625, "alice", m) for m in range(3)])
+    wait_until(lambda: fired(d) == [("Brute force", "alice", 3)], "the old rules correlate")
+    brute_force = original.index("title: Brute force")
+    changed = original[:brute_force] + MANY_LOGONS + original[brute_force:].replace("{gte: 3}", "{gte: 2}")
+    rules.write_text(changed)
+    assert d.post("/api/v1/reload").status == 200
+    publish(server.url, "events", [event(4625, "bob", 20), event(4625, "bob", 21)])
+    publish(server.url, "events", [event(4624, "carol", 20), event(4624, "carol", 21)])
+    expected = [("Brute force", "alice", 3), ("Brute force", "bob", 2), ("Many logons", "carol", 2)]
+    wait_until(lambda: fired(d) == expected, "the new rules correlate")
