@@ -49,8 +49,11 @@ class EvaluationLoop:
         self.dlq = dlq
         self.metrics = metrics
         self.batch_size = config.batch_size
+        per_matcher = (
+            config.workers if config.cluster is None else 0
+        )  # --cluster: one engine, the supervisor's
         self.evictions = EvictionWatch(
-            metrics.correlation_evictions, config.correlation.max_state_entries, config.workers
+            metrics.correlation_evictions, config.correlation.max_state_entries, per_matcher
         )
         self.max_event_bytes = config.max_event_bytes
         self.group_entries_dropped = 0  # the backend's running total, as last counted

@@ -5,6 +5,7 @@ partitions' hits, so a pool member, alone or beside a `--workers 0` member, corr
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -45,6 +46,26 @@ def test_a_pool_member_correlates_like_one_plain_daemon(daemons, server):
     assert len(status["workers"]) == 2 and sum(w["events"] for w in status["workers"]) == 400
     assert status["cluster"]["owned_partitions"] == list(range(64))
     assert pool.metric("rsigma_cluster_hits_published_total") == len(stored(server.url, "rsigma-hits-c1"))
+
+
+def test_a_pool_member_correlates_extracted_events_like_one_plain_daemon(daemons, server):
+    """With --jq a payload holds several events: each keeps its place among its payload's hits."""
+    started = time.monotonic()
+    jq = ("--jq", ".records[]")
+    member(daemons, server, "--workers", "2", *jq)
+    evs = [json.loads(e) for e in random_stream(9, 600)]
+    rng = random.Random(9)
+    documents, i = [], 0
+    while i < len(evs):
+        n = rng.randint(1, 4)
+        documents.append(json.dumps({"records": evs[i : i + n]}).encode())
+        i += n
+    publish(server.url, "events", documents)
+    all_acked(server.url, len(documents))
+    expected = one_daemon_results(daemons, server, len(documents), *jq)
+    kinds = correlation_kinds(expected)
+    assert kinds["event_count"] > 5 and kinds["temporal"] > 5, kinds
+    wait_output(server.url, expected, started)
 
 
 def test_a_pool_member_and_an_inline_member_correlate_like_one_daemon(daemons, server):
