@@ -77,6 +77,8 @@ from workers.watchdog import DEFAULT_MATCHER_TIMEOUT_S, Watchdog
 from workers.zygote import start_forkserver
 
 log = logging.getLogger("rsigma.daemon")
+#: What `_correlate` adds to a batch's BatchResult after its outcomes and figures (hits and keys, or nothing).
+Extra = tuple[Any, ...]
 
 #: Bytes of each ring (one per direction per matcher): room for several large batches.
 RING_BYTES: Final = 32 << 20
@@ -542,15 +544,15 @@ class MatcherPool:
                 outcomes[answer.position] = reason if reason is not None else (answer.lines, answer.keys)
             if previous is not None:
                 await previous
-            return await self._correlate(results, outcomes)
+            hits = await self._correlate(results.hits, outcomes, results.origins)
+            return BatchResult(outcomes, results.evaluated, results.busy_s, *hits)
         finally:
             mine.set_result(None)
 
-    async def _correlate(self, results: Results, outcomes: list[Outcome]) -> BatchResult:
-        """The batch's hits, round by round, at their owners; each result joins the outcome of the
-        payload it belongs to (see `sharding.py`; `origins` maps the slots of extracted events to
-        their payloads). `workers/cluster.py` returns them instead."""
-        rules, encoded, origins = self.rules, results.hits, results.origins
+    async def _correlate(self, encoded: bytes, outcomes: list[Outcome], origins: list[int]) -> Extra:
+        """The batch's hits, round by round, at their owners (`sharding.py`), each result joining its
+        payload's outcome (`origins`: extracted events' payloads); returns `Extra` (none here)."""
+        rules = self.rules
         rounds = CorrelationRounds(decode_hits(encoded) if encoded else [], rules.levels, rules.keys, self.n)
         for shares in rounds:
             applied = await asyncio.gather(
@@ -575,7 +577,7 @@ class MatcherPool:
                         current[1].extend(answer.keys)
                 if frame.parent_hits:
                     rounds.add(decode_hits(frame.parent_hits))
-        return BatchResult(outcomes, results.evaluated, results.busy_s)
+        return ()
 
     def submit(self, payloads: list[bytes]) -> asyncio.Future[BatchResult]:
         """`evaluate` as a task: batches are out at once, and complete in submission order."""
@@ -628,14 +630,11 @@ class MatcherPool:
             await asyncio.gather(
                 *(self._request(w, rid := next(self._ids), Swap(rid), Swapped) for w in self.workers)
             )
-            self._adopt(fresh)
+            self.rules = fresh
             return None
         finally:
             self._gate = None
             gate.set_result(None)
-
-    def _adopt(self, fresh: RuleSummary) -> None:  # every matcher swapped to `fresh`, no batch out
-        self.rules = fresh
 
     @property
     def windows(self) -> int:

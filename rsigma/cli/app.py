@@ -61,6 +61,7 @@ from rsigma.daemon.config import (
     DEFAULT_CLUSTER_HEARTBEAT_S,
     DEFAULT_CLUSTER_PARTITIONS,
     DEFAULT_CLUSTER_REPLICAS,
+    DEFAULT_CLUSTER_SNAPSHOT_INTERVAL_S,
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_SINK_BATCH_MAX,
     DaemonConfig,
@@ -312,6 +313,16 @@ def engine_daemon(
             " a 3-node NATS cluster: they outlive the loss of one server).",
         ),
     ] = DEFAULT_CLUSTER_REPLICAS,
+    cluster_snapshot_interval: Annotated[
+        float,
+        typer.Option(
+            "--cluster-snapshot-interval",
+            envvar="RSIGMA_CLUSTER_SNAPSHOT_INTERVAL",
+            min=0,
+            help="Seconds between two snapshots of the owned partitions' windows, from which a member"
+            " gaining a partition replays (0: none, a gained partition replays the whole hits stream).",
+        ),
+    ] = DEFAULT_CLUSTER_SNAPSHOT_INTERVAL_S,
     cluster_member_id: Annotated[
         str | None,
         typer.Option(
@@ -645,6 +656,7 @@ def engine_daemon(
         cluster_apply_interval_s=cluster_apply_interval,
         cluster_heartbeat_s=cluster_heartbeat,
         cluster_replicas=cluster_replicas,
+        cluster_snapshot_interval_s=cluster_snapshot_interval,
         cluster_member_id=cluster_member_id,
         nats_ack_wait_s=nats_ack_wait,
         nats_max_deliver=nats_max_deliver,

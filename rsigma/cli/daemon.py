@@ -23,8 +23,9 @@ def start_daemon(config: DaemonConfig, log_format: str) -> int:
     """Run the daemon; logging must be set up (`setup_logging`). Returns the exit code.
 
     With a matcher pool, the rules are loaded in a throwaway process (`workers/loader.py`): the matchers
-    compile their own, and the supervisor keeps only their summary; but with `--cluster` the supervisor
-    compiles them too, since the cluster's correlation engine runs in it (`workers/cluster.py`)."""
+    compile their own, and the supervisor keeps only their summary. With `--cluster` the supervisor
+    compiles them itself, to apply the hits of the partitions it owns: one build gives its correlation
+    engine and the summary the matchers must match, so both are the same rules."""
     evaluator: Evaluator | None = None
     try:
         if config.workers and config.cluster is None:

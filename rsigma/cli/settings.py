@@ -75,6 +75,7 @@ KEYS: dict[str, str] = {
     "cluster_apply_interval": "daemon.cluster.apply_interval",
     "cluster_heartbeat": "daemon.cluster.heartbeat",
     "cluster_replicas": "daemon.cluster.replicas",
+    "cluster_snapshot_interval": "daemon.cluster.snapshot_interval",
     "cluster_member_id": "daemon.cluster.member_id",
     "nats_ack_wait": "daemon.nats.ack_wait",
     "nats_max_deliver": "daemon.nats.max_deliver",

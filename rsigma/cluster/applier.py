@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from rsigma.cluster.floors import FloorStore
 from rsigma.cluster.hits import HitMessage, decode_hit_message, hits_stream, hits_subject, hits_subjects
 from rsigma.cluster.ordering import HitOrdering, PartitionBuffer
 from rsigma.cluster.ownership import Ownership
+from rsigma.cluster.snapshots import PartitionSnapshot, SnapshotStore
 from rsigma.correlation.engine import CorrelationEngine, CorrelationResult, Hit
 from rsigma.correlation.sharding import shard_of
 
@@ -98,6 +100,7 @@ class HitApplier:
         *,
         partitions: int,
         interval_s: float,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self.js = js
         self.cluster = cluster
@@ -112,6 +115,7 @@ class HitApplier:
         self.interval_s = interval_s
         self.ordering = HitOrdering(())
         self.ack_floor = 0  # the input consumer's, as last read
+        self.watermark_lag = 0  # input messages above it, as last read
         self.received = 0  # the last hits-stream sequence delivered to this node
         self.applied = 0  # hit messages applied
         self.replayed = 0  # hit messages read again by replays of gained partitions
@@ -123,6 +127,8 @@ class HitApplier:
         self._sub: Any = None
         self._following = asyncio.Lock()  # the live consumer is being made again (a rebalance)
         self._replays: set[asyncio.Task[None]] = set()
+        self.snapshots = snapshots
+        self._changed: set[int] = set()  # partitions that applied hits since the last snapshot capture
 
     async def start(self) -> None:
         """Subscribe live to the owned partitions from the hits stream's last sequence, and replay them
@@ -158,6 +164,7 @@ class HitApplier:
             loud = [a for a in applied if a.sequence > delivered.get(a.partition, 0)]
             self.already_delivered += len(applied) - len(loud)
             released = {message.partition: self.ack_floor for message in ready}
+            self._changed.update(released)
             applied = loud
             await self.emit(applied, self.floors.rounds.open(released, len(applied)))
         return len(ready)
@@ -171,8 +178,12 @@ class HitApplier:
     # -- internals ---------------------------------------------------------------------------------
 
     async def _input_floor(self) -> int:
+        """The input consumer's ack floor; also how many input messages lie above it (the lag)."""
         info = await self.js.consumer_info(self.input_stream, self.input_consumer)
-        return int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
+        floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
+        last = (info.delivered.stream_seq or 0) if info.delivered else 0
+        self.watermark_lag = max(0, last + (info.num_pending or 0) - floor)
+        return floor
 
     async def _caught_up(self, last: int) -> bool:
         """Whether every owned hit message up to `last` has been processed (waiting for it a while)."""
@@ -215,7 +226,7 @@ class HitApplier:
                 extra={"subject": msg.subject, "sequence": self.received, "error": str(e)},
             )
             return
-        self.ordering.add(message)
+        self.ordering.add(message, msg.metadata.sequence.stream)
 
     async def _rebalanced(self, gained: frozenset[int], lost: frozenset[int]) -> None:
         await self._follow(gained, lost)
@@ -274,13 +285,14 @@ class HitApplier:
         task.add_done_callback(self._replays.discard)
 
     async def _replay(self, buffers: dict[int, PartitionBuffer], upto: int) -> None:
-        """Read the partitions' hit messages 1..`upto` into their buffers, then let them release.
+        """Restore the partitions' snapshots (if any), read their hit messages after them (from the
+        start of the stream for the others) up to `upto` into their buffers, then let them release.
 
         A NATS error retries from the next message not read, every `interval_s`."""
-        replay = _Replay(buffers, upto)
         loop = asyncio.get_running_loop()
         started = loop.time()
         delivered: dict[int, int] | None = None
+        replays: list[_Replay] | None = None
         while True:
             try:
                 if delivered is None:
@@ -288,12 +300,19 @@ class HitApplier:
                     for p, floor in delivered.items():
                         buffers[p].delivered = floor
                         self.floors.rounds.known(p, floor)
-                await self._replay_pass(replay)
+                if replays is None:
+                    replays = await self._restore(buffers, upto)
+                for replay in replays:
+                    await self._replay_pass(replay)
                 break
             except (NatsError, TimeoutError) as e:
                 log.warning(
                     "cluster: replay of gained partitions interrupted; retrying",
-                    extra={"partitions": sorted(buffers), "next_hits_seq": replay.next, "error": repr(e)},
+                    extra={
+                        "partitions": sorted(buffers),
+                        "next_hits_seq": [r.next for r in replays or ()],
+                        "error": repr(e),
+                    },
                 )
                 await asyncio.sleep(self.interval_s)
         for buffer in buffers.values():
@@ -302,12 +321,45 @@ class HitApplier:
             "cluster: gained partitions replayed",
             extra={
                 "partitions": sorted(buffers),
-                "hit_messages": replay.read,
+                "hit_messages": sum(r.read for r in replays or ()),
+                "from_hits_seq": [r.first for r in replays or ()],
                 "up_to_hits_seq": upto,
                 "delivered_floors": delivered,
                 "seconds": round(loop.time() - started, 3),
             },
         )
+
+    async def _restore(self, buffers: dict[int, PartitionBuffer], upto: int) -> list[_Replay]:
+        """Load each partition's snapshot into the engine (those still owned) and group the partitions
+        by the hits-stream sequence their replay starts from: after the snapshot, or 1."""
+        starts = dict.fromkeys(buffers, 1)
+        if self.snapshots is not None:
+            read = await asyncio.gather(*(self.snapshots.read(p) for p in buffers))
+            for (p, buffer), snapshot in zip(buffers.items(), read, strict=True):
+                if snapshot is None or self.ordering.buffers.get(p) is not buffer:
+                    continue  # none, or the partition moved on meanwhile
+                self.engine().import_state(snapshot.windows, self._in(frozenset({p})))
+                buffer.restore(snapshot.applied)
+                starts[p] = snapshot.after + 1
+        groups: dict[int, dict[int, PartitionBuffer]] = {}
+        for p, start in starts.items():
+            groups.setdefault(start, {})[p] = buffers[p]
+        return [_Replay(group, upto, next=start, first=start) for start, group in sorted(groups.items())]
+
+    def capture_snapshots(self) -> list[PartitionSnapshot]:
+        """Snapshots of the owned partitions that applied hits since the last capture (taken between
+        two steps, so each is its windows at its applied floor)."""
+        changed, self._changed = self._changed, set()
+        out = []
+        for p in sorted(changed):
+            buffer = self.ordering.buffers.get(p)
+            if buffer is None or buffer.replaying:
+                continue
+            first = buffer.first_stored_at()
+            after = self.received if first is None else max(0, first - 1)
+            windows = self.engine().export_state(self._in(frozenset({p})))
+            out.append(PartitionSnapshot(p, buffer.applied, after, windows, time.time()))
+        return out
 
     async def _replay_pass(self, replay: _Replay) -> None:
         """Read from `replay.next` with a consumer of the partitions' subjects, until past `upto` or
@@ -369,7 +421,7 @@ class HitApplier:
             return
         buffer = replay.buffers.get(message.partition)
         if buffer is not None:
-            buffer.add(message)
+            buffer.add(message, msg.metadata.sequence.stream)
 
 
 @dataclass(slots=True)
@@ -380,6 +432,7 @@ class _Replay:
     upto: int
     next: int = 1
     read: int = 0
+    first: int = 1  # where it started: after the partitions' snapshot, or the stream's start
 
 
 def apply_in_order(

@@ -31,7 +31,7 @@ __all__ = ["HitOrdering", "PartitionBuffer"]
 class PartitionBuffer:
     """One partition's messages waiting for the ack floor."""
 
-    __slots__ = ("applied", "delivered", "duplicates", "replaying", "_heap", "_waiting")
+    __slots__ = ("applied", "delivered", "duplicates", "replaying", "_heap", "_waiting", "_stored_at")
 
     def __init__(self, applied: int = 0, *, replaying: bool = False) -> None:
         #: Every source sequence at or below it was released (or was before this node owned it).
@@ -44,19 +44,35 @@ class PartitionBuffer:
         self.replaying = replaying
         self._heap: list[int] = []
         self._waiting: dict[int, HitMessage] = {}
+        self._stored_at: dict[int, int] = {}  # source sequence -> hits-stream sequence (0: unknown)
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def add(self, message: HitMessage) -> bool:
-        """Keep a message until its floor; False (counted) for a duplicate."""
+    def add(self, message: HitMessage, stored_at: int = 0) -> bool:
+        """Keep a message (stored at hits-stream sequence `stored_at`) until its floor; False (counted)
+        for a duplicate."""
         sequence = message.sequence
         if sequence <= self.applied or sequence in self._waiting:
             self.duplicates += 1
             return False
         self._waiting[sequence] = message
+        self._stored_at[sequence] = stored_at
         heapq.heappush(self._heap, sequence)
         return True
+
+    def first_stored_at(self) -> int | None:
+        """The lowest hits-stream sequence of a waiting message (None: none waits)."""
+        return min(self._stored_at.values(), default=None)
+
+    def restore(self, applied: int) -> None:
+        """The partition's windows came from a snapshot reflecting every hit up to `applied`: messages
+        at or below it are dropped (not counted as duplicates), and so is any that comes later."""
+        self.applied = max(self.applied, applied)
+        for sequence in [s for s in self._waiting if s <= self.applied]:
+            del self._waiting[sequence], self._stored_at[sequence]
+        self._heap = list(self._waiting)
+        heapq.heapify(self._heap)
 
     def ready(self, floor: int) -> list[HitMessage]:
         """The waiting messages with source sequence <= floor, in sequence order; the applied floor
@@ -64,7 +80,9 @@ class PartitionBuffer:
         out: list[HitMessage] = []
         heap = self._heap
         while heap and heap[0] <= floor:
-            out.append(self._waiting.pop(heapq.heappop(heap)))
+            sequence = heapq.heappop(heap)
+            out.append(self._waiting.pop(sequence))
+            del self._stored_at[sequence]
         if floor > self.applied:
             self.applied = floor
         return out
@@ -95,13 +113,13 @@ class HitOrdering:
     def replaying(self) -> list[int]:
         return sorted(p for p, b in self.buffers.items() if b.replaying)
 
-    def add(self, message: HitMessage) -> bool:
+    def add(self, message: HitMessage, stored_at: int = 0) -> bool:
         """Keep a message of an owned partition; False for another partition's or a duplicate."""
         buffer = self.buffers.get(message.partition)
         if buffer is None:
             self.unowned += 1
             return False
-        return buffer.add(message)
+        return buffer.add(message, stored_at)
 
     def ready(self, floor: int) -> list[HitMessage]:
         """Every owned partition's messages up to `floor`, in (source sequence, partition) order;

@@ -14,13 +14,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from rsigma.correlation.engine import CorrelationEngine
 from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.metrics import Metrics
 from rsigma.engine.regex import backtracking_timeouts
 from rsigma.evaluator import Evaluator, RuleSummary
 from rsigma.loading import refuse_dropped_rules
 from rsigma.payloads import BatchResult, PayloadOptions, evaluate_batch
-from workers.cluster import ClusterPool
+from workers.cluster_pool import ClusterPool
 from workers.metrics import PoolCollector
 from workers.pool import MatcherPool
 
@@ -118,6 +119,16 @@ class InlineBackend:
     async def export_state(self) -> bytes:
         return self.evaluator.correlation.export_state()
 
+    @property
+    def correlation(self) -> CorrelationEngine:
+        """The running rules' correlation engine (`--cluster` applies the owned partitions with it)."""
+        return self.evaluator.correlation
+
+    @property
+    def pending_correlation(self) -> CorrelationEngine | None:
+        """The correlation engine of the rules `load` built, until `reload` runs them."""
+        return None if self.pending is None else self.pending.correlation
+
     async def load(self, running: RuleSummary) -> RuleSummary:
         self.pending = None
         fresh = await asyncio.to_thread(self.build)
@@ -125,11 +136,6 @@ class InlineBackend:
         refuse_dropped_rules(running, summary)  # type: ignore[arg-type]  # it reads `skipped` alone
         self.pending = fresh
         return summary
-
-    @property
-    def loaded(self) -> Evaluator | None:
-        """The rules `load` built, not yet run (`--cluster` checks them first)."""
-        return self.pending
 
     async def reload(self) -> str | None:
         fresh, self.pending = self.pending, None
@@ -166,9 +172,8 @@ def open_backend(
 ) -> Backend:
     """`--workers 0` evaluates in process with `evaluator`; N > 0 starts a pool of N matcher processes
     (each compiles the rules itself with `config.build_evaluator`, and `rules` says what they must
-    have), whose figures join the daemon's metrics. With `--cluster` either returns each batch's hits
-    (`BatchResult.hits`) and keeps, in `evaluator`, the correlation engine the cluster applies them
-    with (`workers/cluster.py` for a pool)."""
+    have), whose figures join the daemon's metrics. With `--cluster` a pool's hits come back, and
+    `evaluator` (the supervisor's) gives the correlation engine its partitions are applied with."""
     options = PayloadOptions(
         config.max_event_bytes, config.include_event, config.input_format, config.extraction
     )
@@ -183,16 +188,17 @@ def open_backend(
             " redelivered before it is replaced",
             extra={"matcher_timeout": config.matcher_timeout_s, "nats_ack_wait": config.nats_ack_wait_s},
         )
-    settings = {
+    settings: dict[str, Any] = {
         "options": options,
         "log_format": config.log_format,
         "log_level": config.log_level,
         "matcher_timeout": config.matcher_timeout_s,
     }
-    pool: MatcherPool
-    if config.cluster is not None:  # the supervisor's correlation engine is the cluster's applier's
-        assert evaluator is not None, "--cluster compiles the rules in the supervisor too"
-        pool = ClusterPool(evaluator, config.build_evaluator, config.workers, **settings)
+    if config.cluster is not None:  # the hits come back; the cluster node applies them here
+        assert evaluator is not None, "a --cluster pool applies with the supervisor's correlation engine"
+        pool: MatcherPool = ClusterPool(
+            config.build_evaluator, config.workers, rules, correlation=evaluator.correlation, **settings
+        )
     else:
         pool = MatcherPool(config.build_evaluator, config.workers, rules, **settings)
     metrics.registry.register(PoolCollector(pool))

@@ -32,6 +32,7 @@ from rsigma.cluster.hits import (
 )
 from rsigma.cluster.membership import Membership
 from rsigma.cluster.ownership import Ownership
+from rsigma.cluster.snapshots import PartitionSnapshot, SnapshotStore
 from rsigma.correlation.engine import CorrelationEngine
 from rsigma.daemon.ack import AckToken, Delivery, InFlight, RawEvent
 from rsigma.daemon.config import DaemonConfig
@@ -40,7 +41,6 @@ from rsigma.daemon.retrying import Throttle, backoff_s
 from rsigma.daemon.sinks.worker import SinkWorker
 from rsigma.daemon.sources.nats import NatsSource
 from rsigma.errors import ConfigError
-from rsigma.evaluator import Evaluator
 from rsigma.nats.connection import startup_request
 from rsigma.nats.core import AsyncPublisher
 from rsigma.payloads import BatchResult, result_lines
@@ -53,10 +53,9 @@ HITS_PUBLISH_TIMEOUT_S = 5.0
 FLOOR_FLUSH_TIMEOUT_S = 3.0
 
 
-def refuse_chains(evaluator: Evaluator, cluster: str) -> None:
+def refuse_chains(correlation: CorrelationEngine, cluster: str) -> None:
     """Chained correlations need a floor per level across nodes (not built yet): ConfigError (exit 3)
     naming the first correlation fed by another."""
-    correlation = evaluator.correlation
     for corr, level in zip(correlation.correlations, correlation.levels, strict=True):
         if level > 1:
             raise ConfigError(
@@ -88,12 +87,13 @@ def refuse_long_windows(correlation: CorrelationEngine, cluster: str, max_age_s:
         )
 
 
-def refuse_for_cluster(evaluator: Evaluator, cluster: str, node: ClusterNode | None) -> None:
-    """ConfigError if `--cluster` cannot run these rules: chains, or (once the hits stream is known)
-    windows longer than it keeps hits."""
-    refuse_chains(evaluator, cluster)
+def refuse_for_cluster(correlation: CorrelationEngine | None, cluster: str, node: ClusterNode | None) -> None:
+    """ConfigError if `--cluster` cannot run these rules (`correlation`, the engine `load` built):
+    chains, or (once the hits stream is known) windows longer than it keeps hits."""
+    assert correlation is not None, "a reload checks the rules it loaded"
+    refuse_chains(correlation, cluster)
     if node is not None:
-        refuse_long_windows(evaluator.correlation, node.cluster, node.hits_max_age_s)
+        refuse_long_windows(correlation, node.cluster, node.hits_max_age_s)
 
 
 async def join_cluster(
@@ -172,6 +172,9 @@ class ClusterNode:
         source.watch.on_reconnect(self.publisher.reconnected)
         rounds = DeliveryRounds(lambda: self.floors.wake())
         self.floors = FloorStore(js, self.cluster, member, rounds)
+        every = config.cluster_snapshot_interval_s
+        self.snapshots = SnapshotStore(js, self.cluster, config.cluster_replicas) if every > 0 else None
+        self._unsent: dict[int, PartitionSnapshot] = {}  # captured, waiting for their results' delivery
         self.applier = HitApplier(
             js,
             self.cluster,
@@ -183,6 +186,7 @@ class ClusterNode:
             self.floors,
             partitions=config.cluster_partitions,
             interval_s=config.cluster_apply_interval_s,
+            snapshots=self.snapshots,
         )
         self._warn = Throttle()
         self._stepping = asyncio.Lock()  # the periodic steps and the one at shutdown take turns
@@ -223,6 +227,8 @@ class ClusterNode:
         confirm, until cancelled (`aclose` writes the last ones)."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self.floors.run(), name="cluster-delivered-floors")
+            if self.snapshots is not None:
+                group.create_task(self._snapshot_loop(self.snapshots), name="cluster-snapshots")
             while True:
                 await asyncio.sleep(self.applier.interval_s)
                 await self.step()
@@ -238,6 +244,33 @@ class ClusterNode:
         self._update_metrics()
         return applied
 
+    async def _snapshot_loop(self, store: SnapshotStore) -> None:
+        """Every --cluster-snapshot-interval: capture the partitions that changed (between two steps),
+        and write each once the results of the hits it reflects are delivered (its delivered floor
+        reached its applied floor): a snapshot never covers a result a successor would then not send."""
+        every = self.config.cluster_snapshot_interval_s
+        while True:
+            await asyncio.sleep(every)
+            async with self._stepping:
+                for snapshot in self.applier.capture_snapshots():
+                    self._unsent[snapshot.partition] = snapshot
+            confirmed = self.floors.rounds.confirmed
+            owned = self.applier.ordering.buffers
+            for p, snapshot in list(self._unsent.items()):
+                if p not in owned:
+                    del self._unsent[p]  # moved: its new owner writes its own
+                elif confirmed.get(p, 0) >= snapshot.applied:
+                    try:
+                        await store.write(snapshot)
+                        del self._unsent[p]
+                    except (NatsError, TimeoutError) as e:  # kept: written at the next pass
+                        store.write_failures += 1
+                        if self._warn.ready():
+                            log.warning(
+                                "cluster: partition snapshot not written",
+                                extra={"partition": p, "error": str(e) or type(e).__name__},
+                            )
+
     async def finish(self, timeout_s: float) -> None:
         """At shutdown, once the last events were delivered: apply what their acks let through (they
         may take a moment to reach the server), for the sinks to drain too."""
@@ -246,8 +279,10 @@ class ClusterNode:
         await self.source.consumer.flush()
         while True:
             await self.step()
-            # Hits of partitions still replaying are not waited for: their next owner replays them.
-            if self.applier.ordering.releasable == 0 or loop.time() >= deadline:
+            # A replay still running (a partition gained a moment ago) is waited for within the
+            # timeout; past it, the partition's next owner replays its hits.
+            ordering = self.applier.ordering
+            if (ordering.releasable == 0 and not ordering.replaying) or loop.time() >= deadline:
                 return
             await asyncio.sleep(min(0.05, self.applier.interval_s))
 
@@ -330,6 +365,7 @@ class ClusterNode:
         metrics.cluster_partitions_replaying.set(len(ordering.replaying))
         metrics.cluster_hits_waiting.set(ordering.waiting)
         metrics.cluster_ack_floor.set(applier.ack_floor)
+        metrics.cluster_watermark_lag.set(applier.watermark_lag)
 
     def status(self) -> dict[str, Any]:
         applier, floors = self.applier, self.floors
@@ -337,6 +373,9 @@ class ClusterNode:
             "name": self.cluster,
             "partitions": self.partitions,
             "ack_floor": applier.ack_floor,
+            "watermark_lag": applier.watermark_lag,
+            "partition_applied": {str(p): b.applied for p, b in sorted(applier.ordering.buffers.items())},
+            "partition_waiting": {str(p): len(b) for p, b in sorted(applier.ordering.buffers.items())},
             "partitions_replaying": applier.ordering.replaying,
             "hits_replayed": applier.replayed,
             "windows_handed_over": applier.windows_dropped,
@@ -351,6 +390,16 @@ class ClusterNode:
             "delivered_floor_writes": floors.writes,
             "delivered_floor_write_failures": floors.write_failures,
             "results_already_delivered": applier.already_delivered,
+            "snapshots": None
+            if (store := self.snapshots) is None
+            else {
+                "interval_seconds": self.config.cluster_snapshot_interval_s,
+                "written": store.written,
+                "write_failures": store.write_failures,
+                "waiting_for_delivery": sorted(self._unsent),
+                "loaded": store.loaded,
+                "rejected": store.rejected,
+            },
         }
 
     async def aclose(self) -> None:

@@ -31,6 +31,8 @@ DEFAULT_CLUSTER_APPLY_INTERVAL_S: Final = 0.2
 DEFAULT_CLUSTER_HEARTBEAT_S: Final = 1.0
 #: Replicas of the hits stream and the KV bucket a member creates (1: a single NATS server).
 DEFAULT_CLUSTER_REPLICAS: Final = 1
+#: Seconds between two snapshots of the owned partitions' windows (0: none; moves replay from the start).
+DEFAULT_CLUSTER_SNAPSHOT_INTERVAL_S: Final = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class DaemonConfig:
     cluster_apply_interval_s: float = DEFAULT_CLUSTER_APPLY_INTERVAL_S
     cluster_heartbeat_s: float = DEFAULT_CLUSTER_HEARTBEAT_S
     cluster_replicas: int = DEFAULT_CLUSTER_REPLICAS
+    cluster_snapshot_interval_s: float = DEFAULT_CLUSTER_SNAPSHOT_INTERVAL_S
     cluster_member_id: str | None = None  # None: <hostname>-<pid>
     nats_ack_wait_s: float = 30.0
     nats_max_deliver: int = 5

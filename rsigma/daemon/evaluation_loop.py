@@ -49,9 +49,8 @@ class EvaluationLoop:
         self.dlq = dlq
         self.metrics = metrics
         self.batch_size = config.batch_size
-        per_matcher = (
-            config.workers if config.cluster is None else 0
-        )  # --cluster: one engine, the supervisor's
+        # --max-state-entries caps each matcher's windows, but with --cluster the supervisor's alone
+        per_matcher = config.workers if config.cluster is None else 0
         self.evictions = EvictionWatch(
             metrics.correlation_evictions, config.correlation.max_state_entries, per_matcher
         )

@@ -191,6 +191,11 @@ class Metrics:
             "The input consumer's ack floor the owned partitions are applied up to.",
             registry=r,
         )
+        self.cluster_watermark_lag = Gauge(
+            "rsigma_cluster_watermark_lag",
+            "Input messages above the ack floor: their hits wait (or may still come) before correlation.",
+            registry=r,
+        )
         self.cluster_members = Gauge(
             "rsigma_cluster_members",
             "Live members of the cluster, as this daemon sees them (--cluster).",

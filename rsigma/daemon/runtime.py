@@ -47,7 +47,7 @@ from rsigma.daemon.watch import FileWatcher
 from rsigma.evaluator import Evaluator, RuleSummary
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_FAILURE
 from rsigma.nats.connection import ConnectWait
-from workers.cluster import ClusterPool
+from workers.cluster_pool import ClusterPool
 
 log = logging.getLogger("rsigma.daemon")
 
@@ -108,8 +108,8 @@ class Daemon:
         while it waits for a NATS server. A stop asked for during that wait ends it: False."""
         cfg, metrics = self.config, self.metrics
         if cfg.cluster is not None:
-            assert self._evaluator is not None  # compiled in the supervisor with --cluster
-            refuse_chains(self._evaluator, cfg.cluster)
+            assert self._evaluator is not None  # built by the CLI for --cluster, pool or not
+            refuse_chains(self._evaluator.correlation, cfg.cluster)
         if cfg.state_db is not None:
             self.store = StateStore(cfg.state_db, move_damaged=cfg.restore_mode is RestoreMode.CLEAR)
         await self.api.start(cfg.api_addr)
@@ -126,7 +126,7 @@ class Daemon:
         if cfg.cluster is not None:
             self._set_phase(f"joining --cluster {cfg.cluster}")
             assert isinstance(self.source, NatsSource)  # the CLI requires a nats:// input
-            assert isinstance(backend, InlineBackend | ClusterPool)
+            assert isinstance(backend, InlineBackend | ClusterPool)  # they return the hits
             self.membership, self.cluster = await join_cluster(
                 cfg,
                 self.source,
@@ -134,7 +134,7 @@ class Daemon:
                 self.inflight,
                 metrics,
                 self.api.address,
-                lambda: backend.evaluator.correlation,  # the running rules' (a reload keeps the windows)
+                lambda: backend.correlation,  # the running rules' (a reload keeps the windows)
             )
         self.metrics.rules_loaded(self.rules)
         self.phase = RUNNING
@@ -439,9 +439,9 @@ class Daemon:
                 else:
                     fresh = await self.backend.load(self.rules)
                     if self.config.cluster is not None:
-                        assert isinstance(self.backend, InlineBackend | ClusterPool)
-                        assert self.backend.loaded is not None
-                        refuse_for_cluster(self.backend.loaded, self.config.cluster, self.cluster)
+                        loaded = self.backend
+                        assert isinstance(loaded, InlineBackend | ClusterPool)
+                        refuse_for_cluster(loaded.pending_correlation, self.config.cluster, self.cluster)
                     error = await self.backend.reload()
             except Exception as e:
                 error = str(e)

@@ -95,6 +95,11 @@ def test_one_cluster_daemon_correlates_like_one_plain_daemon(daemons, server):
     assert status["owned_partitions"] == list(range(64)) and status["hits_waiting"] == 0
     assert status["members"][0]["id"] == status["member"] and status["partitions_replaying"] == []
     assert cluster.metric("rsigma_cluster_hits_published_total") == len(stored(server.url, "rsigma-hits-c1"))
+    # every event is below the floor: nothing lags, and each partition with hits applied up to it
+    assert status["watermark_lag"] == 0 and cluster.metric("rsigma_cluster_watermark_lag") == 0
+    applied = status["partition_applied"]
+    assert len(applied) == 64 and max(applied.values()) == 300
+    assert set(status["partition_waiting"].values()) == {0}
 
 
 def test_a_source_event_is_acked_only_once_its_hits_are_stored_and_is_redelivered_otherwise(daemons, server):

@@ -1,7 +1,8 @@
-"""`--cluster` with the matcher pool (`--workers N`, N > 0), through the real CLI against a real
-nats-server: matchers detect and return the hits, the supervisor stores them and applies its
-partitions' hits, so a pool member, alone or beside a `--workers 0` member, correlates like one plain
-`--workers 0` daemon; a matcher killed mid-stream loses and doubles nothing."""
+"""`--cluster` with the matcher pool (`serve --workers N`): the matchers detect and extract hits,
+the supervisor publishes them and applies its partitions' hits (workers/cluster_pool.py). Results at
+a deduplicating output equal one plain `--workers 0` daemon's: alone, beside an in-process member,
+and with a matcher SIGKILLed mid-stream; also with --jq (several events per payload). A reload runs
+the same rules in the matchers and in the supervisor. Real nats-server, real CLI."""
 
 from __future__ import annotations
 
@@ -18,34 +19,53 @@ from tests.support.cluster import (
     event,
     member,
     one_daemon_results,
+    random_stream,
     split,
     wait_output,
 )
-from tests.support.nats_client import publish, stored
+from tests.support.nats_client import publish
 
 
-def random_stream(seed: int, count: int) -> list[bytes]:
-    """Failed logons, logons and others of several users: brute-force counts and temporal pairs."""
-    rng = random.Random(seed)
-    users = [f"user{i}" for i in range(10)]
-    return [
-        event(rng.choice([4625, 4625, 4624, 0]), rng.choice(users), i * 0.2, "whoami") for i in range(count)
-    ]
-
-
-def test_a_pool_member_correlates_like_one_plain_daemon(daemons, server):
-    started = time.monotonic()
-    pool = member(daemons, server, "--workers", "2")
-    publish(server.url, "events", random_stream(3, 400))
-    all_acked(server.url, 400)
-    expected = one_daemon_results(daemons, server, 400)
+def expect_like_one_daemon(daemons, server, events: int, started: float, *args: str) -> None:
+    expected = one_daemon_results(daemons, server, events, *args)
     kinds = correlation_kinds(expected)
     assert kinds["event_count"] > 5 and kinds["temporal"] > 5, kinds
     wait_output(server.url, expected, started)
-    status = pool.status()
-    assert len(status["workers"]) == 2 and sum(w["events"] for w in status["workers"]) == 400
-    assert status["cluster"]["owned_partitions"] == list(range(64))
-    assert pool.metric("rsigma_cluster_hits_published_total") == len(stored(server.url, "rsigma-hits-c1"))
+
+
+def test_serve_with_a_pool_correlates_like_one_plain_daemon(daemons, server):
+    started = time.monotonic()
+    pool = member(daemons, server, command="serve", workers=2)
+    wait_until(lambda: split([pool]), "the member owns every partition")
+    publish(server.url, "events", random_stream(31, 300))
+    all_acked(server.url, 300)
+    assert len(pool.matcher_pids()) == 2
+    expect_like_one_daemon(daemons, server, 300, started)
+    assert pool.status()["cluster"]["hits_applied"] > 0  # applied in the supervisor
+
+
+def test_a_pool_member_and_an_in_process_member_correlate_like_one_daemon(daemons, server):
+    started = time.monotonic()
+    members = [member(daemons, server, command="serve", workers=2), member(daemons, server)]
+    wait_until(lambda: split(members), "the two members split the partitions")
+    publish(server.url, "events", random_stream(37, 400))
+    all_acked(server.url, 400)
+    assert min(m.metric("rsigma_events_processed_total") for m in members) > 0
+    expect_like_one_daemon(daemons, server, 400, started)
+
+
+def test_a_matcher_killed_mid_stream_in_a_cluster_loses_and_doubles_nothing(daemons, server):
+    started = time.monotonic()
+    pool = member(daemons, server, command="serve", workers=2)
+    wait_until(lambda: split([pool]), "the member owns every partition")
+    stream = random_stream(41, 400)
+    publish(server.url, "events", stream[:200])
+    wait_until(lambda: pool.metric("rsigma_events_processed_total", 0) > 20, "some events evaluated")
+    os.kill(pool.matcher_pids()[0], signal.SIGKILL)
+    publish(server.url, "events", stream[200:])
+    all_acked(server.url, 400)
+    assert pool.alive()
+    expect_like_one_daemon(daemons, server, 400, started)
 
 
 def test_a_pool_member_correlates_extracted_events_like_one_plain_daemon(daemons, server):
@@ -53,49 +73,16 @@ def test_a_pool_member_correlates_extracted_events_like_one_plain_daemon(daemons
     started = time.monotonic()
     jq = ("--jq", ".records[]")
     member(daemons, server, "--workers", "2", *jq)
-    evs = [json.loads(e) for e in random_stream(9, 600)]
+    events = [json.loads(e) for e in random_stream(9, 600)]
     rng = random.Random(9)
     documents, i = [], 0
-    while i < len(evs):
+    while i < len(events):
         n = rng.randint(1, 4)
-        documents.append(json.dumps({"records": evs[i : i + n]}).encode())
+        documents.append(json.dumps({"records": events[i : i + n]}).encode())
         i += n
     publish(server.url, "events", documents)
     all_acked(server.url, len(documents))
-    expected = one_daemon_results(daemons, server, len(documents), *jq)
-    kinds = correlation_kinds(expected)
-    assert kinds["event_count"] > 5 and kinds["temporal"] > 5, kinds
-    wait_output(server.url, expected, started)
-
-
-def test_a_pool_member_and_an_inline_member_correlate_like_one_daemon(daemons, server):
-    started = time.monotonic()
-    members = [member(daemons, server, "--workers", "2"), member(daemons, server, "--workers", "0")]
-    wait_until(lambda: split(members), "the two members split the partitions")
-    publish(server.url, "events", random_stream(5, 400))
-    all_acked(server.url, 400)
-    expected = one_daemon_results(daemons, server, 400)
-    assert min(m.metric("rsigma_events_processed_total") for m in members) > 0  # both took a share
-    wait_output(server.url, expected, started)
-    applied = [m.metric("rsigma_cluster_hits_applied_total") for m in members]
-    assert min(applied) > 0 and sum(applied) == len(stored(server.url, "rsigma-hits-c1"))
-
-
-def test_a_matcher_killed_mid_stream_loses_and_doubles_nothing(daemons, server):
-    started = time.monotonic()
-    pool = member(daemons, server, "--workers", "2", "--batch-size", "50")
-    stream = random_stream(11, 3000)
-    publish(server.url, "events", stream[:1500])
-    wait_until(lambda: pool.metric("rsigma_events_processed_total", 0) > 0, "the pool at work")
-    os.kill(pool.matcher_pids()[0], signal.SIGKILL)
-    publish(server.url, "events", stream[1500:])
-    all_acked(server.url, 3000)
-    assert sum(w["restarts"] for w in pool.status()["workers"]) == 1
-    expected = one_daemon_results(daemons, server, 3000)
-    wait_output(server.url, expected, started)
-    # the batches the matcher held were evaluated again, and their hits published once
-    if pool.metric("rsigma_nats_redelivered_messages_total", 0) == 0:
-        assert pool.metric("rsigma_cluster_hits_published_total") == len(stored(server.url, "rsigma-hits-c1"))
+    expect_like_one_daemon(daemons, server, len(documents), started, *jq)
 
 
 MANY_LOGONS = """

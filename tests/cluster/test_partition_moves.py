@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 import time
 from collections import Counter
 from pathlib import Path
@@ -32,21 +31,12 @@ from tests.support.cluster import (
     member,
     one_daemon_results,
     owned,
+    random_stream,
     split,
     wait_output,
 )
 from tests.support.daemon import read_json_lines
 from tests.support.nats_client import ack_floor, publish, stored
-
-
-def random_stream(seed: int, count: int, start_minute: float = 0.0) -> list[bytes]:
-    """Failed logons, logons and others of several users: brute-force counts and temporal pairs."""
-    rng = random.Random(seed)
-    users = [f"user{i}" for i in range(10)]
-    return [
-        event(rng.choice([4625, 4625, 4624, 0]), rng.choice(users), start_minute + i * 0.2, "whoami")
-        for i in range(count)
-    ]
 
 
 def plain_results(daemons: Daemons, server: NatsServer, events: int) -> Counter[str]:

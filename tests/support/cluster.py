@@ -79,6 +79,16 @@ def event(event_id: int, user: str, minute: float, command: str = "notepad") -> 
     ).encode()
 
 
+def random_stream(seed: int, count: int, start_minute: float = 0.0) -> list[bytes]:
+    """Failed logons, logons and others of several users: brute-force counts and temporal pairs."""
+    rng = random.Random(seed)
+    users = [f"user{i}" for i in range(10)]
+    return [
+        event(rng.choice([4625, 4625, 4624, 0]), rng.choice(users), start_minute + i * 0.2, "whoami")
+        for i in range(count)
+    ]
+
+
 def stored_data(url: str, stream: str) -> list[bytes]:
     return [data for data, _ in stored(url, stream)]
 
@@ -89,12 +99,17 @@ TTL_S = 2.0
 OUTPUT = "results"
 
 
-def member(daemons: Daemons, server: NatsServer, *args: Any, wait: bool = True) -> DaemonProcess:
+def member(
+    daemons: Daemons, server: NatsServer, *args: Any, wait: bool = True, **options: Any
+) -> DaemonProcess:
+    """A member of cluster c1 reading `events`, writing to `results`; `options` as `Daemons.start`'s
+    (command="serve", workers=2 for a pool)."""
     return daemons.start(
         *("--input", f"{server.url}/events", "--cluster", "c1", "--output", f"{server.url}/{OUTPUT}"),
         *("--cluster-heartbeat", HEARTBEAT, "--nats-ack-wait", "2"),
         *args,
         wait=wait,
+        **options,
     )
 
 

@@ -1,0 +1,89 @@
+"""Partition snapshots (rsigma/cluster/snapshots.py): a member gaining a partition loads its windows
+from the snapshot and replays only the hits after it, with results equal to one plain daemon's; a
+snapshot that cannot be used is ignored (warned) and the partition replayed from the start."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import nats
+import pytest
+
+from rsigma.cluster.snapshots import PartitionSnapshot, decode_snapshot, encode_snapshot
+from tests.support import wait_until
+from tests.support.cluster import (
+    all_acked,
+    correlation_kinds,
+    member,
+    one_daemon_results,
+    random_stream,
+    split,
+    wait_output,
+)
+from tests.support.nats_client import publish
+
+SNAPSHOTS = ("--cluster-snapshot-interval", "0.3")
+
+
+def test_a_snapshot_round_trips_and_a_damaged_or_foreign_one_is_refused():
+    snapshot = PartitionSnapshot(7, applied=120, after=340, windows=b"\x01\x02", taken=1.5)
+    data = encode_snapshot(snapshot)
+    assert decode_snapshot(data, 7) == snapshot
+    with pytest.raises(ValueError, match="checksum"):
+        decode_snapshot(data[:-1] + bytes([data[-1] ^ 1]), 7)
+    with pytest.raises(ValueError, match="holds partition 7, not 8"):
+        decode_snapshot(data, 8)
+
+
+def snapshotted(d, events: int) -> bool:
+    """Every partition applied up to `events`, its snapshot written, and nothing left to write."""
+    state = d.status()["cluster"]
+    if min(state["partition_applied"].values()) < events or state["snapshots"]["waiting_for_delivery"]:
+        return False
+    written = state["snapshots"]["written"]
+    time.sleep(1.0)  # more than an interval: a capture after the last applied round was written
+    after = d.status()["cluster"]["snapshots"]
+    return written > 0 and after["written"] == written and not after["waiting_for_delivery"]
+
+
+def damage_every_snapshot(url: str) -> int:
+    async def go() -> int:
+        nc = await nats.connect(url)
+        try:
+            store = await nc.jetstream().object_store("rsigma-snapshots-c1")
+            names = [info.name for info in await store.list()]
+            for name in names:
+                await store.put(name, b"not a snapshot")
+            return len(names)
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("damaged", [False, True], ids=["snapshot", "damaged-snapshot"])
+def test_a_joining_member_rebuilds_its_partitions_from_their_snapshots(daemons, server, damaged):
+    started = time.monotonic()
+    a = member(daemons, server, "--cluster-member-id", "a", *SNAPSHOTS)
+    wait_until(lambda: split([a]), "a owns every partition")
+    stream = random_stream(53, 400)
+    publish(server.url, "events", stream[:200])
+    all_acked(server.url, 200)
+    wait_until(lambda: snapshotted(a, 200), "a wrote the snapshots of its partitions")
+    if damaged:
+        assert damage_every_snapshot(server.url) > 0
+    b = member(daemons, server, "--cluster-member-id", "b", *SNAPSHOTS)  # takes about half
+    wait_until(lambda: split([a, b]), "a and b split the partitions")
+    state = b.status()["cluster"]
+    if damaged:
+        assert state["snapshots"]["rejected"] > 0 and state["hits_replayed"] > 0
+        assert b.find_log("cluster: partition snapshot ignored; replaying the partition from the start")
+    else:
+        assert state["snapshots"]["loaded"] > 0 and state["snapshots"]["rejected"] == 0
+        assert state["hits_replayed"] == 0  # everything it gained was in the snapshots
+    publish(server.url, "events", stream[200:])  # windows span the join: brute force over 10 minutes
+    all_acked(server.url, 400)
+    expected = one_daemon_results(daemons, server, 400)
+    assert correlation_kinds(expected)["event_count"] > 5
+    wait_output(server.url, expected, started)
