@@ -32,7 +32,7 @@ class ClusterPool(MatcherPool):
     one evaluator), so the matchers are checked against the supervisor's own rules."""
 
     keeps_snapshots = False  # the matchers hold no windows: the cluster's partition owners do
-    restart_loss = "its matchers hold no correlation windows with --cluster, so it lost nothing"
+    restart_loss = "with --cluster no matcher holds correlation windows, so it lost nothing"
 
     def __init__(self, *args: Any, correlation: CorrelationEngine, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -66,6 +66,11 @@ def test_a_matcher_killed_mid_stream_in_a_cluster_loses_and_doubles_nothing(daem
     all_acked(server.url, 400)
     assert pool.alive()
     expect_like_one_daemon(daemons, server, 400, started)
+    # the log says what the restart cost: nothing, since no matcher holds windows in a cluster
+    restarted = [r["message"] for r in pool.find_logs("matcher restarted; ")]
+    assert restarted == [
+        "matcher restarted; with --cluster no matcher holds correlation windows, so it lost nothing"
+    ]
 
 
 def test_a_pool_member_correlates_extracted_events_like_one_plain_daemon(daemons, server):
