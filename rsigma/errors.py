@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,15 +12,26 @@ from rsigma.pickling import pickled_by_fields
 @pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Location:
-    """Where a rule or one of its parts was written."""
+    """Where a rule or one of its parts was written.
 
-    path: Path | None = None
+    The file is kept as its text: a `Path` per rule file was a quarter of a cached load's unpickling,
+    and the path is only read to report where something is."""
+
+    file: str | None = None
     line: int | None = None
 
+    def __init__(self, path: str | Path | None = None, line: int | None = None) -> None:
+        object.__setattr__(self, "file", None if path is None else os.fspath(path))
+        object.__setattr__(self, "line", line)
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.file is None else Path(self.file)
+
     def __str__(self) -> str:
-        if self.path is None:
+        if self.file is None:
             return f"line {self.line}" if self.line else "<text>"
-        return f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{self.file}:{self.line}" if self.line else self.file
 
 
 class SigmaError(Exception):
@@ -42,7 +54,7 @@ class SigmaError(Exception):
     def located(self, location: Location, rule: str | None = None) -> SigmaError:
         """Return a copy that carries `location` (and the rule title) when it has none yet."""
         loc = self.location
-        merged = Location(loc.path or location.path, loc.line or location.line)
+        merged = Location(loc.file or location.file, loc.line or location.line)
         return type(self)(self.message, location=merged, rule=self.rule or rule)
 
     def __str__(self) -> str:

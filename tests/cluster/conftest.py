@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import Daemons, NatsServer
-from tests.support.cluster import RULES
+from tests.support.cluster import PROPERTY_RULES, RULES
 
 
 @pytest.fixture
@@ -28,5 +28,14 @@ def server(tmp_path: Path) -> Iterator[NatsServer]:
 def daemons(tmp_path: Path) -> Iterator[Daemons]:
     rules = tmp_path / "rules.yml"
     rules.write_text(RULES)
+    with Daemons(tmp_path, base_args=["-r", rules]) as started:
+        yield started
+
+
+@pytest.fixture
+def property_daemons(tmp_path: Path) -> Iterator[Daemons]:
+    """Daemons on the property tests' rules: four correlation types over three detections."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(PROPERTY_RULES)
     with Daemons(tmp_path, base_args=["-r", rules]) as started:
         yield started

@@ -9,15 +9,12 @@ The default run tries one seed per scenario; the `slow` marker runs more (`pytes
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.support import Daemons, NatsServer, wait_until
 from tests.support.cluster import (
     PARTITIONS,
-    PROPERTY_RULES,
     PROPERTY_TYPES,
     TTL_S,
     all_acked,
@@ -35,14 +32,6 @@ EVENTS = 400
 MORE_SEEDS = [pytest.param(seed, marks=pytest.mark.slow) for seed in (2, 3, 4, 5)]
 
 
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    rules = tmp_path / "rules.yml"
-    rules.write_text(PROPERTY_RULES)
-    with Daemons(tmp_path, base_args=["-r", rules]) as started:
-        yield started
-
-
 def expect_like_one_daemon(daemons: Daemons, server: NatsServer, seed: int, started: float) -> None:
     expected = one_daemon_results(daemons, server, EVENTS)
     kinds = correlation_kinds(expected)
@@ -51,7 +40,8 @@ def expect_like_one_daemon(daemons: Daemons, server: NatsServer, seed: int, star
 
 
 @pytest.mark.parametrize("seed", [1, *MORE_SEEDS])
-def test_three_members_correlate_like_one_daemon(daemons, server, seed):
+def test_three_members_correlate_like_one_daemon(property_daemons, server, seed):
+    daemons = property_daemons
     started = time.monotonic()
     members = [member(daemons, server) for _ in range(3)]
     wait_until(lambda: split(members), "the three members split the partitions")
@@ -62,7 +52,8 @@ def test_three_members_correlate_like_one_daemon(daemons, server, seed):
 
 
 @pytest.mark.parametrize("seed", [1, *MORE_SEEDS])
-def test_a_member_killed_and_restarted_and_a_fourth_joining_change_nothing(daemons, server, seed):
+def test_a_member_killed_and_restarted_and_a_fourth_joining_change_nothing(property_daemons, server, seed):
+    daemons = property_daemons
     started = time.monotonic()
     a, b, c = (member(daemons, server, "--cluster-member-id", name) for name in "abc")
     wait_until(lambda: split([a, b, c]), "the three members split the partitions")

@@ -14,11 +14,10 @@ from pathlib import Path
 import nats
 import pytest
 
-from tests.support import DaemonProcess, Daemons, wait_until
+from tests.support import DaemonProcess, wait_until
 from tests.support.cluster import (
     HEARTBEAT,
     OUTPUT,
-    PROPERTY_RULES,
     PROPERTY_TYPES,
     correlation_kinds,
     lines,
@@ -38,15 +37,8 @@ def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
         yield cluster
 
 
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
-    rules = tmp_path / "rules.yml"
-    rules.write_text(PROPERTY_RULES)
-    with Daemons(tmp_path, base_args=["-r", rules]) as started:
-        yield started
-
-
-def test_a_nats_server_stopped_mid_stream_changes_no_result(daemons, nats_cluster):
+def test_a_nats_server_stopped_mid_stream_changes_no_result(property_daemons, nats_cluster):
+    daemons = property_daemons
     started = time.monotonic()
     urls = [s.url for s in nats_cluster.servers]
     add_replicated_stream(urls[0], "rsigma-events", ["events"])
