@@ -141,18 +141,24 @@ def _failure_message(
         )
     if isinstance(e, ssl.SSLError):
         return f"{where}: TLS with {target.server} failed: {e.reason or e}"
-    if _wants_certificate(e, server_tls, auth):
+    if _dropped_after_handshake(e, server_tls):
+        if auth.tls_cert is None:
+            return (
+                f"{where}: authentication failed at {target.server}: it wants a client certificate"
+                f" (--nats-tls-cert, --nats-tls-key) (it closed the connection after the TLS handshake)"
+            )
         return (
-            f"{where}: authentication failed at {target.server}: it wants a client certificate"
-            f" (--nats-tls-cert, --nats-tls-key) (it closed the connection after the TLS handshake)"
+            f"{where}: authentication failed at {target.server} (--nats-tls-cert): the server rejected"
+            " the client certificate (it closed the connection after the TLS handshake)"
         )
     return f"{where}: cannot connect to {target.server}: {_describe(e)}"
 
 
-def _wants_certificate(e: BaseException | None, server_tls: bool, auth: NatsAuth) -> bool:
-    """A TLS server that drops a client without a certificate during the connect wants one (TLS 1.3
-    refuses after the handshake, so the alert may or may not arrive before the connection closes)."""
-    return isinstance(e, ConnectionResetError) and server_tls and auth.tls_cert is None
+def _dropped_after_handshake(e: BaseException | None, server_tls: bool) -> bool:
+    """A TLS server that drops the client during the connect refused its certificate, or the lack of
+    one: TLS 1.3 verifies the client's after the handshake, so the alert saying why may or may not
+    arrive before the connection closes (it did not under load)."""
+    return isinstance(e, ConnectionResetError) and server_tls
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +308,7 @@ async def _connect_once(
     failure = failed.result() if failed.done() else attempt.exception() if attempt.done() else None
     await _abandon(attempt, nc)
     message = _failure_message(failure, target, flag, url, auth, nc.rsigma_server_tls)
-    if failure is None or not (_fatal(failure) or _wants_certificate(failure, nc.rsigma_server_tls, auth)):
+    if failure is None or not (_fatal(failure) or _dropped_after_handshake(failure, nc.rsigma_server_tls)):
         raise _Unreachable(message, failure)
     raise ConfigError(message) from failure
 

@@ -245,3 +245,25 @@ def test_connect_fails_fast_and_cleanly_on_refused_credentials(nats_with):
         assert "authentication failed" in str(info.value) and token not in str(info.value)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("cert", "said"),
+    [
+        (None, "it wants a client certificate (--nats-tls-cert, --nats-tls-key)"),
+        (Path("client.pem"), "(--nats-tls-cert): the server rejected the client certificate"),
+    ],
+)
+def test_a_tls_server_dropping_the_client_after_the_handshake_is_an_authentication_failure(cert, said):
+    """Under load the server's TLS 1.3 alert may not arrive before the reset: the reset alone says it."""
+    from rsigma.nats.auth import NatsAuth
+    from rsigma.nats.connection import _failure_message
+    from rsigma.nats.names import parse_nats_url
+
+    url = "nats://127.0.0.1:4222/events"
+    auth = NatsAuth(tls_cert=cert, tls_key=cert)
+    reset = ConnectionResetError("Connection lost")
+    message = _failure_message(reset, parse_nats_url(url, "--input"), "--input", url, auth, server_tls=True)
+    assert "authentication failed" in message and said in message
+    plain = _failure_message(reset, parse_nats_url(url, "--input"), "--input", url, auth, server_tls=False)
+    assert "cannot connect" in plain  # no TLS handshake: a server going away, tried again
