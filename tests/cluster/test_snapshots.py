@@ -24,7 +24,7 @@ from tests.support.cluster import (
     split,
     wait_output,
 )
-from tests.support.nats_client import publish
+from tests.support.nats_client import publish, stored
 
 SNAPSHOTS = ("--cluster-snapshot-interval", "0.3")
 
@@ -132,3 +132,31 @@ def test_a_changed_correlation_does_not_get_the_snapshots_windows(daemons, serve
         assert fired() == 0
     else:
         wait_until(lambda: fired() == 1, "the brute force over the snapshot's window fired")
+
+
+def test_a_partition_moved_back_replays_only_the_hits_after_its_snapshot(daemons, server):
+    """a snapshots every partition after 300 events; x (no snapshots) takes half of them and applies
+    60 more events' hits, then dies. a gets them back from its old snapshots plus the hits stored
+    after them: it replays at most the hits of those 60 events, far fewer than a full replay would
+    (x's partitions' share of all 360), and the results equal one daemon's."""
+    started = time.monotonic()
+    a = member(daemons, server, "--cluster-member-id", "a", *SNAPSHOTS)
+    wait_until(lambda: split([a]), "a owns every partition")
+    stream = random_stream(71, 360)
+    publish(server.url, "events", stream[:300])
+    all_acked(server.url, 300)
+    wait_until(lambda: snapshotted(a, 300), "a wrote the snapshots of its partitions")
+    x = member(daemons, server, "--cluster-member-id", "x", "--cluster-snapshot-interval", "0")
+    wait_until(lambda: split([a, x]), "a and x split the partitions")
+    before = len(stored(server.url, "rsigma-hits-c1"))
+    publish(server.url, "events", stream[300:])
+    all_acked(server.url, 360)
+    later = len(stored(server.url, "rsigma-hits-c1")) - before
+    replayed = a.status()["cluster"]["hits_replayed"]
+    x.kill()
+    wait_until(lambda: split([a]), "a owns every partition again", timeout=60)
+    replayed = a.status()["cluster"]["hits_replayed"] - replayed
+    assert 0 < replayed <= later < before / 3
+    expected = one_daemon_results(daemons, server, 360)
+    assert correlation_kinds(expected)["event_count"] > 5
+    wait_output(server.url, expected, started)
