@@ -316,11 +316,22 @@ async def await_ready(workers: list[_Worker]) -> None:
         raise PoolError(f"a matcher did not start within {START_TIMEOUT_S:g} s") from None
 
 
+def restart_note(snapshot_taken: bool) -> str:
+    """What a restarted matcher lost, for the log."""
+    if snapshot_taken:
+        return (
+            "its correlation groups were restored from the last snapshot, and what they learned from"
+            " events acknowledged after it is lost"
+        )
+    return "no state snapshot was taken yet, so its correlation groups start empty"
+
+
 class MatcherPool:
     """The evaluation backend of `--workers N` (see `rsigma/daemon/backend.py` for the contract)."""
 
     min_batch = MIN_BATCH
     keeps_snapshots = True  # a restarted matcher gets its windows back from the last one
+    restart_loss: str | None = None  # what a restarted matcher lost, if not its windows (the log says)
 
     def __init__(
         self,
@@ -479,14 +490,8 @@ class MatcherPool:
         worker.progress_at = time.monotonic()  # the watchdog's clock starts once it has its work back
         if resumed is not None and not resumed.done():
             resumed.set_result(None)
-        lost = (
-            "its correlation groups were restored from the last snapshot, and what they learned from"
-            " events acknowledged after it is lost"
-            if self.last_snapshot is not None
-            else "no state snapshot was taken yet, so its correlation groups start empty"
-        )
         log.warning(
-            f"matcher restarted; {lost}",
+            f"matcher restarted; {self.restart_loss or restart_note(self.last_snapshot is not None)}",
             extra={
                 "matcher": worker.index,
                 "restart_seconds": round(time.monotonic() - died, 3),

@@ -271,7 +271,7 @@ def engine_daemon(
             envvar="RSIGMA_CLUSTER",
             metavar="NAME",
             help="Share correlation with the daemons of this cluster reading the same nats:// input"
-            " (implies --consumer-group NAME; see docs/cluster.md).",
+            " (implies --consumer-group NAME; runs with --workers 0 or a matcher pool; see docs/cluster.md).",
             show_default=False,
         ),
     ] = None,

@@ -23,19 +23,18 @@ def start_daemon(config: DaemonConfig, log_format: str) -> int:
     """Run the daemon; logging must be set up (`setup_logging`). Returns the exit code.
 
     With a matcher pool, the rules are loaded in a throwaway process (`workers/loader.py`): the matchers
-    compile their own, and the supervisor keeps only their summary; with `--cluster` it also builds
-    the rules' correlation engine, to apply the hits of the partitions it owns."""
+    compile their own, and the supervisor keeps only their summary. With `--cluster` the supervisor
+    compiles them itself, to apply the hits of the partitions it owns: one build gives its correlation
+    engine and the summary the matchers must match, so both are the same rules."""
     evaluator: Evaluator | None = None
     try:
-        if config.workers:
+        if config.workers and config.cluster is None:
             from workers.loader import RuleLoaderDied, load_summary
 
             try:
                 rules: RuleSummary = load_summary(config.build_evaluator, log_format, config.log_level)
             except RuleLoaderDied as e:
                 return startup_failed(log_format, EXIT_FAILURE, str(e))
-            if config.cluster is not None:  # the node applies its partitions' hits in this process
-                evaluator = config.build_evaluator()
         else:
             evaluator = config.build_evaluator()
             rules = evaluator.summary()

@@ -123,6 +123,7 @@ class HitApplier:
         self.already_delivered = 0  # results of replayed hits at or below their delivered floor, not sent
         self.unknown = 0  # hits of correlations the running rules do not have
         self.undecodable = 0
+        self.stalls = 0  # rounds the live consumer had not delivered up to the stream's last sequence
         self._progress = asyncio.Event()
         self._sub: Any = None
         self._following = asyncio.Lock()  # the live consumer is being made again (a rebalance)
@@ -148,6 +149,8 @@ class HitApplier:
                 "cluster: hits consumer behind the stream; not applying this round",
                 extra={"received": self.received, "stream_last_seq": last},
             )
+            self.stalls += 1
+            await self._resubscribe()
             return 0
         self.ack_floor = max(self.ack_floor, floor)
         ready = self.ordering.ready(self.ack_floor)
@@ -247,19 +250,52 @@ class HitApplier:
                 )
             if gained:
                 self._gain(gained)
-            owned = sorted(self.ordering.buffers)
-            if owned:
-                self._sub = await self.js.subscribe(
-                    hits_subjects(self.cluster),
-                    stream=self.stream,
-                    cb=self._on_message,
-                    ordered_consumer=True,
-                    config=ConsumerConfig(
-                        filter_subjects=self._subjects(owned),
-                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                        opt_start_seq=self.received + 1,
-                    ),
-                )
+            if not await self._subscribe():
+                self._subscribe_soon()
+
+    async def _subscribe(self) -> bool:
+        """The live consumer of the owned subjects from `received + 1` (none when nothing is owned);
+        False when NATS refused it: until it exists no round applies anything (`_drained`)."""
+        owned = sorted(self.ordering.buffers)
+        if not owned:
+            return True
+        try:
+            self._sub = await self.js.subscribe(
+                hits_subjects(self.cluster),
+                stream=self.stream,
+                cb=self._on_message,
+                ordered_consumer=True,
+                config=ConsumerConfig(
+                    filter_subjects=self._subjects(owned),
+                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                    opt_start_seq=self.received + 1,
+                ),
+            )
+        except (NatsError, TimeoutError) as e:
+            log.warning("cluster: hits consumer not made; trying again", extra={"error": repr(e)})
+            return False
+        return True
+
+    async def _resubscribe(self) -> None:
+        """Make the live consumer again from `received + 1`: an ordered consumer that stopped
+        delivering (seen under load: flow control never answered, no reset) would hold every round.
+        Nothing is lost or applied twice: what comes again is dropped as already waiting."""
+        async with self._following:
+            await self._unsubscribe()
+            if not await self._subscribe():
+                self._subscribe_soon()
+
+    def _subscribe_soon(self) -> None:
+        task = asyncio.create_task(self._subscribe_later(), name="cluster-hits-consumer")
+        self._replays.add(task)  # cancelled with the replays at close
+        task.add_done_callback(self._replays.discard)
+
+    async def _subscribe_later(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            async with self._following:
+                if self._sub is not None or await self._subscribe():
+                    return
 
     async def _unsubscribe(self) -> None:
         sub, self._sub = self._sub, None
@@ -324,7 +360,7 @@ class HitApplier:
                 "hit_messages": sum(r.read for r in replays or ()),
                 "from_hits_seq": [r.first for r in replays or ()],
                 "up_to_hits_seq": upto,
-                "delivered_floors": delivered,
+                "delivered_floors": {str(p): floor for p, floor in (delivered or {}).items()},
                 "seconds": round(loop.time() - started, 3),
             },
         )

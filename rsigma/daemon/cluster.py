@@ -392,6 +392,7 @@ class ClusterNode:
             "hits_duplicates": applier.ordering.duplicates,
             "hits_of_other_partitions": applier.ordering.unowned,
             "hits_unreadable": applier.undecodable,
+            "hits_consumer_stalls": applier.stalls,
             "hits_of_unknown_correlations": applier.unknown,
             "delivered_floor": {str(p): floors.written.get(p, 0) for p in sorted(applier.ordering.buffers)},
             "delivered_floor_writes": floors.writes,

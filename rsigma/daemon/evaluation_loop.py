@@ -49,8 +49,10 @@ class EvaluationLoop:
         self.dlq = dlq
         self.metrics = metrics
         self.batch_size = config.batch_size
+        # --max-state-entries caps each matcher's windows, but with --cluster the supervisor's alone
+        per_matcher = config.workers if config.cluster is None else 0
         self.evictions = EvictionWatch(
-            metrics.correlation_evictions, config.correlation.max_state_entries, config.workers
+            metrics.correlation_evictions, config.correlation.max_state_entries, per_matcher
         )
         self.max_event_bytes = config.max_event_bytes
         self.group_entries_dropped = 0  # the backend's running total, as last counted

@@ -67,6 +67,14 @@ def test_what_cluster_cannot_go_with_yet_is_a_usage_error(tmp_path, args, reason
     assert "'--cluster'" in said(done.stderr) and reason in said(done.stderr)
 
 
+def test_serve_takes_cluster_with_its_default_workers(tmp_path):
+    rules = write(tmp_path / "rules.yml", RULES)
+    args = ("serve", "-r", rules, "--input", NATS, "--cluster", "c1", "--nats-connect-timeout", "0")
+    done = run(tmp_path, *args, "--log-format", "text")
+    assert done.returncode == 3, done.stderr  # accepted: it went on to connect, to no server
+    assert "127.0.0.1:1" in done.stderr
+
+
 def test_chained_correlations_are_refused_naming_the_correlation(tmp_path):
     rules = write(tmp_path / "rules.yml", RULES + CHAINED)
     done = run(

@@ -203,3 +203,30 @@ def test_a_hit_message_stored_twice_is_applied_once(daemons, server):
     assert [
         (c["group_key"], c["aggregated_value"]) for c in correlations(d) if c["rule_title"] == "Brute force"
     ] == [([["User", "alice"]], 3)]
+
+
+def delete_consumers(url: str, stream: str) -> int:
+    async def go() -> int:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            names = [info.name for info in await js.consumers_info(stream)]
+            for name in names:
+                await js.delete_consumer(stream, name)
+            return len(names)
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def test_a_live_hits_consumer_that_stops_delivering_is_made_again(daemons, server):
+    d = cluster_daemon(daemons, server)
+    publish(server.url, "events", [failed("alice", m) for m in range(2)])
+    wait_until(lambda: d.status()["cluster"]["hits_applied"] >= 2, "the first hits applied")
+    assert delete_consumers(server.url, "rsigma-hits-c1") == 1  # as if it stalled for good
+    publish(server.url, "events", [failed("alice", 2 + m) for m in range(2)])
+    wait_until(lambda: ack_floor(server.url, "rsigma-events", CONSUMER) == 4, "acked")
+    wait_until(lambda: len(correlations(d)) == 2, "brute force fired at the 3rd and 4th failure", timeout=60)
+    assert [c["aggregated_value"] for c in correlations(d)] == [3, 4]
+    assert d.status()["cluster"]["hits_consumer_stalls"] >= 1  # a round saw it behind, and remade it

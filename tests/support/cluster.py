@@ -157,9 +157,9 @@ def all_acked(url: str, events: int) -> None:
     wait_until(lambda: ack_floor(url, "rsigma-events", CONSUMER) == events, "acked by members", timeout=60)
 
 
-def one_daemon_results(daemons: Daemons, server: NatsServer, events: int) -> Counter[str]:
-    """The results of one plain daemon (no `--cluster`) reading the whole stream in order."""
-    plain = daemons.start("--input", f"{server.url}/events", "--consumer-group", "plain")
+def one_daemon_results(daemons: Daemons, server: NatsServer, events: int, *args: Any) -> Counter[str]:
+    """The results of one plain daemon (no `--cluster`, `--workers 0`) reading the whole stream in order."""
+    plain = daemons.start("--input", f"{server.url}/events", "--consumer-group", "plain", *args)
     wait_until(lambda: ack_floor(server.url, "rsigma-events", "plain") == events, "acked by the plain daemon")
     return lines(plain)
 
