@@ -45,7 +45,7 @@ from rsigma.cluster.floors import FloorStore
 from rsigma.cluster.hits import HitMessage, decode_hit_message, hits_stream, hits_subject, hits_subjects
 from rsigma.cluster.ordering import HitOrdering, PartitionBuffer
 from rsigma.cluster.ownership import Ownership
-from rsigma.cluster.snapshots import PartitionSnapshot, SnapshotStore
+from rsigma.cluster.snapshots import PartitionSnapshot, SnapshotStore, restorable
 from rsigma.correlation.engine import CorrelationEngine, CorrelationResult, Hit
 from rsigma.correlation.sharding import shard_of
 
@@ -374,7 +374,9 @@ class HitApplier:
             for (p, buffer), snapshot in zip(buffers.items(), read, strict=True):
                 if snapshot is None or self.ordering.buffers.get(p) is not buffer:
                     continue  # none, or the partition moved on meanwhile
-                self.engine().import_state(snapshot.windows, self._in(frozenset({p})))
+                engine = self.engine()
+                current = {c.key: c.digest for c in engine.correlations}
+                engine.import_state(snapshot.windows, restorable(snapshot, current, self._in(frozenset({p}))))
                 buffer.restore(snapshot.applied)
                 starts[p] = snapshot.after + 1
         groups: dict[int, dict[int, PartitionBuffer]] = {}
@@ -386,6 +388,7 @@ class HitApplier:
         """Snapshots of the owned partitions that applied hits since the last capture (taken between
         two steps, so each is its windows at its applied floor)."""
         changed, self._changed = self._changed, set()
+        definitions = {c.key: c.digest for c in self.engine().correlations}
         out = []
         for p in sorted(changed):
             buffer = self.ordering.buffers.get(p)
@@ -394,7 +397,7 @@ class HitApplier:
             first = buffer.first_stored_at()
             after = self.received if first is None else max(0, first - 1)
             windows = self.engine().export_state(self._in(frozenset({p})))
-            out.append(PartitionSnapshot(p, buffer.applied, after, windows, time.time()))
+            out.append(PartitionSnapshot(p, buffer.applied, after, windows, time.time(), definitions))
         return out
 
     async def _replay_pass(self, replay: _Replay) -> None:

@@ -10,6 +10,8 @@ A snapshot of partition p holds, taken in one synchronous moment on its owner:
   the last one it had received when none waits (later messages get later sequences).
 - the windows, as `CorrelationEngine.export_state` writes them (keyed by the correlation's stable
   key: a snapshot taken under other rules restores only the windows of correlations still loaded).
+- `definitions`: each correlation's definition digest when it was taken, so that the windows of a
+  correlation whose definition changed since are not restored (`restorable`).
 
 A member gaining p loads its windows, drops hits with source sequence <= F (the applied floor does)
 and replays the stream from H + 1. The result is the windows one daemon holds after the same hits.
@@ -25,18 +27,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
 from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
-__all__ = ["FORMAT", "PartitionSnapshot", "SnapshotStore", "decode_snapshot", "encode_snapshot"]
+__all__ = ["FORMAT", "PartitionSnapshot", "SnapshotStore", "decode_snapshot", "encode_snapshot", "restorable"]
 
 log = logging.getLogger("rsigma.cluster")
 
-FORMAT: Final = 1
+FORMAT: Final = 2  # 1: before the definition digests
 _DIGEST_BYTES: Final = 16
 
 
@@ -47,11 +50,31 @@ class PartitionSnapshot:
     after: int  # hits-stream sequence: every hit message above `applied` is stored after it
     windows: bytes  # `CorrelationEngine.export_state` of the partition's windows
     taken: float  # Unix time
+    definitions: dict[str, str] = field(default_factory=dict)  # correlation key -> definition digest
+
+
+def restorable(
+    snapshot: PartitionSnapshot, current: dict[str, str], owned: Callable[[str, list[Any]], bool]
+) -> Callable[[str, list[Any]], bool]:
+    """Which of the snapshot's windows (correlation key, group) to restore: those `owned` accepts,
+    of correlations loaded (`current`: key -> definition digest) under the definition they were
+    taken with; a changed correlation starts empty rather than from windows of another definition."""
+    return lambda key, group: (
+        key in current and snapshot.definitions.get(key) == current[key] and owned(key, group)
+    )
 
 
 def encode_snapshot(snapshot: PartitionSnapshot) -> bytes:
     body = msgspec.msgpack.encode(
-        [FORMAT, snapshot.partition, snapshot.applied, snapshot.after, snapshot.taken, snapshot.windows]
+        [
+            FORMAT,
+            snapshot.partition,
+            snapshot.applied,
+            snapshot.after,
+            snapshot.taken,
+            snapshot.windows,
+            snapshot.definitions,
+        ]
     )
     return hashlib.blake2b(body, digest_size=_DIGEST_BYTES).digest() + body
 
@@ -62,14 +85,28 @@ def decode_snapshot(data: bytes, partition: int) -> PartitionSnapshot:
     if hashlib.blake2b(body, digest_size=_DIGEST_BYTES).digest() != digest:
         raise ValueError("checksum mismatch (damaged or not written by rsigma)")
     try:
-        fmt, number, applied, after, taken, windows = msgspec.msgpack.decode(body)
-    except (msgspec.DecodeError, ValueError, TypeError) as e:
+        fields = msgspec.msgpack.decode(body)
+        fmt = fields[0]
+    except (msgspec.DecodeError, ValueError, TypeError, IndexError, KeyError) as e:
         raise ValueError(f"unreadable ({e})") from None
     if fmt != FORMAT:
         raise ValueError(f"format {fmt!r}, this rsigma reads {FORMAT}")
+    try:
+        _, number, applied, after, taken, windows, definitions = fields
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"unreadable ({e})") from None
+    if not isinstance(definitions, dict):
+        raise ValueError("unreadable (no definition digests)")
     if number != partition:
         raise ValueError(f"holds partition {number!r}, not {partition}")
-    return PartitionSnapshot(partition, int(applied), int(after), bytes(windows), float(taken))
+    return PartitionSnapshot(
+        partition,
+        int(applied),
+        int(after),
+        bytes(windows),
+        float(taken),
+        {str(k): str(v) for k, v in definitions.items()},
+    )
 
 
 def bucket_name(cluster: str) -> str:
@@ -90,6 +127,22 @@ class SnapshotStore:
         self.write_failures = 0
         self.loaded = 0
         self.rejected = 0
+        #: Per partition, the newest snapshot written or loaded here (its windows dropped): for status.
+        self.last: dict[int, PartitionSnapshot] = {}
+
+    def _remember(self, snapshot: PartitionSnapshot) -> None:
+        self.last[snapshot.partition] = PartitionSnapshot(
+            snapshot.partition, snapshot.applied, snapshot.after, b"", snapshot.taken
+        )
+
+    def describe(self, partitions: Iterable[int], now: float) -> dict[str, dict[str, float]]:
+        """Per partition (of those given), its newest snapshot known here: the applied floor it
+        reflects, the hits-stream sequence its replay starts after, and its age in seconds."""
+        return {
+            str(p): {"applied": s.applied, "hits_seq": s.after, "age_seconds": round(now - s.taken, 3)}
+            for p in sorted(partitions)
+            if (s := self.last.get(p)) is not None
+        }
 
     async def _bucket(self) -> Any:
         async with self._opening:  # concurrent reads open it once
@@ -112,6 +165,7 @@ class SnapshotStore:
         store = await self._bucket()
         await store.put(f"p{snapshot.partition}", encode_snapshot(snapshot))
         self.written += 1
+        self._remember(snapshot)
 
     async def read(self, partition: int) -> PartitionSnapshot | None:
         """The partition's snapshot, or None (none written, or one that cannot be used: warned)."""
@@ -130,4 +184,5 @@ class SnapshotStore:
             )
             return None
         self.loaded += 1
+        self._remember(snapshot)
         return snapshot

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -357,6 +358,12 @@ class ClusterNode:
             (metrics.cluster_results_already_delivered, applier.already_delivered),
             (metrics.cluster_delivered_floor_write_failures, self.floors.write_failures),
         )
+        if (store := self.snapshots) is not None:
+            totals += (
+                (metrics.cluster_snapshots_written, store.written),
+                (metrics.cluster_snapshot_write_failures, store.write_failures),
+                (metrics.cluster_snapshots_rejected, store.rejected),
+            )
         for counter, total in totals:
             before = seen.get(counter, 0)
             if total > before:
@@ -400,6 +407,7 @@ class ClusterNode:
                 "waiting_for_delivery": sorted(self._unsent),
                 "loaded": store.loaded,
                 "rejected": store.rejected,
+                "partitions": store.describe(applier.ordering.buffers, time.time()),
             },
         }
 

@@ -181,6 +181,21 @@ class Metrics:
             "Passes of the delivered-floor writer that could not write every floor (kept, retried).",
             registry=r,
         )
+        self.cluster_snapshots_written = Counter(
+            "rsigma_cluster_snapshots_written",
+            "Partition snapshots written to the cluster's snapshot Object Store.",
+            registry=r,
+        )
+        self.cluster_snapshot_write_failures = Counter(
+            "rsigma_cluster_snapshot_write_failures",
+            "Partition snapshots that could not be written (the next interval writes a newer one).",
+            registry=r,
+        )
+        self.cluster_snapshots_rejected = Counter(
+            "rsigma_cluster_snapshots_rejected",
+            "Snapshots of gained partitions that could not be used: those partitions replayed in full.",
+            registry=r,
+        )
         self.cluster_partitions_replaying = Gauge(
             "rsigma_cluster_partitions_replaying",
             "Gained partitions whose windows are still being rebuilt from the hits stream.",

@@ -6,11 +6,12 @@ and `rsigma.correlation` (the windows and the evaluation) only reads it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import operator
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from rsigma.errors import Location, SigmaRuleError
@@ -80,6 +81,13 @@ class CorrelationRule:
     def key(self) -> str:
         """The stable identity used in state snapshots: id, else name, else title."""
         return self.id or self.name or self.title
+
+    @property
+    def digest(self) -> str:
+        """A digest of the definition (not where it was read from): a partition snapshot restores a
+        correlation's windows only under the definition that built them."""
+        definition = repr(replace(self, location=Location()))
+        return hashlib.blake2b(definition.encode(), digest_size=8).hexdigest()
 
 
 _KNOWN = frozenset(

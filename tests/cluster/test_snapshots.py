@@ -10,18 +10,21 @@ import time
 import nats
 import pytest
 
-from rsigma.cluster.snapshots import PartitionSnapshot, decode_snapshot, encode_snapshot
+from rsigma.cluster.snapshots import PartitionSnapshot, decode_snapshot, encode_snapshot, restorable
 from tests.support import wait_until
 from tests.support.cluster import (
+    RULES,
     all_acked,
     correlation_kinds,
+    event,
     member,
     one_daemon_results,
+    output_stream,
     random_stream,
     split,
     wait_output,
 )
-from tests.support.nats_client import publish
+from tests.support.nats_client import publish, stored
 
 SNAPSHOTS = ("--cluster-snapshot-interval", "0.3")
 
@@ -34,6 +37,13 @@ def test_a_snapshot_round_trips_and_a_damaged_or_foreign_one_is_refused():
         decode_snapshot(data[:-1] + bytes([data[-1] ^ 1]), 7)
     with pytest.raises(ValueError, match="holds partition 7, not 8"):
         decode_snapshot(data, 8)
+
+
+def test_only_windows_of_correlations_loaded_under_the_same_definition_are_restorable():
+    snapshot = PartitionSnapshot(0, 1, 1, b"", 0.0, {"same": "d1", "changed": "d1", "gone": "d1"})
+    keep = restorable(snapshot, {"same": "d1", "changed": "d2", "new": "d1"}, lambda key, group: True)
+    assert [key for key in ("same", "changed", "gone", "new") if keep(key, [])] == ["same"]
+    assert not restorable(snapshot, {"same": "d1"}, lambda key, group: False)("same", [])
 
 
 def snapshotted(d, events: int) -> bool:
@@ -85,5 +95,68 @@ def test_a_joining_member_rebuilds_its_partitions_from_their_snapshots(daemons, 
     publish(server.url, "events", stream[200:])  # windows span the join: brute force over 10 minutes
     all_acked(server.url, 400)
     expected = one_daemon_results(daemons, server, 400)
+    assert correlation_kinds(expected)["event_count"] > 5
+    wait_output(server.url, expected, started)
+
+
+#: The brute-force correlation with another timespan: the same key, another definition.
+CHANGED_RULES = RULES.replace("    timespan: 10m\n", "    timespan: 11m\n")
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["same-rules", "changed-correlation"])
+def test_a_changed_correlation_does_not_get_the_snapshots_windows(daemons, server, tmp_path, changed):
+    """Two failed logons are in the snapshot's brute-force window; the member taking over adds a
+    third: with the same rules the window holds three and fires, with the correlation changed its
+    window starts empty (one logon, nothing fires) rather than from another definition's windows."""
+    assert CHANGED_RULES != RULES
+    a = member(daemons, server, "--cluster-member-id", "a", *SNAPSHOTS)
+    wait_until(lambda: split([a]), "a owns every partition")
+    publish(server.url, "events", [event(4625, "mallory", 0.0), event(4625, "mallory", 1.0)])
+    all_acked(server.url, 2)
+    wait_until(lambda: snapshotted(a, 2), "a wrote the snapshot of mallory's partition")
+    assert a.terminate() == 0
+    if changed:
+        (tmp_path / "rules.yml").write_text(CHANGED_RULES)
+    b = member(daemons, server, "--cluster-member-id", "b", *SNAPSHOTS)
+    wait_until(lambda: split([b]), "b owns every partition")
+    state = b.status()["cluster"]
+    assert state["snapshots"]["loaded"] > 0 and state["hits_replayed"] == 0
+    age = [p["age_seconds"] for p in state["snapshots"]["partitions"].values()]
+    assert age and all(0 <= seconds < 120 for seconds in age)
+    publish(server.url, "events", [event(4625, "mallory", 2.0)])
+    all_acked(server.url, 3)
+    fired = lambda: correlation_kinds(output_stream(server.url))["event_count"]  # noqa: E731
+    if changed:
+        wait_until(lambda: min(b.status()["cluster"]["partition_applied"].values()) >= 3, "b applied it")
+        time.sleep(1.0)  # a result would be out by now
+        assert fired() == 0
+    else:
+        wait_until(lambda: fired() == 1, "the brute force over the snapshot's window fired")
+
+
+def test_a_partition_moved_back_replays_only_the_hits_after_its_snapshot(daemons, server):
+    """a snapshots every partition after 300 events; x (no snapshots) takes half of them and applies
+    60 more events' hits, then dies. a gets them back from its old snapshots plus the hits stored
+    after them: it replays at most the hits of those 60 events, far fewer than a full replay would
+    (x's partitions' share of all 360), and the results equal one daemon's."""
+    started = time.monotonic()
+    a = member(daemons, server, "--cluster-member-id", "a", *SNAPSHOTS)
+    wait_until(lambda: split([a]), "a owns every partition")
+    stream = random_stream(71, 360)
+    publish(server.url, "events", stream[:300])
+    all_acked(server.url, 300)
+    wait_until(lambda: snapshotted(a, 300), "a wrote the snapshots of its partitions")
+    x = member(daemons, server, "--cluster-member-id", "x", "--cluster-snapshot-interval", "0")
+    wait_until(lambda: split([a, x]), "a and x split the partitions")
+    before = len(stored(server.url, "rsigma-hits-c1"))
+    publish(server.url, "events", stream[300:])
+    all_acked(server.url, 360)
+    later = len(stored(server.url, "rsigma-hits-c1")) - before
+    replayed = a.status()["cluster"]["hits_replayed"]
+    x.kill()
+    wait_until(lambda: split([a]), "a owns every partition again", timeout=60)
+    replayed = a.status()["cluster"]["hits_replayed"] - replayed
+    assert 0 < replayed <= later < before / 3
+    expected = one_daemon_results(daemons, server, 360)
     assert correlation_kinds(expected)["event_count"] > 5
     wait_output(server.url, expected, started)
