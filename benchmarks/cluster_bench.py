@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nats
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pool_bench import stored_latencies
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
 
@@ -155,24 +155,8 @@ async def correlation_latencies(url: str, first_out: int) -> list[float]:
     """Milliseconds from each correlation result's completing source event to its output message."""
     nc = await nats.connect(url)
     try:
-        js = nc.jetstream()
-        config = ConsumerConfig(
-            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=first_out
-        )
-        sub = await js.pull_subscribe(OUTPUT, stream=f"rsigma-{OUTPUT}", config=config)
-        latencies = []
-        while True:
-            try:
-                msgs = await sub.fetch(500, timeout=1)
-            except TimeoutError:  # nats-py raises its own or asyncio's: both are TimeoutError
-                break
-            for msg in msgs:
-                if b'"correlation_type"' not in msg.data:
-                    continue  # a detection
-                stream_name, seq = msg.headers["Nats-Msg-Id"].split(":")[:2]
-                source = await js.get_msg(stream_name, int(seq))
-                latencies.append((msg.metadata.timestamp - source.time).total_seconds() * 1000)
-        return latencies
+        keep = lambda data: b'"correlation_type"' in data  # noqa: E731  # not a detection
+        return await stored_latencies(nc.jetstream(), OUTPUT, f"rsigma-{OUTPUT}", first_out, keep)
     finally:
         await nc.close()
 

@@ -35,8 +35,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nats
 import nats_pipeline_bench as pipeline  # payloads, fill, daemon, wait_done
@@ -119,23 +121,34 @@ async def paced(url: str, data: list[bytes], rate: float) -> list[float]:
                 await asyncio.sleep(ahead)
         await nc.flush()
         await asyncio.sleep(2.0)  # let the last detections through
-        config = ConsumerConfig(
-            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=first_out
-        )
-        sub = await js.pull_subscribe("detections", stream="rsigma-detections", config=config)
-        latencies = []
-        while True:
-            try:
-                msgs = await sub.fetch(500, timeout=1)
-            except TimeoutError:  # nats-py raises its own or asyncio's: both are TimeoutError
-                break
-            for msg in msgs:
-                stream, seq, _ = msg.headers["Nats-Msg-Id"].rsplit(":", 2)
-                source = await js.get_msg(stream, int(seq))
-                latencies.append((msg.metadata.timestamp - source.time).total_seconds() * 1000)
-        return latencies
+        return await stored_latencies(js, "detections", "rsigma-detections", first_out)
     finally:
         await nc.close()
+
+
+async def stored_latencies(
+    js: Any, subject: str, stream: str, first_out: int, keep: Callable[[bytes], bool] = lambda _: True
+) -> list[float]:
+    """Milliseconds from each output message (from stream sequence `first_out`, those `keep` takes)
+    back to its source event: its Nats-Msg-Id starts with the source's `<stream>:<sequence>`, and
+    both times are JetStream's."""
+    config = ConsumerConfig(
+        ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=first_out
+    )
+    sub = await js.pull_subscribe(subject, stream=stream, config=config)
+    latencies = []
+    while True:
+        try:
+            msgs = await sub.fetch(500, timeout=1)
+        except TimeoutError:  # nats-py raises its own or asyncio's: both are TimeoutError
+            break
+        for msg in msgs:
+            if not keep(msg.data):
+                continue
+            source_stream, seq = msg.headers["Nats-Msg-Id"].split(":")[:2]
+            source = await js.get_msg(source_stream, int(seq))
+            latencies.append((msg.metadata.timestamp - source.time).total_seconds() * 1000)
+    return latencies
 
 
 def run(data: list[bytes], rules: Path, workers: int, routing: bool, batch: int, label: str) -> Run:

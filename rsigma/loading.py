@@ -14,7 +14,7 @@ from pathlib import Path
 from rsigma.correlation.engine import CorrelationConfig
 from rsigma.engine import Engine
 from rsigma.errors import SigmaError
-from rsigma.evaluator import Evaluator
+from rsigma.evaluator import Evaluator, RuleSummary
 from rsigma.exit_codes import EXIT_CONFIG_ERROR, EXIT_RULE_ERROR
 from rsigma.gc_pause import gc_paused
 from rsigma.pipelines import Pipeline, apply_pipelines, parse_pipeline_text, read_pipeline
@@ -54,6 +54,15 @@ def refuse_dropped_rules(running: Evaluator, fresh: Evaluator) -> None:
     dropped = [str(e) for e in fresh.skipped if str(e) not in known]
     if dropped:
         raise RuleLoadFailed("rules would be left out: " + "; ".join(dropped))
+
+
+def build_beside(build: Callable[[], Evaluator], running: RuleSummary) -> tuple[Evaluator, RuleSummary]:
+    """Rules built afresh for a reload, and their summary; RuleLoadFailed if they cannot be used or
+    would leave out a rule the running ones (`running`) did not (`refuse_dropped_rules`)."""
+    fresh = build()
+    summary = fresh.summary()
+    refuse_dropped_rules(running, summary)  # type: ignore[arg-type]  # it reads `skipped` alone
+    return fresh, summary
 
 
 class RuleLoadFailed(Exception):

@@ -20,7 +20,7 @@ from typing import Any
 from rsigma.correlation.engine import CorrelationEngine
 from rsigma.correlation.sharding import decode_hits
 from rsigma.evaluator import RuleSummary
-from rsigma.loading import refuse_dropped_rules
+from rsigma.loading import build_beside
 from rsigma.payloads import Outcome, hits_per_payload
 from workers.pool import Extra, MatcherPool
 
@@ -48,9 +48,7 @@ class ClusterPool(MatcherPool):
         """The new rules compiled in the supervisor (not in a throwaway process): their summary, whose
         fingerprint the matchers must reach, and their correlation engine come from one build."""
         self.pending = self.pending_correlation = None
-        fresh = await asyncio.to_thread(self.build_evaluator)
-        summary = fresh.summary()
-        refuse_dropped_rules(running, summary)  # type: ignore[arg-type]  # it reads `skipped` alone
+        fresh, summary = await asyncio.to_thread(build_beside, self.build_evaluator, running)
         self.pending, self.pending_correlation = summary, fresh.correlation
         return summary
 

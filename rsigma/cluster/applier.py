@@ -116,7 +116,7 @@ class HitApplier:
         self.ordering = HitOrdering(())
         self.ack_floor = 0  # the input consumer's, as last read
         self.watermark_lag = 0  # input messages above it, as last read
-        self.received = 0  # the last hits-stream sequence delivered to this node
+        self.received = 0  # every owned hit message at or below this hits-stream sequence has arrived
         self.applied = 0  # hit messages applied
         self.replayed = 0  # hit messages read again by replays of gained partitions
         self.windows_dropped = 0  # windows of partitions lost to another node
@@ -250,8 +250,7 @@ class HitApplier:
                 )
             if gained:
                 self._gain(gained)
-            if not await self._subscribe():
-                self._subscribe_soon()
+            await self._subscribe_or_retry()
 
     async def _subscribe(self) -> bool:
         """The live consumer of the owned subjects from `received + 1` (none when nothing is owned);
@@ -282,13 +281,14 @@ class HitApplier:
         Nothing is lost or applied twice: what comes again is dropped as already waiting."""
         async with self._following:
             await self._unsubscribe()
-            if not await self._subscribe():
-                self._subscribe_soon()
+            await self._subscribe_or_retry()
 
-    def _subscribe_soon(self) -> None:
-        task = asyncio.create_task(self._subscribe_later(), name="cluster-hits-consumer")
-        self._replays.add(task)  # cancelled with the replays at close
-        task.add_done_callback(self._replays.discard)
+    async def _subscribe_or_retry(self) -> None:
+        """Subscribe, or keep trying every `interval_s` in the background (under the lock)."""
+        if not await self._subscribe():
+            task = asyncio.create_task(self._subscribe_later(), name="cluster-hits-consumer")
+            self._replays.add(task)  # cancelled with the replays at close
+            task.add_done_callback(self._replays.discard)
 
     async def _subscribe_later(self) -> None:
         while True:
@@ -371,11 +371,11 @@ class HitApplier:
         starts = dict.fromkeys(buffers, 1)
         if self.snapshots is not None:
             read = await asyncio.gather(*(self.snapshots.read(p) for p in buffers))
+            engine = self.engine()
+            current = {c.key: c.digest for c in engine.correlations}
             for (p, buffer), snapshot in zip(buffers.items(), read, strict=True):
                 if snapshot is None or self.ordering.buffers.get(p) is not buffer:
                     continue  # none, or the partition moved on meanwhile
-                engine = self.engine()
-                current = {c.key: c.digest for c in engine.correlations}
                 engine.import_state(snapshot.windows, restorable(snapshot, current, self._in(frozenset({p}))))
                 buffer.restore(snapshot.applied)
                 starts[p] = snapshot.after + 1
@@ -388,7 +388,8 @@ class HitApplier:
         """Snapshots of the owned partitions that applied hits since the last capture (taken between
         two steps, so each is its windows at its applied floor)."""
         changed, self._changed = self._changed, set()
-        definitions = {c.key: c.digest for c in self.engine().correlations}
+        engine = self.engine()
+        definitions = {c.key: c.digest for c in engine.correlations}
         out = []
         for p in sorted(changed):
             buffer = self.ordering.buffers.get(p)
@@ -396,7 +397,7 @@ class HitApplier:
                 continue
             first = buffer.first_stored_at()
             after = self.received if first is None else max(0, first - 1)
-            windows = self.engine().export_state(self._in(frozenset({p})))
+            windows = engine.export_state(self._in(frozenset({p})))
             out.append(PartitionSnapshot(p, buffer.applied, after, windows, time.time(), definitions))
         return out
 

@@ -19,7 +19,7 @@ from rsigma.daemon.config import DaemonConfig
 from rsigma.daemon.metrics import Metrics
 from rsigma.engine.regex import backtracking_timeouts
 from rsigma.evaluator import Evaluator, RuleSummary
-from rsigma.loading import refuse_dropped_rules
+from rsigma.loading import build_beside
 from rsigma.payloads import BatchResult, PayloadOptions, evaluate_batch
 from workers.cluster_pool import ClusterPool
 from workers.metrics import PoolCollector
@@ -131,10 +131,7 @@ class InlineBackend:
 
     async def load(self, running: RuleSummary) -> RuleSummary:
         self.pending = None
-        fresh = await asyncio.to_thread(self.build)
-        summary = fresh.summary()
-        refuse_dropped_rules(running, summary)  # type: ignore[arg-type]  # it reads `skipped` alone
-        self.pending = fresh
+        self.pending, summary = await asyncio.to_thread(build_beside, self.build, running)
         return summary
 
     async def reload(self) -> str | None:

@@ -155,8 +155,14 @@ def _with_filters(
     rule: SigmaRule, filters: list[tuple[SigmaFilter, Predicate]]
 ) -> tuple[list[Predicate], tuple[str, ...] | None]:
     """The compiled filters that apply to `rule`, and the fields that decide it with them."""
-    applied = [(flt, pred) for flt, pred in filters if filter_applies(flt, rule)]
+    applied = _applied(rule, filters)
     return [pred for _, pred in applied], _decided_by(rule, [flt for flt, _ in applied])
+
+
+def _applied(
+    rule: SigmaRule, filters: list[tuple[SigmaFilter, Predicate]]
+) -> list[tuple[SigmaFilter, Predicate]]:
+    return [(flt, pred) for flt, pred in filters if filter_applies(flt, rule)]
 
 
 def _result_key(index: int, fields: tuple[str, ...], view: EventView) -> tuple[Any, ...] | None:
@@ -227,7 +233,7 @@ class Engine:
             rules = image.ruleset.rules
             lazy = CompiledRule.lazy
             engine.rules = [
-                lazy(n, rule, [pred for flt, pred in filters if filter_applies(flt, rule)] if filters else [])
+                lazy(n, rule, [pred for _, pred in _applied(rule, filters)])
                 for n, rule in enumerate(map(rules.__getitem__, image.compiled))
             ]
             engine._deciding = image.deciding
