@@ -24,18 +24,19 @@ def server(tmp_path: Path) -> Iterator[NatsServer]:
         yield s
 
 
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Daemons]:
+def daemons_on(tmp_path: Path, rules_text: str) -> Iterator[Daemons]:
     rules = tmp_path / "rules.yml"
-    rules.write_text(RULES)
+    rules.write_text(rules_text)
     with Daemons(tmp_path, base_args=["-r", rules]) as started:
         yield started
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Daemons]:
+    yield from daemons_on(tmp_path, RULES)
 
 
 @pytest.fixture
 def property_daemons(tmp_path: Path) -> Iterator[Daemons]:
     """Daemons on the property tests' rules: four correlation types over three detections."""
-    rules = tmp_path / "rules.yml"
-    rules.write_text(PROPERTY_RULES)
-    with Daemons(tmp_path, base_args=["-r", rules]) as started:
-        yield started
+    yield from daemons_on(tmp_path, PROPERTY_RULES)
