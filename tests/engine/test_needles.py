@@ -34,3 +34,21 @@ def test_a_finder_of_many_needles_matches_the_automaton_on_each_text():
     for _ in range(40):
         text = "".join(rng.choice("abcdefgh xyz") for _ in range(rng.randint(0, 300)))
         assert set(finder(text)) == set(find_all(text))
+
+
+def test_non_ascii_needles_are_found_in_non_ascii_texts_beside_the_ascii_ones():
+    """Non-ASCII needles live in their own automaton, consulted only for non-ASCII texts."""
+    rng = random.Random(5)
+    needles = _needles(rng)
+    alphabet = "abcdefgh–—😀é"
+    for word in {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 4))) for _ in range(300)}:
+        needles.setdefault(word, len(needles))
+    assert any(not n.isascii() for n in needles) and any(n.isascii() for n in needles)
+    find_all = needles_module._automaton(needles)
+    for prefer_set in (False, True):
+        finder = needles_module.Finder(needles, prefer_set=prefer_set)
+        for _ in range(60):
+            text = "".join(rng.choice(alphabet + " ") for _ in range(rng.randint(0, 200)))
+            assert set(finder(text)) == set(find_all(text)), text
+    assert set(needles_module.Finder({"😀": 1})("plain ascii")) == set()
+    assert set(needles_module.Finder({"😀": 1, "ab": 2})("xab😀")) == {1, 2}
