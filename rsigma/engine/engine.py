@@ -262,8 +262,9 @@ class Engine:
         self._routed: dict[Placement, CandidateIndex] = {}
         #: Per compiled rule, the fields whose values alone decide it (see `_decided_by`).
         self._deciding: list[tuple[str, ...] | None] = []
-        #: Rule results by (rule, values of its deciding fields): bounded, starts over when full.
-        self._results: dict[tuple[Any, ...], bool] = {}
+        #: Rule results by (rule, values of its deciding fields): False, or with `match_detail` off
+        #: the explanation (selections, matched fields), else True. Bounded: drops its older half.
+        self._results: dict[tuple[Any, ...], bool | tuple[list[str], list[Any]]] = {}
 
     def _build(self, ruleset: RuleSet, strict: bool) -> None:
         self.errors: list[SigmaError] = []
@@ -341,6 +342,7 @@ class Engine:
         out: list[Detection] = []
         deciding = self._deciding
         results = self._results
+        detail = self.match_detail
         for i in sorted(index.candidates(view)):
             compiled = rules[i]
             try:
@@ -352,12 +354,19 @@ class Engine:
                     matched = results.get(key)
                     if matched is None:
                         matched = compiled.matches(view)
+                        if matched and detail == "off":
+                            # The explanation reads the same fields: memoised with the result, as
+                            # rules matching most events (negation-only ones) explain each of them.
+                            matched = compiled.explain(view, detail)
                         if len(results) >= MAX_RESULTS:
                             forget_older_half(results)
                         results[key] = matched
-                if matched:
-                    names, matched_fields = compiled.explain(view, self.match_detail)
+                if matched is True:
+                    names, matched_fields = compiled.explain(view, detail)
                     out.append(Detection(i, compiled.rule, names, matched_fields, event))
+                elif matched:
+                    names, matched_fields = matched
+                    out.append(Detection(i, compiled.rule, [*names], [*matched_fields], event))
             except BacktrackingBudgetExceeded as e:
                 e.rule = compiled.rule.title
                 raise

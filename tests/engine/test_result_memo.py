@@ -62,3 +62,18 @@ def test_true_is_not_taken_for_one() -> None:
     assert "flag one" in _titles(engine, {"Flag": 1})
     assert "flag one" not in _titles(engine, {"Flag": True})
     assert "flag one" in _titles(engine, {"Flag": 1})
+
+
+def test_a_memoised_match_carries_the_selections_and_fields_a_fresh_one_has() -> None:
+    """The explanation is memoised with the result; each detection still gets lists of its own."""
+    warm = Engine.from_yaml(NEGATION_ONLY)
+    event = {"Image": "C:\\Temp\\x.exe", "ParentImage": "C:\\Temp\\x.exe", "Flag": 1}
+    fresh = [d.to_dict() for d in Engine.from_yaml(NEGATION_ONLY).evaluate(event)]
+    for detection in warm.evaluate(event):
+        detection.matched_selections.append("tampered")
+        detection.matched_fields.clear()
+    again = [d.to_dict() for d in warm.evaluate(dict(event))]
+    assert again == fresh
+    flag = next(d for d in again if d["rule_title"] == "flag one")
+    assert flag["matched_selections"] == ["selection"]
+    assert flag["matched_fields"] == [{"field": "Flag", "value": 1}]
