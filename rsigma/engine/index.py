@@ -205,24 +205,22 @@ Trigger = tuple[tuple[int, ...], tuple[Guarded, ...]]
 Entry = tuple[frozenset[int], frozenset[int], tuple[Guarded, ...]]
 
 
-def _resolve(guarded: Guarded, atoms: frozenset[int], own: frozenset[int]) -> Guarded | int | None:
-    """What is left of a conjunction once one field's atoms are known (`atoms`: those that hold, `own`:
-    all the field's atoms): None if one of them fails, the rule if nothing is left, else the rest."""
+#: A conjunction as one field sees it, prepared once per field and anchor: (the rule; its atoms in
+#: this field, which must all hold; its groups wholly in this field, of which one atom each must hold;
+#: its groups reaching other fields; its atoms in other fields; what is left when this field's part
+#: holds and no other group is met yet: the rule, or the rule with the other fields' atoms and groups).
+Groups = tuple[frozenset[int], ...]
+Prepared = tuple[int, frozenset[int], Groups, Groups, frozenset[int], "Guarded | int"]
+
+
+def _prepare(guarded: Guarded, own: frozenset[int]) -> Prepared:
     rule, plain, groups = guarded
     local = plain & own
-    if local and not local <= atoms:
-        return None
-    rest = plain - local if local else plain
-    kept: list[frozenset[int]] = []
-    for group in groups:
-        if not group.isdisjoint(atoms):
-            continue
-        if group <= own:
-            return None
-        kept.append(group)
-    if not rest and not kept:
-        return rule
-    return rule, rest, tuple(kept)
+    rest = plain - local
+    own_groups = tuple(g for g in groups if g <= own)
+    other_groups = tuple(g for g in groups if not g <= own)
+    left: Guarded | int = (rule, rest, other_groups) if rest or other_groups else rule
+    return rule, local, own_groups, other_groups, rest, left
 
 
 _NOTHING: Final[Entry] = (frozenset(), frozenset(), ())
@@ -234,26 +232,17 @@ def forget_older_half(memo: dict[Any, Any]) -> None:
         del memo[key]
 
 
-def _entry(atoms: frozenset[int], triggers: dict[int, Trigger], own: frozenset[int] | None) -> Entry:
-    """The rules and conjunctions `atoms` trigger; with `own`, resolved as far as the field decides."""
+def _entry(atoms: frozenset[int], triggers: dict[int, Trigger]) -> Entry:
+    """The rules and conjunctions `atoms` trigger, left for the whole event to check (keywords)."""
     if not atoms:
-        return _NOTHING  # most values: one shared entry
+        return _NOTHING  # most events: one shared entry
     rules: set[int] = set()
     guarded: list[Guarded] = []
     for atom in atoms:
         trigger = triggers.get(atom)
-        if trigger is None:
-            continue
-        rules.update(trigger[0])
-        if own is None:
+        if trigger is not None:
+            rules.update(trigger[0])
             guarded.extend(trigger[1])
-            continue
-        for conj in trigger[1]:
-            left = _resolve(conj, atoms, own)
-            if type(left) is int:
-                rules.add(left)
-            elif left is not None:
-                guarded.append(left)
     return atoms, frozenset(rules), tuple(guarded)
 
 
@@ -268,7 +257,7 @@ class FieldIndex:
     (`own` None) cannot: its atoms may hold in any value of the event.
     """
 
-    __slots__ = ("field", "exact", "numeric", "find", "triggers", "own", "memo")
+    __slots__ = ("field", "exact", "numeric", "find", "triggers", "own", "memo", "prepared")
 
     def __init__(
         self,
@@ -285,6 +274,8 @@ class FieldIndex:
         self.triggers = triggers
         self.own = own
         self.memo: dict[str | int, Entry] = {}
+        #: `triggers` as this field sees them (`_prepare`), by anchor, filled as anchors are found.
+        self.prepared: dict[int, tuple[tuple[int, ...], tuple[Prepared, ...]]] = {}
 
     def __getstate__(self) -> tuple[Any, ...]:
         return self.field, self.exact, self.find, self.triggers, self.own
@@ -311,7 +302,40 @@ class FieldIndex:
                             found.add(hit)
             if find is not None:
                 found.update(find(t))
-        return _entry(frozenset(found), self.triggers, self.own)
+        if self.own is None:
+            return _entry(frozenset(found), self.triggers)
+        return self._resolved(frozenset(found), self.own)
+
+    def _resolved(self, atoms: frozenset[int], own: frozenset[int]) -> Entry:
+        """The rules and conjunctions `atoms` trigger, resolved as far as this field decides them:
+        a conjunction fails if one of its atoms here does not hold, or a group wholly here has none."""
+        if not atoms:
+            return _NOTHING  # most values: one shared entry
+        rules: set[int] = set()
+        guarded: list[Guarded] = []
+        prepared = self.prepared
+        for atom in atoms:
+            trigger = prepared.get(atom)
+            if trigger is None:
+                raw = self.triggers.get(atom)
+                if raw is None:
+                    continue
+                trigger = prepared[atom] = (raw[0], tuple(_prepare(g, own) for g in raw[1]))
+            rules.update(trigger[0])
+            for rule, local, own_groups, other_groups, rest, left in trigger[1]:
+                if local and not local <= atoms:
+                    continue
+                if own_groups and any(g.isdisjoint(atoms) for g in own_groups):
+                    continue
+                if other_groups:
+                    kept = tuple(g for g in other_groups if g.isdisjoint(atoms))
+                    if len(kept) < len(other_groups):
+                        left = (rule, rest, kept) if rest or kept else rule
+                if type(left) is int:
+                    rules.add(left)
+                else:
+                    guarded.append(left)
+        return atoms, frozenset(rules), tuple(guarded)
 
     def value_entry(self, value: str | int) -> Entry:
         """`entry` of a plain string or int value, memoised (callers look in `memo` first)."""
