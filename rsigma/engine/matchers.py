@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import operator
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -172,11 +173,13 @@ def _scalars(value: Any) -> Sequence[Any]:
 
 
 @lru_cache(maxsize=65536)
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _ip(text: str) -> tuple[int, int] | None:
+    """(IP version, address as an integer), or None if the text is not an address."""
     try:
-        return ipaddress.ip_address(text)
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    return ip.version, int(ip)
 
 
 def compile_item(item: DetectionItem) -> Predicate:
@@ -371,16 +374,34 @@ def _time(name: str | None, unit: str, op: str, want: Any) -> Predicate:
 
 
 def _cidr(name: str | None, networks: list[Any]) -> Predicate:
-    nets = tuple(networks)
+    """Networks as merged integer ranges per IP version, found by bisection: SigmaHQ lists up to 160
+    networks in one item, and `ip in network` for each took 50 us per event."""
+    ranges = {version: _merged_ranges([n for n in networks if n.version == version]) for version in (4, 6)}
 
     def pred(view: EventView) -> bool:
         for t in view.texts(name) if name else ():
             ip = _ip(t)
-            if ip is not None and any(ip.version == n.version and ip in n for n in nets):
-                return True
+            if ip is not None:
+                starts, ends = ranges[ip[0]]
+                k = bisect_right(starts, ip[1]) - 1
+                if k >= 0 and ip[1] <= ends[k]:
+                    return True
         return False
 
     return pred
+
+
+def _merged_ranges(networks: list[Any]) -> tuple[list[int], list[int]]:
+    """Sorted, non-overlapping [first, last] address ranges covering the networks."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for first, last in sorted((int(n.network_address), int(n.broadcast_address)) for n in networks):
+        if ends and first <= ends[-1] + 1:
+            ends[-1] = max(ends[-1], last)
+        else:
+            starts.append(first)
+            ends.append(last)
+    return starts, ends
 
 
 def _regex(name: str | None, value: SigmaRegex, cased: bool) -> Predicate:

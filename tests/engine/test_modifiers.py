@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
+import random
 
 import pytest
 
@@ -203,6 +205,29 @@ CIDR = [
 @pytest.mark.parametrize(("value", "event_value", "expected"), CIDR)
 def test_cidr(matches, value, event_value, expected):
     assert matches({"F|cidr": value}, {"F": event_value}) is expected
+
+
+def test_cidr_lists_agree_with_ipaddress_on_overlapping_and_adjacent_networks(matches):
+    """Networks are merged into ranges and bisected: the answer must be `ip in network` for some one."""
+    rng = random.Random(3)
+    for _ in range(40):
+        nets = []
+        for _ in range(rng.randint(1, 12)):
+            if rng.random() < 0.7:
+                prefix = rng.randint(20, 32)
+                addr = ipaddress.IPv4Address(rng.choice((10, 11)) << 24 | rng.getrandbits(12))
+            else:
+                prefix = rng.randint(112, 128)
+                addr = ipaddress.IPv6Address(0x20010DB8 << 96 | rng.getrandbits(16))
+            nets.append(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+        probes = [
+            str(n.network_address + rng.randint(0, n.num_addresses + 2)) for n in nets for _ in range(3)
+        ]
+        probes += [str(n.network_address - 1) for n in nets if int(n.network_address) > 0]
+        for probe in probes:
+            ip = ipaddress.ip_address(probe)
+            expected = any(ip.version == n.version and ip in n for n in nets)
+            assert matches({"F|cidr": [str(n) for n in nets]}, {"F": probe}) is expected, (probe, nets)
 
 
 NUMERIC = [
