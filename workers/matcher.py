@@ -221,7 +221,7 @@ def run(spec: MatcherSpec) -> None:
     outbox = Channel.open(spec.outbox)
     try:
         try:
-            evaluator = zygote.take(spec.fingerprint) or spec.build_evaluator()
+            evaluator = zygote.take(spec.build_evaluator, spec.fingerprint) or spec.build_evaluator()
         except Exception as e:  # rules that compiled in the supervisor broke on disk since, say
             log.error("matcher could not compile the rules", extra={"matcher": spec.index, "error": str(e)})
             raise SystemExit(1) from e

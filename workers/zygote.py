@@ -8,8 +8,11 @@ Importing it there compiles the rules the pool named in `VARIABLE` (its pickled 
 shares their pages with its siblings until it writes to one (a refcount, a cache). On SigmaHQ a
 forked matcher held about 60 MB of its own after 3,000 events, against about 140 MB compiled alone.
 
-A matcher takes the template only if it is the running rules (`take`, by fingerprint); otherwise (the
-files changed since, a reload since, the template did not compile) it compiles its own, as before.
+A matcher takes the template only if it was built the way the matcher's pool builds (`take`: the same
+`build_evaluator`, so the same rule paths, pipelines, routing and correlation options) and is the running
+rules (by fingerprint); otherwise (another pool of this process, the files changed since, a reload
+since, the template did not compile) it compiles its own, as before. The forkserver outlives a pool:
+a second pool in one process (the tests start many) forks from the first one's server.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from rsigma.logs import setup_logging
 VARIABLE: Final = "RSIGMA_MATCHER_TEMPLATE"
 
 _template: Evaluator | None = None
+#: The `build_evaluator` the template was built with.
+_built_by: Callable[[], Evaluator] | None = None
 
 
 def start_forkserver(
@@ -45,28 +50,29 @@ def start_forkserver(
         del os.environ[VARIABLE]
 
 
-def take(fingerprint: str) -> Evaluator | None:
-    """The template, if it is the rules with this fingerprint; a process takes it once."""
+def take(build: Callable[[], Evaluator], fingerprint: str) -> Evaluator | None:
+    """The template, if `build` made it and it is the rules with this fingerprint; a process takes it
+    once. The fingerprint alone names the rule set, not the options it was built with."""
     global _template
     template, _template = _template, None
-    if template is not None and template.fingerprint() == fingerprint:
+    if template is not None and build == _built_by and template.fingerprint() == fingerprint:
         return template
     return None
 
 
-def _compile() -> Evaluator | None:
+def _compile() -> tuple[Evaluator | None, Callable[[], Evaluator] | None]:
     """The rules `start_forkserver` named, loaded as a matcher loads them (its warnings and the rule
-    cache's hit are logged), or None: nothing named, or they failed (each matcher then compiles its own
-    and reports the error itself)."""
+    cache's hit are logged), and how; or None: nothing named, or they failed (each matcher then compiles
+    its own and reports the error itself)."""
     data = os.environ.pop(VARIABLE, None)
     if not data:
-        return None
+        return None, None
     try:
         build, log_format, log_level = pickle.loads(base64.b64decode(data))
         setup_logging(log_format, log_level)
-        return build()  # type: ignore[no-any-return]
+        return build(), build
     except Exception:
-        return None
+        return None, None
 
 
-_template = _compile()
+_template, _built_by = _compile()
