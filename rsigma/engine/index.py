@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, Final
 
 from rsigma.engine.event import KEYWORD_SEPARATOR, EventView
@@ -121,6 +121,15 @@ def _group(witness: Witness) -> Atom:
 
 def _string_atom(field_name: str | None, value: SigmaString) -> Atom | None:
     """The exact value, or the longest literal run between wildcards (lower-cased: sound for `cased`)."""
+    shape = value.simple_shape()
+    if shape is not None:
+        kind, text = shape
+        if kind == "exact" and field_name is not None:
+            return ("x", field_name, fold(text))
+        needle = fold(text)
+        if not needle or KEYWORD_SEPARATOR in needle:
+            return None
+        return ("k", "", needle) if field_name is None else ("s", field_name, needle)
     literals: list[str] = []
     run = ""
     for p in value.parts:
@@ -379,22 +388,21 @@ class CandidateIndex:
     def build(cls, witnesses: Iterable[tuple[int, Witness | None]]) -> CandidateIndex:
         witnesses = list(witnesses)
         # Atoms many rules rely on (\cmd.exe, \powershell.exe) tend to be common in events too.
-        popularity: dict[Atom, int] = defaultdict(int)
-        for _, witness in witnesses:
-            for conj in witness or ():
-                for a in conj:
-                    popularity[a] += 1
-
-        def rarity(a: Atom) -> tuple[bool, float, Atom]:
-            return a[0] == "g", atom_probability(a) * (1.0 + popularity[a] / 8.0), a
-
-        atom_ids: dict[Atom, int] = {}
+        # Counted, ranked and numbered once per atom: a rule set has tens of thousands of conjunctions.
+        popularity = Counter(chain.from_iterable(chain.from_iterable(w for _, w in witnesses if w)))
+        rarity = {a: (a[0] == "g", atom_probability(a) * (1.0 + n / 8.0), a) for a, n in popularity.items()}
+        atom_ids: dict[Atom, int] = {a: i for i, a in enumerate(a for a in popularity if a[0] != "g")}
 
         def atom_id(a: Atom) -> int:
             return atom_ids.setdefault(a, len(atom_ids))
 
+        members: dict[Atom, frozenset[int]] = {}
+
         def group_ids(a: Atom) -> frozenset[int]:
-            return frozenset(atom_id(tuple(m)) for m in json.loads(a[2]))
+            ids = members.get(a)
+            if ids is None:
+                ids = members[a] = frozenset(atom_id(tuple(m)) for m in json.loads(a[2]))
+            return ids
 
         direct: dict[int, list[int]] = defaultdict(list)
         guarded: dict[int, list[Guarded]] = defaultdict(list)
@@ -404,13 +412,14 @@ class CandidateIndex:
                 always.add(rule_index)
                 continue
             for conj in witness:
-                anchor, *rest = sorted(conj, key=rarity)
-                plain = frozenset(atom_id(a) for a in rest if a[0] != "g")
-                groups = tuple(group_ids(a) for a in rest if a[0] == "g")
-                if plain or groups:
-                    guarded[atom_id(anchor)].append((rule_index, plain, groups))
-                else:
+                if len(conj) == 1:
+                    (anchor,) = conj
                     direct[atom_id(anchor)].append(rule_index)
+                    continue
+                anchor, *rest = sorted(conj, key=rarity.__getitem__)
+                plain = frozenset(atom_ids[a] for a in rest if a[0] != "g")
+                groups = tuple(group_ids(a) for a in rest if a[0] == "g")
+                guarded[atom_id(anchor)].append((rule_index, plain, groups))
         triggers: dict[int, Trigger] = {
             anchor: (tuple(dict.fromkeys(direct.get(anchor, ()))), tuple(guarded.get(anchor, ())))
             for anchor in direct.keys() | guarded.keys()

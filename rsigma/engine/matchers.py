@@ -49,6 +49,19 @@ class StringTests:
     any_text: bool = False
 
     def add(self, value: SigmaString, cased: bool) -> None:
+        shape = value.simple_shape()
+        if shape is not None:
+            kind, text = shape
+            text = text if cased else fold(text)
+            if kind == "exact":
+                self.exact.add(text)
+            elif kind == "contains":
+                self.substrings.append(text)
+            elif kind == "suffix":
+                self.suffixes.append(text)
+            else:
+                self.prefixes.append(text)
+            return
         if value.has_placeholders:
             return  # no pipeline gave the placeholder values: an empty list (Engine.warnings says so)
         parts = [p if cased or not isinstance(p, str) else fold(p) for p in value.parts]

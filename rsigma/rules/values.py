@@ -91,6 +91,25 @@ class SigmaString:
     def literal(cls, text: str) -> SigmaString:
         return cls((text,) if text else ())
 
+    def simple_shape(self) -> tuple[str, str] | None:
+        """("exact" | "prefix" | "suffix" | "contains", its literal) for the shapes nearly every value
+        has (`a`, `a*`, `*a`, `*a*`), else None: read by compiling and indexing, once per value each."""
+        parts = self.parts
+        n = len(parts)
+        if n == 1:
+            text = parts[0]
+            return ("exact", text) if type(text) is str else None
+        if n == 3:
+            text = parts[1]
+            return ("contains", text) if parts[0] is STAR and parts[2] is STAR and type(text) is str else None
+        if n == 2:
+            first, last = parts
+            if first is STAR and type(last) is str:
+                return "suffix", last
+            if last is STAR and type(first) is str:
+                return "prefix", first
+        return None
+
     @property
     def has_wildcards(self) -> bool:
         return any(isinstance(p, Wildcard) for p in self.parts)
