@@ -86,7 +86,7 @@ def _yaml_repr(v: Any) -> str:
 
 def _contains(b: _Builder) -> None:
     b.set_operator("contains", "eq")
-    b.values = [s.with_leading_star().with_trailing_star() for s in b.strings("contains")]
+    b.values = [s.with_stars() for s in b.strings("contains")]
 
 
 def _startswith(b: _Builder) -> None:

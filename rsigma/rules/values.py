@@ -142,6 +142,15 @@ class SigmaString:
     def with_trailing_star(self) -> SigmaString:
         return self if self.ends_with_star() else SigmaString((*self.parts, STAR), self.binary)
 
+    def with_stars(self) -> SigmaString:
+        """`*value*` (the `contains` modifier), built once rather than a star at a time."""
+        parts = self.parts
+        if not parts or parts[0] is not STAR:
+            parts = (STAR, *parts)
+        if parts[-1] is not STAR:
+            parts = (*parts, STAR)
+        return self if parts is self.parts else SigmaString(parts, self.binary)
+
     def map_literals(self, fn: Callable[[str], str]) -> SigmaString:
         return SigmaString(tuple(fn(p) if isinstance(p, str) else p for p in self.parts), self.binary)
 
