@@ -536,7 +536,7 @@ class MatcherPool:
             results = await self._request(worker, batch_id, Events(batch_id, payloads), Results, payloads)
             worker.windows, worker.regex_timeouts = results.windows, results.regex_timeouts
             worker.batches += 1
-            worker.events += len(payloads)
+            worker.events += results.evaluated  # as rsigma_events_processed: not the dead-lettered
             worker.busy_s += results.busy_s
             outcomes: list[Outcome] = [None] * len(payloads)
             for answer in results.answers:

@@ -241,8 +241,10 @@ def test_sigterm_drains_the_pool(daemon, ev, rules_dir):
 def test_per_worker_metrics_and_status(daemon, ev, rules_dir):
     d = daemon("-r", rules_dir, "--workers", "2")
     n = 6000
-    d.send(ev.ndjson(*[ev.whoami(i) if i % 5 == 0 else ev.quiet(i) for i in range(n)]))
+    malformed = b"".join(b"{not json %d\n" % i for i in range(40))  # dead-lettered: not evaluated
+    d.send(ev.ndjson(*[ev.whoami(i) if i % 5 == 0 else ev.quiet(i) for i in range(n)]) + malformed)
     d.wait_processed(n, timeout=20)
+    d.wait_metric("rsigma_dlq_events_total", 40)
     per_worker = [d.metric("rsigma_worker_events_total", worker=str(i)) for i in range(2)]
     assert all(v is not None and v > 0 for v in per_worker), per_worker
     assert sum(per_worker) == n == d.metric("rsigma_events_processed_total")
