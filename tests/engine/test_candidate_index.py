@@ -173,3 +173,34 @@ def test_candidates_are_exactly_the_rules_whose_witness_holds_across_fields_and_
                 del event[f]
         expected = {n for n, w in enumerate(witnesses) if any(all(_holds(a, event) for a in c) for c in w)}
         assert index.candidates(EventView(dict(event))) == expected, event
+
+
+COMMON_AND_RARE = """
+title: common and rare
+logsource: {product: test}
+detection:
+  selection:
+    CommandLine|contains|all: ['-', 'mimikatz']
+  condition: selection
+---
+title: only common
+logsource: {product: test}
+detection:
+  selection:
+    CommandLine|contains|all: ['-', '/']
+  condition: selection
+"""
+
+
+def test_a_common_atom_is_left_out_beside_a_rare_one_and_matching_stays_exact() -> None:
+    """'-' is in nearly every command line: the index need not find it when 'mimikatz' anchors the
+    rule, but the rule is still evaluated in full; a conjunction of common atoms keeps them."""
+    engine = Engine.from_yaml(COMMON_AND_RARE)
+    (command_line,) = engine.index.by_key["CommandLine"]
+    assert command_line.find is not None and set(command_line.find.needles) == {"mimikatz", "-", "/"}
+    rare_only = EventView({"CommandLine": "mimikatz coffee"})
+    assert engine.index.candidates(rare_only) == {0}, "the rule is a candidate without its '-'"
+    assert engine.evaluate({"CommandLine": "mimikatz coffee"}) == []
+    assert [d.rule_title for d in engine.evaluate({"CommandLine": "mimikatz -x"})] == ["common and rare"]
+    assert engine.index.candidates(EventView({"CommandLine": "a - b"})) == set()
+    assert [d.rule_title for d in engine.evaluate({"CommandLine": "a - b /c"})] == ["only common"]
