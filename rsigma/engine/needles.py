@@ -109,12 +109,13 @@ def _nothing(text: str) -> Iterable[int]:
 
 def _lazy_automaton(needles: dict[str, int]) -> Callable[[str], Iterable[int]]:
     """An automaton built on the first text that needs it: most streams are ASCII throughout."""
-    built: list[Callable[[str], Iterable[int]]] = []
+    automaton: Callable[[str], Iterable[int]] | None = None
 
     def find(text: str) -> Iterable[int]:
-        if not built:
-            built.append(_automaton(needles))
-        return built[0](text)
+        nonlocal automaton
+        if automaton is None:
+            automaton = _automaton(needles)
+        return automaton(text)
 
     return find
 
