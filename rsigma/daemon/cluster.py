@@ -52,6 +52,8 @@ log = logging.getLogger("rsigma.daemon")
 HITS_PUBLISH_TIMEOUT_S = 5.0
 #: Seconds a shutdown may spend writing the last delivered floors.
 FLOOR_FLUSH_TIMEOUT_S = 3.0
+#: Seconds a member stopping gives itself to write its partitions' snapshots.
+SNAPSHOT_AT_STOP_TIMEOUT_S = 5.0
 
 
 def refuse_chains(correlation: CorrelationEngine, cluster: str) -> None:
@@ -246,31 +248,38 @@ class ClusterNode:
         return applied
 
     async def _snapshot_loop(self, store: SnapshotStore) -> None:
-        """Every --cluster-snapshot-interval: capture the partitions that changed (between two steps),
-        and write each once the results of the hits it reflects are delivered (its delivered floor
-        reached its applied floor): a snapshot never covers a result a successor would then not send."""
+        """Every --cluster-snapshot-interval, `_snapshot`."""
         every = self.config.cluster_snapshot_interval_s
         while True:
             await asyncio.sleep(every)
-            async with self._stepping:
-                for snapshot in self.applier.capture_snapshots():
-                    self._unsent[snapshot.partition] = snapshot
-            confirmed = self.floors.rounds.confirmed
-            owned = self.applier.ordering.buffers
-            for p, snapshot in list(self._unsent.items()):
-                if p not in owned:
-                    del self._unsent[p]  # moved: its new owner writes its own
-                elif confirmed.get(p, 0) >= snapshot.applied:
-                    try:
-                        await store.write(snapshot)
-                        del self._unsent[p]
-                    except (NatsError, TimeoutError) as e:  # kept: written at the next pass
-                        store.write_failures += 1
-                        if self._warn.ready():
-                            log.warning(
-                                "cluster: partition snapshot not written",
-                                extra={"partition": p, "error": str(e) or type(e).__name__},
-                            )
+            await self._snapshot(store)
+
+    async def _snapshot(self, store: SnapshotStore) -> int:
+        """Capture the partitions that changed (between two steps), and write each once the results of
+        the hits it reflects are delivered (its delivered floor reached its applied floor): a snapshot
+        never covers a result a successor would then not send. Returns how many were written."""
+        async with self._stepping:
+            for snapshot in self.applier.capture_snapshots():
+                self._unsent[snapshot.partition] = snapshot
+        confirmed = self.floors.rounds.confirmed
+        owned = self.applier.ordering.buffers
+        written = 0
+        for p, snapshot in list(self._unsent.items()):
+            if p not in owned:
+                del self._unsent[p]  # moved: its new owner writes its own
+            elif confirmed.get(p, 0) >= snapshot.applied:
+                try:
+                    await store.write(snapshot)
+                    del self._unsent[p]
+                    written += 1
+                except (NatsError, TimeoutError) as e:  # kept: written at the next pass
+                    store.write_failures += 1
+                    if self._warn.ready():
+                        log.warning(
+                            "cluster: partition snapshot not written",
+                            extra={"partition": p, "error": str(e) or type(e).__name__},
+                        )
+        return written
 
     async def finish(self, timeout_s: float) -> None:
         """At shutdown, once the last events were delivered: apply what their acks let through (they
@@ -413,10 +422,25 @@ class ClusterNode:
 
     async def aclose(self) -> None:
         """Stop, after writing the delivered floors the sinks confirmed (within a few seconds: the
-        next owner of a partition whose floor was not written sends its last results again)."""
+        next owner of a partition whose floor was not written sends its last results again) and then
+        the snapshots of the partitions that changed since the last, so that their next owners (a
+        rolling restart moves them all) replay only what comes after."""
         try:
             await asyncio.wait_for(self.floors.flush(), FLOOR_FLUSH_TIMEOUT_S)
         except (NatsError, TimeoutError) as e:
             log.warning("cluster: delivered floors not written at shutdown", extra={"error": repr(e)})
+        if self.snapshots is not None:
+            try:
+                written = await asyncio.wait_for(self._snapshot(self.snapshots), SNAPSHOT_AT_STOP_TIMEOUT_S)
+                log.info(
+                    "cluster: partition snapshots written at shutdown",
+                    extra={"written": written, "not_written": len(self._unsent)},
+                )
+            except TimeoutError:
+                log.warning(
+                    "cluster: partition snapshots not all written at shutdown; their next owners replay"
+                    " from the previous ones",
+                    extra={"timeout_seconds": SNAPSHOT_AT_STOP_TIMEOUT_S},
+                )
         await self.publisher.close()
         await self.applier.aclose()

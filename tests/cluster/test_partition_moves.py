@@ -198,7 +198,8 @@ def applied_all(d: DaemonProcess) -> bool:
 
 def test_a_member_restarted_sends_no_result_twice_and_its_windows_span_the_restart(daemons, server, tmp_path):
     out = tmp_path / "results.jsonl"
-    d = file_member(daemons, server, out, "--cluster-member-id", "solo")
+    # Without snapshots (a member stopping writes them, test_snapshots.py), the restart replays.
+    d = file_member(daemons, server, out, "--cluster-member-id", "solo", "--cluster-snapshot-interval", "0")
     stream = random_stream(17, 300)
     # Two failed logons of "edge" before the restart and the third after it: the brute force needs both.
     first = [*stream[:150], event(4625, "edge", 29.5), event(4625, "edge", 29.6)]

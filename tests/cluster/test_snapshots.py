@@ -160,3 +160,29 @@ def test_a_partition_moved_back_replays_only_the_hits_after_its_snapshot(daemons
     expected = one_daemon_results(daemons, server, 360)
     assert correlation_kinds(expected)["event_count"] > 5
     wait_output(server.url, expected, started)
+
+
+def test_a_member_stopping_cleanly_leaves_snapshots_for_its_successor(daemons, server):
+    """No interval passes (an hour): the snapshots b loads are the ones a wrote as it stopped, after
+    its last results were delivered, so b replays nothing and the output is one plain daemon's."""
+    started = time.monotonic()
+    hourly = ("--cluster-snapshot-interval", "3600")
+    a = member(daemons, server, "--cluster-member-id", "a", *hourly)
+    wait_until(lambda: split([a]), "a owns every partition")
+    stream = random_stream(61, 300)
+    publish(server.url, "events", stream[:150])
+    all_acked(server.url, 150)
+    wait_until(lambda: min(a.status()["cluster"]["partition_applied"].values()) >= 150, "a applied them")
+    assert a.status()["cluster"]["snapshots"]["written"] == 0, "no interval has passed"
+    assert a.terminate() == 0
+    at_stop = a.find_log("cluster: partition snapshots written at shutdown")
+    assert at_stop is not None and at_stop["written"] > 0 and at_stop["not_written"] == 0
+    b = member(daemons, server, "--cluster-member-id", "b", *hourly)
+    wait_until(lambda: split([b]), "b owns every partition")
+    state = b.status()["cluster"]
+    assert state["snapshots"]["loaded"] == at_stop["written"] and state["hits_replayed"] == 0
+    publish(server.url, "events", stream[150:])
+    all_acked(server.url, 300)
+    expected = one_daemon_results(daemons, server, 300)
+    assert correlation_kinds(expected)["event_count"] > 3
+    wait_output(server.url, expected, started)
