@@ -388,17 +388,20 @@ class HitApplier:
         """Snapshots of the owned partitions that applied hits since the last capture (taken between
         two steps, so each is its windows at its applied floor)."""
         changed, self._changed = self._changed, set()
+        buffers = {
+            p: buffer
+            for p in sorted(changed)
+            if (buffer := self.ordering.buffers.get(p)) is not None and not buffer.replaying
+        }
         engine = self.engine()
         definitions = {c.key: c.digest for c in engine.correlations}
+        n = self.partitions
+        windows = engine.export_parts(lambda key, group: shard_of(key, group, n), buffers)
         out = []
-        for p in sorted(changed):
-            buffer = self.ordering.buffers.get(p)
-            if buffer is None or buffer.replaying:
-                continue
+        for p, buffer in buffers.items():
             first = buffer.first_stored_at()
             after = self.received if first is None else max(0, first - 1)
-            windows = engine.export_state(self._in(frozenset({p})))
-            out.append(PartitionSnapshot(p, buffer.applied, after, windows, time.time(), definitions))
+            out.append(PartitionSnapshot(p, buffer.applied, after, windows[p], time.time(), definitions))
         return out
 
     async def _replay_pass(self, replay: _Replay) -> None:

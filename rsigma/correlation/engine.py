@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Final
@@ -430,12 +430,23 @@ class CorrelationEngine:
 
     def export_state(self, owned: Callable[[str, list[Any]], bool] | None = None) -> bytes:
         """A versioned, compact snapshot of every live window (of those `owned(key, group)` accepts)."""
-        entries = (
-            (self.correlations[ci].key, list(group), state) for (ci, group), state in self.state.items()
-        )
-        if owned is not None:
-            entries = (entry for entry in entries if owned(entry[0], entry[1]))
-        return encode_snapshot(entries)
+        if owned is None:
+            return self.export_parts(lambda key, group: 0, (0,))[0]
+        return self.export_parts(lambda key, group: 0 if owned(key, group) else None, (0,))[0]
+
+    def export_parts(
+        self, part: Callable[[str, list[Any]], int | None], parts: Iterable[int]
+    ) -> dict[int, bytes]:
+        """A snapshot for each of `parts` of the windows `part(key, group)` puts in it, in one pass over
+        the windows: a cluster member snapshots its changed partitions together, rather than reading
+        every window once per partition."""
+        wanted: dict[int, list[tuple[str, list[Any], GroupState]]] = {p: [] for p in parts}
+        for (ci, group), state in self.state.items():
+            key, values = self.correlations[ci].key, list(group)
+            which = part(key, values)
+            if which is not None and (entries := wanted.get(which)) is not None:
+                entries.append((key, values, state))
+        return {p: encode_snapshot(entries) for p, entries in wanted.items()}
 
     def discard(self, which: Callable[[str, list[Any]], bool]) -> int:
         """Drop the windows `which(key, group)` accepts (a cluster partition that moved to another

@@ -318,6 +318,21 @@ def test_merge_of_split_round_trips_the_entries():
     assert decode_snapshot(merge_snapshots(split_snapshot(data, 1))) == decode_snapshot(data)
 
 
+def test_export_parts_gives_each_part_what_export_state_gives_it_in_one_pass():
+    """A cluster member snapshots its changed partitions with one `export_parts`: each part, and the
+    order of its windows, as `export_state` filtered to that part; parts not asked for are left out,
+    and an asked part with no window is an empty snapshot."""
+    single = engine("default")
+    single_run(single, detect(build(random_specs(random.Random(13), 300))))
+    n = 5
+    asked = [0, 2, 3]
+    parts = single.export_parts(lambda key, group: shard_of(key, group, n), asked)
+    assert sorted(parts) == asked
+    for shard in asked:
+        assert decode_snapshot(parts[shard]) == decode_snapshot(single.export_state(owned_by(shard, n)))
+    assert decode_snapshot(engine("default").export_parts(lambda key, group: 0, [4])[4]) == []
+
+
 def test_merge_keeps_the_newer_copy_of_a_duplicated_window():
     older, newer = engine("default"), engine("default")
     single_run(older, detect([{"action": "fail", "User": "zed", "@timestamp": at(0)}]))
