@@ -31,7 +31,7 @@ __all__ = ["HitOrdering", "PartitionBuffer"]
 class PartitionBuffer:
     """One partition's messages waiting for the ack floor."""
 
-    __slots__ = ("applied", "delivered", "duplicates", "replaying", "_heap", "_waiting", "_stored_at")
+    __slots__ = ("applied", "delivered", "duplicates", "replaying", "_heap", "_waiting")
 
     def __init__(self, applied: int = 0, *, replaying: bool = False) -> None:
         #: Every source sequence at or below it was released (or was before this node owned it).
@@ -43,8 +43,8 @@ class PartitionBuffer:
         #: The partition's past is still being read from the hits stream: nothing is released.
         self.replaying = replaying
         self._heap: list[int] = []
-        self._waiting: dict[int, HitMessage] = {}
-        self._stored_at: dict[int, int] = {}  # source sequence -> hits-stream sequence (0: unknown)
+        #: source sequence -> (message, the hits-stream sequence it was stored at; 0: unknown)
+        self._waiting: dict[int, tuple[HitMessage, int]] = {}
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -56,21 +56,20 @@ class PartitionBuffer:
         if sequence <= self.applied or sequence in self._waiting:
             self.duplicates += 1
             return False
-        self._waiting[sequence] = message
-        self._stored_at[sequence] = stored_at
+        self._waiting[sequence] = (message, stored_at)
         heapq.heappush(self._heap, sequence)
         return True
 
     def first_stored_at(self) -> int | None:
         """The lowest hits-stream sequence of a waiting message (None: none waits)."""
-        return min(self._stored_at.values(), default=None)
+        return min((stored_at for _, stored_at in self._waiting.values()), default=None)
 
     def restore(self, applied: int) -> None:
         """The partition's windows came from a snapshot reflecting every hit up to `applied`: messages
         at or below it are dropped (not counted as duplicates), and so is any that comes later."""
         self.applied = max(self.applied, applied)
         for sequence in [s for s in self._waiting if s <= self.applied]:
-            del self._waiting[sequence], self._stored_at[sequence]
+            del self._waiting[sequence]
         self._heap = list(self._waiting)
         heapq.heapify(self._heap)
 
@@ -80,9 +79,7 @@ class PartitionBuffer:
         out: list[HitMessage] = []
         heap = self._heap
         while heap and heap[0] <= floor:
-            sequence = heapq.heappop(heap)
-            out.append(self._waiting.pop(sequence))
-            del self._stored_at[sequence]
+            out.append(self._waiting.pop(heapq.heappop(heap))[0])
         if floor > self.applied:
             self.applied = floor
         return out
