@@ -47,11 +47,11 @@ def duplicate_rules(ruleset: RuleSet) -> list[tuple[SigmaRule, str]]:
     return found
 
 
-def refuse_dropped_rules(running: Evaluator, fresh: Evaluator) -> None:
+def refuse_dropped_rules(running: RuleSummary, fresh: RuleSummary) -> None:
     """RuleLoadFailed if `fresh` leaves out rules the running ones did not: a reload that drops a
     rule (an editor saving a typo, say) must fail, not turn the detection off quietly."""
-    known = {str(e) for e in running.skipped}
-    dropped = [str(e) for e in fresh.skipped if str(e) not in known]
+    known = set(running.skipped)
+    dropped = [reason for reason in fresh.skipped if reason not in known]
     if dropped:
         raise RuleLoadFailed("rules would be left out: " + "; ".join(dropped))
 
@@ -61,7 +61,7 @@ def build_beside(build: Callable[[], Evaluator], running: RuleSummary) -> tuple[
     would leave out a rule the running ones (`running`) did not (`refuse_dropped_rules`)."""
     fresh = build()
     summary = fresh.summary()
-    refuse_dropped_rules(running, summary)  # type: ignore[arg-type]  # it reads `skipped` alone
+    refuse_dropped_rules(running, summary)
     return fresh, summary
 
 

@@ -595,7 +595,7 @@ class MatcherPool:
     async def load(self, running: RuleSummary) -> RuleSummary:
         """The new rules' summary, loaded outside the supervisor (`workers/loader.py`); `reload` runs them."""
         fresh = await asyncio.to_thread(load_summary, self.build_evaluator, self.log_format, self.log_level)
-        refuse_dropped_rules(running, fresh)  # type: ignore[arg-type]  # it reads `skipped` alone
+        refuse_dropped_rules(running, fresh)
         self.pending = fresh
         return fresh
 

@@ -222,11 +222,11 @@ def test_a_reload_is_refused_for_a_new_broken_file_but_not_for_one_broken_at_sta
     good = "title: Good\nlogsource: {product: test}\ndetection:\n  s:\n    a: x\n  condition: s\n"
     (tmp_path / "good.yml").write_text(good)
     (tmp_path / "old.yml").write_text("title: [broken since startup\n")
-    running = load_evaluator([tmp_path], report=lambda _: None)
-    refuse_dropped_rules(running, load_evaluator([tmp_path], report=lambda _: None))
+    running = load_evaluator([tmp_path], report=lambda _: None).summary()
+    refuse_dropped_rules(running, load_evaluator([tmp_path], report=lambda _: None).summary())
     (tmp_path / "new.yml").write_text("title: [a typo in a new file\n")
     with pytest.raises(RuleLoadFailed, match="new.yml"):
-        refuse_dropped_rules(running, load_evaluator([tmp_path], report=lambda _: None))
+        refuse_dropped_rules(running, load_evaluator([tmp_path], report=lambda _: None).summary())
     with pytest.raises(RuleLoadFailed, match="old.yml"):
         load_evaluator([tmp_path], report=lambda _: None, strict=True)
 
