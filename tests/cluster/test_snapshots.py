@@ -46,6 +46,15 @@ def test_only_windows_of_correlations_loaded_under_the_same_definition_are_resto
     assert not restorable(snapshot, {"same": "d1"}, lambda key, group: False)("same", [])
 
 
+def member_alone(daemons, server, events: list[bytes], *flags: str):
+    """Member a, alone in the cluster, once `events` are published and acknowledged."""
+    a = member(daemons, server, "--cluster-member-id", "a", *flags)
+    wait_until(lambda: split([a]), "a owns every partition")
+    publish(server.url, "events", events)
+    all_acked(server.url, len(events))
+    return a
+
+
 def snapshotted(d, events: int) -> bool:
     """Every partition applied up to `events`, its snapshot written, and nothing left to write."""
     state = d.status()["cluster"]
@@ -75,11 +84,8 @@ def damage_every_snapshot(url: str) -> int:
 @pytest.mark.parametrize("damaged", [False, True], ids=["snapshot", "damaged-snapshot"])
 def test_a_joining_member_rebuilds_its_partitions_from_their_snapshots(daemons, server, damaged):
     started = time.monotonic()
-    a = member(daemons, server, "--cluster-member-id", "a", *SNAPSHOTS)
-    wait_until(lambda: split([a]), "a owns every partition")
     stream = random_stream(53, 400)
-    publish(server.url, "events", stream[:200])
-    all_acked(server.url, 200)
+    a = member_alone(daemons, server, stream[:200], *SNAPSHOTS)
     wait_until(lambda: snapshotted(a, 200), "a wrote the snapshots of its partitions")
     if damaged:
         assert damage_every_snapshot(server.url) > 0
@@ -109,10 +115,7 @@ def test_a_changed_correlation_does_not_get_the_snapshots_windows(daemons, serve
     third: with the same rules the window holds three and fires, with the correlation changed its
     window starts empty (one logon, nothing fires) rather than from another definition's windows."""
     assert CHANGED_RULES != RULES
-    a = member(daemons, server, "--cluster-member-id", "a", *SNAPSHOTS)
-    wait_until(lambda: split([a]), "a owns every partition")
-    publish(server.url, "events", [event(4625, "mallory", 0.0), event(4625, "mallory", 1.0)])
-    all_acked(server.url, 2)
+    a = member_alone(daemons, server, [event(4625, "mallory", 0.0), event(4625, "mallory", 1.0)], *SNAPSHOTS)
     wait_until(lambda: snapshotted(a, 2), "a wrote the snapshot of mallory's partition")
     assert a.terminate() == 0
     if changed:
@@ -140,11 +143,8 @@ def test_a_partition_moved_back_replays_only_the_hits_after_its_snapshot(daemons
     after them: it replays at most the hits of those 60 events, far fewer than a full replay would
     (x's partitions' share of all 360), and the results equal one daemon's."""
     started = time.monotonic()
-    a = member(daemons, server, "--cluster-member-id", "a", *SNAPSHOTS)
-    wait_until(lambda: split([a]), "a owns every partition")
     stream = random_stream(71, 360)
-    publish(server.url, "events", stream[:300])
-    all_acked(server.url, 300)
+    a = member_alone(daemons, server, stream[:300], *SNAPSHOTS)
     wait_until(lambda: snapshotted(a, 300), "a wrote the snapshots of its partitions")
     x = member(daemons, server, "--cluster-member-id", "x", "--cluster-snapshot-interval", "0")
     wait_until(lambda: split([a, x]), "a and x split the partitions")
@@ -167,11 +167,8 @@ def test_a_member_stopping_cleanly_leaves_snapshots_for_its_successor(daemons, s
     its last results were delivered, so b replays nothing and the output is one plain daemon's."""
     started = time.monotonic()
     hourly = ("--cluster-snapshot-interval", "3600")
-    a = member(daemons, server, "--cluster-member-id", "a", *hourly)
-    wait_until(lambda: split([a]), "a owns every partition")
     stream = random_stream(61, 300)
-    publish(server.url, "events", stream[:150])
-    all_acked(server.url, 150)
+    a = member_alone(daemons, server, stream[:150], *hourly)
     wait_until(lambda: min(a.status()["cluster"]["partition_applied"].values()) >= 150, "a applied them")
     assert a.status()["cluster"]["snapshots"]["written"] == 0, "no interval has passed"
     assert a.terminate() == 0
