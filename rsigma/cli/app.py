@@ -319,8 +319,9 @@ def engine_daemon(
             "--cluster-snapshot-interval",
             envvar="RSIGMA_CLUSTER_SNAPSHOT_INTERVAL",
             min=0,
-            help="Seconds between two snapshots of the owned partitions' windows, from which a member"
-            " gaining a partition replays (0: none, a gained partition replays the whole hits stream).",
+            help="Seconds between two snapshots of the owned partitions' windows (also written at a clean"
+            " stop), from which a member gaining a partition replays (0: none, a gained partition replays"
+            " the whole hits stream).",
         ),
     ] = DEFAULT_CLUSTER_SNAPSHOT_INTERVAL_S,
     cluster_member_id: Annotated[
