@@ -101,3 +101,20 @@ def test_sigmahq_whoami_all_rule_end_to_end(shared, command_line, expected):
     assert [d.rule_title for d in engine.evaluate(event)] == ([title] if expected else [])
     renamed = {"Image": "C:\\Temp\\x.exe", "OriginalFileName": "whoami.exe", "CommandLine": command_line}
     assert [d.rule_title for d in engine.evaluate(renamed)] == ([title] if expected else [])
+
+
+def test_every_sigmahq_file_reads_as_pyyaml_reads_it_and_most_take_the_fast_parser(shared):
+    """The rule loader's YAML (rsigma/rules/yaml_documents.py) against PyYAML's safe loader itself,
+    on every file of the corpus; and yaml-rs, the fast parser, reads nearly all of them (the load
+    time in docs/benchmarks.md depends on it)."""
+    from rsigma.rules.yaml_documents import _shortcut, iter_documents
+
+    paths = rule_files(corpus_root(shared))
+    fast = 0
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        expected = list(yaml.load_all(text, Loader=yaml.CSafeLoader))
+        got = [doc for _, doc in iter_documents(text) if doc is not None]
+        assert got == [doc for doc in expected if doc is not None], path
+        fast += _shortcut(text) is not None
+    assert fast >= 0.95 * len(paths), f"yaml-rs read {fast} of {len(paths)} files"
