@@ -310,8 +310,26 @@ MODIFIERS: Final[dict[str, Callable[[_Builder], None]]] = {
 }
 
 
+# The string operators alone on a field: nine in ten of SigmaHQ's items, with nothing to check.
+_PLAIN_SHAPES: Final[dict[str, Callable[[SigmaString], SigmaString]]] = {
+    "contains": SigmaString.with_stars,
+    "endswith": SigmaString.with_leading_star,
+    "startswith": SigmaString.with_trailing_star,
+}
+
+
 def build_item(key: str, raw: Any) -> DetectionItem:
     """Turn one `field|mod|mod: value(s)` entry of a detection map into an item."""
+    name, bar, mod = key.partition("|")
+    if name and "|" not in mod and (not bar or mod in _PLAIN_SHAPES):
+        values = raw if type(raw) is list else [raw]
+        if all(type(v) is str for v in values):
+            strings = map(SigmaString.from_text, values)
+            return DetectionItem(
+                field=name,
+                values=tuple(map(_PLAIN_SHAPES[mod], strings) if bar else strings),
+                modifiers=(mod,) if bar else (),
+            )
     name, *mods = key.split("|")
     field_name = name or None
     values = list(raw) if isinstance(raw, list) else [raw]
