@@ -132,10 +132,10 @@ def parse_sources(sources: list[RuleSource]) -> RuleSet:
                 except UnicodeDecodeError as e:
                     problem = f"cannot read file: {e}"
             if text is None:
-                ruleset.errors.append(SigmaSyntaxError(problem or "", location=Location(Path(source.path))))
+                ruleset.errors.append(SigmaSyntaxError(problem or "", location=Location(source.path)))
                 ruleset.files += source.counted
                 continue
-            ruleset.extend(parse_rules_text(text, Path(source.path)))
+            ruleset.extend(parse_rules_text(text, source.path))  # Location keeps the text
     return ruleset
 
 
@@ -146,7 +146,7 @@ def _universal_newlines(text: str) -> str:
     return text
 
 
-def parse_rules_text(text: str, path: Path | None = None) -> RuleSet:
+def parse_rules_text(text: str, path: str | Path | None = None) -> RuleSet:
     """Parse the YAML documents of one file (or string) into rules, filters and correlations."""
     ruleset = RuleSet(files=1)
     for item in _documents(text, path):
@@ -168,7 +168,7 @@ def parse_rules_text(text: str, path: Path | None = None) -> RuleSet:
     return ruleset
 
 
-def _documents(text: str, path: Path | None) -> Iterator[tuple[Any, Location] | SigmaError]:
+def _documents(text: str, path: str | Path | None) -> Iterator[tuple[Any, Location] | SigmaError]:
     """Yield each document with its line, applying the legacy `action: global/reset/repeat` documents."""
     template: dict[str, Any] = {}
     previous: dict[str, Any] | None = None
