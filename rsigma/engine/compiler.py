@@ -18,7 +18,7 @@ from rsigma.errors import SigmaError
 from rsigma.fields import MISSING
 from rsigma.rules.condition import CondAnd, CondNode, CondNot, CondOr, CondRef, CondSelector, selector_names
 from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaFilter, SigmaRule
-from rsigma.rules.values import SigmaFieldRef
+from rsigma.rules.values import SigmaFieldRef, SigmaString
 
 
 @dataclass(slots=True)
@@ -43,8 +43,10 @@ class CompiledSelection:
 class CompiledRule:
     """A rule ready to evaluate; `index` is its position in load order (the output order).
 
-    A rule restored from the rule cache (`lazy`) compiles its selections on first use: most rules are
-    never a candidate of most events, and a matcher process pays only for the rules its events reach.
+    A rule restored from the rule cache, or one that cannot fail to compile (`surely_compiles`), is
+    made `lazy`: it compiles its selections on first use. Most rules are never a candidate of most
+    events (39 of SigmaHQ's 1,183 process-creation rules on 10,000 Sysmon events), so a load, and a
+    matcher process, pays only for the rules its events reach.
     """
 
     __slots__ = ("index", "rule", "filters", "selections", "matches")
@@ -220,6 +222,39 @@ def compile_filter(flt: SigmaFilter) -> Predicate:
         return compile_condition(flt.condition, sels)
     except SigmaError as e:
         raise e.located(flt.location, flt.title) from None
+
+
+_PLAIN_SCALARS = (int, float, bool)
+
+
+def surely_compiles(rule: SigmaRule) -> bool:
+    """Whether compiling `rule` cannot fail, so that it may wait for its first use: its values are
+    strings, numbers, booleans and nulls compared for equality (a regex, CIDR, comparison, field
+    reference or date part compiles at once, so that a bad one is reported at load), and every
+    selection its conditions name exists."""
+    for group in rule.detections.values():
+        for item in group.leaves():
+            if item.op != "eq" or item.time_part is not None:
+                return False
+            for v in item.values:
+                if type(v) is not SigmaString and (
+                    item.field is None or not (v is None or type(v) in _PLAIN_SCALARS)
+                ):
+                    return False
+    return all(_names_exist(c, rule.detections) for c in rule.conditions)
+
+
+def _names_exist(node: CondNode, detections: dict[str, DetectionGroup]) -> bool:
+    match node:
+        case CondRef(name):
+            return name in detections
+        case CondNot(item):
+            return _names_exist(item, detections)
+        case CondAnd(items) | CondOr(items):
+            return all(_names_exist(i, detections) for i in items)
+        case CondSelector():
+            return True
+    return False
 
 
 def compile_rule(index: int, rule: SigmaRule, filters: list[Predicate] | None = None) -> CompiledRule:

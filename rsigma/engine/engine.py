@@ -11,7 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rsigma.engine.compiler import CompiledRule, compile_filter, compile_rule, detection_fields
+from rsigma.engine.compiler import (
+    CompiledRule,
+    compile_filter,
+    compile_rule,
+    detection_fields,
+    surely_compiles,
+)
 from rsigma.engine.event import EventView
 from rsigma.engine.index import MEMO_MAX_TEXT, CandidateIndex, Witness, forget_older_half, rule_witness
 from rsigma.engine.match_detail import check_level
@@ -279,13 +285,17 @@ class Engine:
                 self._fail(e, strict)
         self.rules: list[CompiledRule] = []
         self._compiled: list[int] = []
+        lazy = CompiledRule.lazy
         for n, rule in enumerate(ruleset.rules):
             preds, deciding = _with_filters(rule, filters)
-            try:
-                compiled = compile_rule(len(self.rules), rule, preds)
-            except SigmaError as e:
-                self._fail(e, strict)
-                continue
+            if surely_compiles(rule):
+                compiled = lazy(len(self.rules), rule, preds)
+            else:
+                try:
+                    compiled = compile_rule(len(self.rules), rule, preds)
+                except SigmaError as e:
+                    self._fail(e, strict)
+                    continue
             self.rules.append(compiled)
             self._compiled.append(n)
             self._deciding.append(deciding)
