@@ -116,6 +116,8 @@ def unresolved_placeholders(rule: SigmaRule) -> list[str]:
     out = []
     for name, group in rule.detections.items():
         for item in group.leaves():
+            if "expand" not in item.modifiers:
+                continue  # only `expand` makes placeholders
             names = {
                 p.name
                 for v in item.values
