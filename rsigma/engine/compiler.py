@@ -14,9 +14,18 @@ from typing import Any
 from rsigma.engine.event import EventView
 from rsigma.engine.match_detail import item_entries
 from rsigma.engine.matchers import Predicate, all_of, any_of, compile_item
-from rsigma.errors import SigmaError
+from rsigma.errors import SigmaConditionError, SigmaError
 from rsigma.fields import MISSING
-from rsigma.rules.condition import CondAnd, CondNode, CondNot, CondOr, CondRef, CondSelector, selector_names
+from rsigma.rules.condition import (
+    CondAnd,
+    CondNode,
+    CondNot,
+    CondOr,
+    CondRef,
+    CondSelector,
+    check_references,
+    selector_names,
+)
 from rsigma.rules.model import DetectionGroup, DetectionItem, SigmaFilter, SigmaRule
 from rsigma.rules.values import SigmaFieldRef, SigmaString
 
@@ -230,8 +239,8 @@ _PLAIN_SCALARS = (int, float, bool)
 def surely_compiles(rule: SigmaRule) -> bool:
     """Whether compiling `rule` cannot fail, so that it may wait for its first use: its values are
     strings, numbers, booleans and nulls compared for equality (a regex, CIDR, comparison, field
-    reference or date part compiles at once, so that a bad one is reported at load), and every
-    selection its conditions name exists."""
+    reference or date part compiles at once, so that a bad one is reported at load), and its
+    conditions name selections it has (the parser checks that; a rule built in code may not)."""
     for group in rule.detections.values():
         for item in group.leaves():
             if item.op != "eq" or item.time_part is not None:
@@ -241,20 +250,13 @@ def surely_compiles(rule: SigmaRule) -> bool:
                     item.field is None or not (v is None or type(v) in _PLAIN_SCALARS)
                 ):
                     return False
-    return all(_names_exist(c, rule.detections) for c in rule.conditions)
-
-
-def _names_exist(node: CondNode, detections: dict[str, DetectionGroup]) -> bool:
-    match node:
-        case CondRef(name):
-            return name in detections
-        case CondNot(item):
-            return _names_exist(item, detections)
-        case CondAnd(items) | CondOr(items):
-            return all(_names_exist(i, detections) for i in items)
-        case CondSelector():
-            return True
-    return False
+    names = list(rule.detections)
+    try:
+        for condition in rule.conditions:
+            check_references(condition, names, "")
+    except SigmaConditionError:
+        return False
+    return True
 
 
 def compile_rule(index: int, rule: SigmaRule, filters: list[Predicate] | None = None) -> CompiledRule:
