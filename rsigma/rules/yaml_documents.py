@@ -217,6 +217,7 @@ _ODD_NUMBER = re2.compile(
     r"(?m)(?:^|[\s\[{,])[-+]?(?:0[0-9_oObBX]|[0-9][0-9_]*_)[0-9A-Za-z_]*(?:[\s,:\]}]|$)"
 )
 _NO_DUPLICATES = yaml_rs.DuplicateKeyPolicy.Error
+_CONTENT_LINE = re2.compile(r"(?m)^ *[^ #\n]")
 
 
 class _Doubt(Exception):
@@ -304,9 +305,6 @@ def _was_quoted(value: str) -> bool:
 
 def _first_line(text: str) -> int:
     """The line of a lone document's first node, as the builder gives it: its first line that is
-    neither blank nor a comment."""
-    for number, line in enumerate(text.split("\n"), 1):
-        stripped = line.lstrip(" ")
-        if stripped and not stripped.startswith("#"):
-            return number
-    return 1
+    neither blank nor a comment (tabs never reach here)."""
+    found = _CONTENT_LINE.search(text)
+    return 1 if found is None else text.count("\n", 0, found.start()) + 1
